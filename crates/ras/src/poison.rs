@@ -305,7 +305,10 @@ mod tests {
     #[test]
     fn small_inside_large_is_duplicate() {
         let mut r = PoisonRegistry::new(8);
-        assert_eq!(r.insert(g(0x20_0000, 21)), Ok(Insertion::New { absorbed: vec![] }));
+        assert_eq!(
+            r.insert(g(0x20_0000, 21)),
+            Ok(Insertion::New { absorbed: vec![] })
+        );
         assert_eq!(
             r.insert(g(0x20_3000, 12)),
             Ok(Insertion::Duplicate {
@@ -333,7 +336,10 @@ mod tests {
                 absorbed: vec![g(0x20_1000, 12), g(0x3f_f000, 12)]
             })
         );
-        assert_eq!(r.iter().collect::<Vec<_>>(), vec![g(0x20_0000, 21), g(0x40_0000, 12)]);
+        assert_eq!(
+            r.iter().collect::<Vec<_>>(),
+            vec![g(0x20_0000, 21), g(0x40_0000, 12)]
+        );
     }
 
     #[test]
@@ -367,7 +373,10 @@ mod tests {
         assert!(err.to_string().starts_with("Poison registry full"));
         assert_eq!(r, before);
         // A duplicate is still fine, and so is a granule absorbing others.
-        assert!(matches!(r.insert(g(0x1000, 12)), Ok(Insertion::Duplicate { .. })));
+        assert!(matches!(
+            r.insert(g(0x1000, 12)),
+            Ok(Insertion::Duplicate { .. })
+        ));
         assert!(matches!(r.insert(g(0, 21)), Ok(Insertion::New { .. })));
         assert_eq!(r.len(), 1);
     }
@@ -393,7 +402,10 @@ mod tests {
             vec![0..0x1000, 0x2000..0x20_0000, 0x40_0000..0x50_0000]
         );
         // Range starting inside a poisoned granule.
-        assert_eq!(r.clean_ranges(0x30_0000, 0x20_0000), vec![0x40_0000..0x50_0000]);
+        assert_eq!(
+            r.clean_ranges(0x30_0000, 0x20_0000),
+            vec![0x40_0000..0x50_0000]
+        );
         assert_eq!(
             r.overlapping(0x30_0000, 0x20_0000).collect::<Vec<_>>(),
             vec![g(0x20_0000, 21)]
@@ -403,7 +415,10 @@ mod tests {
         assert!(r.clean_ranges(0x1000, 0).is_empty());
         assert_eq!(r.overlapping(0x1000, 0).count(), 0);
         // Clipped at the top of the address space.
-        assert_eq!(r.clean_ranges(u64::MAX - 0xfff, 0x2000), vec![u64::MAX - 0xfff..u64::MAX]);
+        assert_eq!(
+            r.clean_ranges(u64::MAX - 0xfff, 0x2000),
+            vec![u64::MAX - 0xfff..u64::MAX]
+        );
     }
 
     #[test]
