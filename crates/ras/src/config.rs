@@ -95,7 +95,7 @@ impl Default for RasConfig {
             async_mode: AsyncMode::Gpio,
             poll_interval_ms: 1000,
             queue_depth: 16,
-            block_size: 4096,
+            block_size: 1024,
             no_gpa: NoGpaPolicy::Inject,
             storm_limit: 16,
             storm_window_ms: 1000,
@@ -296,7 +296,7 @@ impl RasConfig {
         storm_limit=<count, 0=off>,storm_window_ms=<ms>,rate_limit=<count, 0=off>,\
         early_kill=on|off,max_poisoned=<granules>\" \
         (\"on\" or an empty string: all defaults: sea_sources=per_vcpu,async=gpio,\
-        poll_interval_ms=1000,queue_depth=16,block_size=4096,no_gpa=inject,\
+        poll_interval_ms=1000,queue_depth=16,block_size=1024,no_gpa=inject,\
         storm_limit=16,storm_window_ms=1000,rate_limit=1024,early_kill=on,\
         max_poisoned=4096)";
 
