@@ -1,2 +1,803 @@
 // SPDX-License-Identifier: Apache-2.0
-//! stub
+//! Capture of `SIGBUS` memory-failure signals on behalf of the vCPU loops
+//! and the VMM (`Documentation/mm/hwpoison.rst`, `sigaction(2)`).
+//!
+//! - `BUS_MCEERR_AR` (action required): the thread consumed poisoned memory.
+//!   When KVM faults a guest access on a poisoned host page it sends this to
+//!   the vCPU thread and `KVM_RUN` returns `EINTR`; every further `KVM_RUN`
+//!   repeats it until an abort is injected. The handler records
+//!   `(si_addr, si_addr_lsb)` in the thread's slot and returns; the vCPU loop
+//!   calls [`VcpuSigbusGuard::take_pending`] after `EINTR`.
+//! - `BUS_MCEERR_AO` (action optional): the host found a failed page
+//!   without consumption; sent only to threads that opted into early kill
+//!   ([`crate::early_kill`]). Recorded into a process-wide bounded lock-free
+//!   queue drained with [`drain_action_optional`].
+//!
+//! Everything else keeps the crash behaviour: an `AR` on a thread that did
+//! not register as a vCPU thread, an `AR` outside the guest RAM registered
+//! with [`register_guest_ram`], an `AR` repeated before the vCPU loop took
+//! the previous one (the access is being retried outside `KVM_RUN`: it
+//! would loop forever), and any other `si_code`. The handler then writes a
+//! message with `write(2)`, restores `SIG_DFL` and re-raises the signal with
+//! its original `siginfo`, so the process dies of `SIGBUS` as it would
+//! without this crate.
+//!
+//! The handler is async-signal-safe: it only uses atomics on static tables
+//! (no allocation, no locks, no thread-local lazy initialisation) and the
+//! `gettid`, `getpid`, `write`, `sigaction` and `rt_tgsigqueueinfo` system
+//! calls, and it preserves `errno`.
+//!
+//! vCPU threads must not block `SIGBUS`: a kernel-forced `SIGBUS` that is
+//! blocked kills the process ([`VcpuSigbusGuard::register`] refuses a
+//! thread that blocks it). A real hwpoison `SIGBUS` needs a host with
+//! `CONFIG_MEMORY_FAILURE` (the arm64 lab); unit tests send the same
+//! `siginfo` with `rt_tgsigqueueinfo(2)`.
+
+use std::io;
+use std::marker::PhantomData;
+use std::mem::{size_of, zeroed};
+use std::os::fd::RawFd;
+use std::os::raw::{c_int, c_void};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
+
+use libc::{BUS_MCEERR_AO, BUS_MCEERR_AR, SIGBUS, siginfo_t};
+use thiserror::Error;
+
+/// vCPU threads that can register at once.
+pub const MAX_VCPU_THREADS: usize = 512;
+/// Guest RAM ranges the handler knows.
+pub const MAX_GUEST_RAM_RANGES: usize = 64;
+/// Capacity of the `BUS_MCEERR_AO` queue (further signals are counted in
+/// [`dropped_action_optional`]).
+pub const AO_QUEUE_LEN: usize = 64;
+
+/// Offset of the `_sigfault` member in the kernel's `siginfo_t`
+/// (`include/uapi/asm-generic/siginfo.h`: three `int`s, then the union,
+/// pointer aligned).
+pub const SIFIELDS_OFFSET: usize = if size_of::<usize>() == 8 { 16 } else { 12 };
+/// Offset of `_sigfault._addr_lsb` (a `short` right after `void *_addr` on
+/// arm64 and x86; only alpha, mips and sparc have `__ARCH_SI_TRAPNO` in
+/// between).
+pub const SI_ADDR_LSB_OFFSET: usize = SIFIELDS_OFFSET + size_of::<*mut c_void>();
+
+/// Errors of this module (never raised inside the handler).
+#[derive(Debug, Error)]
+pub enum SigbusError {
+    /// `sigaction(SIGBUS)` failed.
+    #[error("Failed to install the SIGBUS handler: {0}")]
+    Install(#[source] io::Error),
+    /// [`install_handler`] was not called.
+    #[error("The SIGBUS handler is not installed")]
+    NotInstalled,
+    /// The thread blocks `SIGBUS`: a forced SIGBUS would kill the process.
+    #[error("SIGBUS is blocked on this thread; vCPU threads must not block it")]
+    Blocked,
+    /// `pthread_sigmask` failed.
+    #[error("Failed to read the signal mask: {0}")]
+    SigMask(#[source] io::Error),
+    /// This thread is already registered.
+    #[error("This thread is already registered as a vCPU thread")]
+    AlreadyRegistered,
+    /// No free vCPU slot.
+    #[error("More than {MAX_VCPU_THREADS} vCPU threads registered")]
+    TooManyVcpuThreads,
+    /// No free guest RAM range slot.
+    #[error("More than {MAX_GUEST_RAM_RANGES} guest RAM ranges registered")]
+    TooManyRanges,
+    /// Empty or wrapping range.
+    #[error("Invalid guest RAM range {hva:#x}+{len:#x}")]
+    InvalidRange {
+        /// Start.
+        hva: u64,
+        /// Length.
+        len: u64,
+    },
+}
+
+/// What a memory-failure `SIGBUS` told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SigbusRecord {
+    /// `BUS_MCEERR_AR` on a registered vCPU thread.
+    ActionRequired {
+        /// vCPU index given at registration.
+        vcpu: u32,
+        /// `si_addr`: host virtual address (not rounded).
+        hva: u64,
+        /// `si_addr_lsb`: log2 of the lost granule.
+        lsb: u8,
+    },
+    /// `BUS_MCEERR_AO` (early kill).
+    ActionOptional {
+        /// `si_addr`.
+        hva: u64,
+        /// `si_addr_lsb`.
+        lsb: u8,
+    },
+}
+
+/// The fields of a `SIGBUS` `siginfo_t` the handler uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SigbusInfo {
+    /// `si_code`.
+    pub code: i32,
+    /// `si_addr`.
+    pub addr: u64,
+    /// `si_addr_lsb`.
+    pub lsb: i16,
+}
+
+/// Reads `si_code`, `si_addr` and `si_addr_lsb`.
+///
+/// # Safety
+///
+/// `info` must point to a readable `siginfo_t` (128 bytes) of a `SIGBUS`.
+pub unsafe fn read_siginfo(info: *const siginfo_t) -> SigbusInfo {
+    // SAFETY: the caller guarantees `info` points to a valid siginfo_t, for
+    // which the libc accessor reads the `_sigfault._addr` member.
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as u64) };
+    // SAFETY: SI_ADDR_LSB_OFFSET + 2 <= 128 = size_of::<siginfo_t>(), the
+    // memory is readable (caller), and read_unaligned has no alignment
+    // requirement; any bit pattern is a valid i16.
+    let lsb = unsafe { ptr::read_unaligned(info.cast::<u8>().add(SI_ADDR_LSB_OFFSET).cast::<i16>()) };
+    SigbusInfo { code, addr, lsb }
+}
+
+// ---- Static tables (all access through atomics) ----
+
+struct VcpuSlot {
+    tid: AtomicI32,
+    pending: AtomicBool,
+    addr: AtomicU64,
+    lsb: AtomicU8,
+}
+
+impl VcpuSlot {
+    const fn new() -> Self {
+        Self {
+            tid: AtomicI32::new(0),
+            pending: AtomicBool::new(false),
+            addr: AtomicU64::new(0),
+            lsb: AtomicU8::new(0),
+        }
+    }
+}
+
+struct RamRange {
+    start: AtomicU64,
+    len: AtomicU64,
+}
+
+const AO_EMPTY: u8 = 0;
+const AO_BUSY: u8 = 1;
+const AO_FULL: u8 = 2;
+
+struct AoSlot {
+    state: AtomicU8,
+    seq: AtomicU64,
+    addr: AtomicU64,
+    lsb: AtomicU8,
+}
+
+static VCPUS: [VcpuSlot; MAX_VCPU_THREADS] = [const { VcpuSlot::new() }; MAX_VCPU_THREADS];
+static RAM: [RamRange; MAX_GUEST_RAM_RANGES] = [const {
+    RamRange {
+        start: AtomicU64::new(0),
+        len: AtomicU64::new(0),
+    }
+}; MAX_GUEST_RAM_RANGES];
+static AO: [AoSlot; AO_QUEUE_LEN] = [const {
+    AoSlot {
+        state: AtomicU8::new(AO_EMPTY),
+        seq: AtomicU64::new(0),
+        addr: AtomicU64::new(0),
+        lsb: AtomicU8::new(0),
+    }
+}; AO_QUEUE_LEN];
+static AO_SEQ: AtomicU64 = AtomicU64::new(0);
+static AO_DROPPED: AtomicU64 = AtomicU64::new(0);
+static AO_NOTIFY_FD: AtomicI32 = AtomicI32::new(-1);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+fn gettid() -> i32 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+// ---- Guest RAM ----
+
+/// Declares `[hva, hva + len)` as guest RAM: an `AR` there, on a vCPU
+/// thread, is recorded instead of crashing. Register every guest RAM
+/// mapping before the vCPUs run (see
+/// [`crate::memory_map::GuestRamMap::register_for_sigbus`]).
+pub fn register_guest_ram(hva: u64, len: u64) -> Result<(), SigbusError> {
+    if len == 0 || hva.checked_add(len).is_none() {
+        return Err(SigbusError::InvalidRange { hva, len });
+    }
+    for r in &RAM {
+        // Claim a free slot by moving len from 0 to a sentinel.
+        if r.len.compare_exchange(0, u64::MAX, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            r.start.store(hva, Ordering::Release);
+            r.len.store(len, Ordering::Release);
+            return Ok(());
+        }
+    }
+    Err(SigbusError::TooManyRanges)
+}
+
+/// Forgets the range starting at `hva` (memory unplug). Returns whether it
+/// was registered.
+pub fn unregister_guest_ram(hva: u64) -> bool {
+    for r in &RAM {
+        let len = r.len.load(Ordering::Acquire);
+        if len != 0 && len != u64::MAX && r.start.load(Ordering::Acquire) == hva {
+            return r
+                .len
+                .compare_exchange(len, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok();
+        }
+    }
+    false
+}
+
+/// Whether `hva` lies in a registered guest RAM range (async-signal-safe).
+pub fn is_guest_ram(hva: u64) -> bool {
+    RAM.iter().any(|r| {
+        let len = r.len.load(Ordering::Acquire);
+        let start = r.start.load(Ordering::Acquire);
+        len != 0 && len != u64::MAX && hva >= start && hva - start < len
+    })
+}
+
+// ---- Handler installation ----
+
+/// Installs the process-wide `SIGBUS` handler (`SA_SIGINFO | SA_ONSTACK |
+/// SA_RESTART`; `KVM_RUN` still returns `EINTR`). Idempotent. Call once at
+/// start-up, before vCPU threads run. It replaces any earlier `SIGBUS`
+/// handler (Rust's std installs one for stack overflows on some targets;
+/// a stack-overflow `SIGBUS` then takes the crash path).
+pub fn install_handler() -> Result<(), SigbusError> {
+    if INSTALLED.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    // SAFETY: an all-zero sigaction is a valid value (empty mask, no flags).
+    let mut action: libc::sigaction = unsafe { zeroed() };
+    action.sa_sigaction = handle_sigbus as *const () as libc::sighandler_t;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+    // SAFETY: `action.sa_mask` is a valid sigset_t owned by us.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: `action` is fully initialised, the handler has the
+    // SA_SIGINFO signature and is async-signal-safe; no old action is read.
+    let ret = unsafe { libc::sigaction(SIGBUS, &action, ptr::null_mut()) };
+    if ret != 0 {
+        return Err(SigbusError::Install(io::Error::last_os_error()));
+    }
+    INSTALLED.store(true, Ordering::Release);
+    Ok(())
+}
+
+fn sigbus_blocked() -> Result<bool, SigbusError> {
+    // SAFETY: an all-zero sigset_t is valid storage for pthread_sigmask.
+    let mut set: libc::sigset_t = unsafe { zeroed() };
+    // SAFETY: SIG_BLOCK with a null new set only reads the current mask
+    // into `set`, which we own.
+    let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, ptr::null(), &mut set) };
+    if ret != 0 {
+        return Err(SigbusError::SigMask(io::Error::from_raw_os_error(ret)));
+    }
+    // SAFETY: `set` was filled in by pthread_sigmask.
+    Ok(unsafe { libc::sigismember(&set, SIGBUS) } == 1)
+}
+
+// ---- vCPU registration ----
+
+/// Registration of the current thread as a vCPU thread; dropping it ends
+/// the registration. Not `Send`: it belongs to the thread that created it.
+#[derive(Debug)]
+pub struct VcpuSigbusGuard {
+    slot: usize,
+    vcpu: u32,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl VcpuSigbusGuard {
+    /// Registers the calling thread as the thread of vCPU `vcpu`. Requires
+    /// [`install_handler`] and an unblocked `SIGBUS`.
+    pub fn register(vcpu: u32) -> Result<Self, SigbusError> {
+        if !INSTALLED.load(Ordering::Acquire) {
+            return Err(SigbusError::NotInstalled);
+        }
+        if sigbus_blocked()? {
+            return Err(SigbusError::Blocked);
+        }
+        let tid = gettid();
+        if VCPUS.iter().any(|s| s.tid.load(Ordering::Acquire) == tid) {
+            return Err(SigbusError::AlreadyRegistered);
+        }
+        for (i, s) in VCPUS.iter().enumerate() {
+            if s.tid.compare_exchange(0, tid, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                s.pending.store(false, Ordering::Release);
+                return Ok(Self {
+                    slot: i,
+                    vcpu,
+                    _not_send: PhantomData,
+                });
+            }
+        }
+        Err(SigbusError::TooManyVcpuThreads)
+    }
+
+    /// The vCPU index given at registration.
+    pub fn vcpu(&self) -> u32 {
+        self.vcpu
+    }
+
+    /// Takes the `BUS_MCEERR_AR` recorded on this thread, if any. Call it
+    /// when `KVM_RUN` returned `EINTR`; then report it and inject an abort
+    /// before the next `KVM_RUN`.
+    pub fn take_pending(&self) -> Option<SigbusRecord> {
+        let s = &VCPUS[self.slot];
+        // Clear first: a signal arriving after this overwrites the fields
+        // and sets `pending` again (at worst the record is returned twice).
+        if !s.pending.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        Some(SigbusRecord::ActionRequired {
+            vcpu: self.vcpu,
+            hva: s.addr.load(Ordering::Acquire),
+            lsb: s.lsb.load(Ordering::Acquire),
+        })
+    }
+}
+
+impl Drop for VcpuSigbusGuard {
+    fn drop(&mut self) {
+        let s = &VCPUS[self.slot];
+        s.pending.store(false, Ordering::Release);
+        s.tid.store(0, Ordering::Release);
+    }
+}
+
+// ---- BUS_MCEERR_AO queue ----
+
+/// Writes 8 bytes (an eventfd increment) to `fd` after queueing an `AO`,
+/// so the VMM can poll for it; `None` stops notifying. The fd must stay
+/// open while set.
+pub fn set_action_optional_notify_fd(fd: Option<RawFd>) {
+    AO_NOTIFY_FD.store(fd.unwrap_or(-1), Ordering::Release);
+}
+
+fn push_ao(addr: u64, lsb: u8) -> bool {
+    let seq = AO_SEQ.fetch_add(1, Ordering::AcqRel);
+    for s in &AO {
+        if s.state
+            .compare_exchange(AO_EMPTY, AO_BUSY, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            s.seq.store(seq, Ordering::Relaxed);
+            s.addr.store(addr, Ordering::Relaxed);
+            s.lsb.store(lsb, Ordering::Relaxed);
+            s.state.store(AO_FULL, Ordering::Release);
+            return true;
+        }
+    }
+    AO_DROPPED.fetch_add(1, Ordering::AcqRel);
+    false
+}
+
+/// Takes every queued `BUS_MCEERR_AO`, oldest first. Not for signal
+/// context (it allocates).
+pub fn drain_action_optional() -> Vec<SigbusRecord> {
+    let mut out = Vec::new();
+    for s in &AO {
+        if s.state
+            .compare_exchange(AO_FULL, AO_BUSY, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            let seq = s.seq.load(Ordering::Relaxed);
+            let hva = s.addr.load(Ordering::Relaxed);
+            let lsb = s.lsb.load(Ordering::Relaxed);
+            s.state.store(AO_EMPTY, Ordering::Release);
+            out.push((seq, SigbusRecord::ActionOptional { hva, lsb }));
+        }
+    }
+    out.sort_by_key(|(seq, _)| *seq);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+/// `AO` signals lost because the queue was full (since start).
+pub fn dropped_action_optional() -> u64 {
+    AO_DROPPED.load(Ordering::Acquire)
+}
+
+// ---- The handler ----
+
+/// A fixed buffer for a message, formatted without allocation.
+struct Msg {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Msg {
+    const fn new() -> Self {
+        Self {
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+    fn str(&mut self, s: &str) -> &mut Self {
+        for &b in s.as_bytes() {
+            if self.len < self.buf.len() {
+                self.buf[self.len] = b;
+                self.len += 1;
+            }
+        }
+        self
+    }
+    fn num(&mut self, mut v: u64, hex: bool) -> &mut Self {
+        let base = if hex { 16 } else { 10 };
+        let mut digits = [0u8; 20];
+        let mut n = 0;
+        loop {
+            digits[n] = b"0123456789abcdef"[(v % base) as usize];
+            n += 1;
+            v /= base;
+            if v == 0 {
+                break;
+            }
+        }
+        if hex {
+            self.str("0x");
+        }
+        while n > 0 {
+            n -= 1;
+            if self.len < self.buf.len() {
+                self.buf[self.len] = digits[n];
+                self.len += 1;
+            }
+        }
+        self
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Why a `SIGBUS` takes the crash path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fatal {
+    NotVcpuThread,
+    NotGuestRam,
+    Repeated,
+    OtherCode,
+}
+
+fn fatal_message(why: Fatal, si: &SigbusInfo, tid: i32) -> Msg {
+    let mut m = Msg::new();
+    m.str("ras_kvm: fatal SIGBUS: ").str(match why {
+        Fatal::NotVcpuThread => "memory failure (BUS_MCEERR_AR) on a thread that is not a vCPU thread",
+        Fatal::NotGuestRam => "memory failure (BUS_MCEERR_AR) outside guest RAM",
+        Fatal::Repeated => "memory failure (BUS_MCEERR_AR) repeated before the vCPU loop handled it",
+        Fatal::OtherCode => "not a memory failure",
+    });
+    m.str(" (si_code ")
+        .num(si.code as u64, false)
+        .str(", si_addr ")
+        .num(si.addr, true)
+        .str(", si_addr_lsb ")
+        .num(si.lsb as u64, false)
+        .str(", tid ")
+        .num(tid as u64, false)
+        .str(")\n");
+    m
+}
+
+/// Writes the message, restores `SIG_DFL` and re-queues the signal with
+/// its original siginfo: it is delivered, and kills the process, as soon
+/// as the handler returns (SIGBUS is blocked while the handler runs).
+fn crash(why: Fatal, si: &SigbusInfo, tid: i32, info: *const siginfo_t) {
+    let m = fatal_message(why, si, tid);
+    let bytes = m.bytes();
+    // SAFETY: write(2) on stderr of a buffer we own; async-signal-safe.
+    let _ = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+    // SAFETY: an all-zero sigaction with SIG_DFL (0) is valid.
+    let mut dfl: libc::sigaction = unsafe { zeroed() };
+    dfl.sa_sigaction = libc::SIG_DFL;
+    // SAFETY: `dfl` is initialised; sigaction is async-signal-safe.
+    unsafe { libc::sigaction(SIGBUS, &dfl, ptr::null_mut()) };
+    INSTALLED.store(false, Ordering::Release);
+    // SAFETY: getpid is async-signal-safe and cannot fail.
+    let pid = unsafe { libc::getpid() };
+    // SAFETY: re-queue to this very thread the siginfo the kernel gave us
+    // (valid for the duration of the handler); queueing a positive si_code
+    // to one's own thread group is allowed.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_rt_tgsigqueueinfo, pid, tid, SIGBUS, info)
+    };
+    if ret != 0 {
+        // SAFETY: tgkill to ourselves; async-signal-safe.
+        unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, SIGBUS) };
+    }
+}
+
+fn errno_location() -> *mut c_int {
+    // SAFETY: returns the calling thread's errno location; no preconditions.
+    unsafe { libc::__errno_location() }
+}
+
+extern "C" fn handle_sigbus(_signo: c_int, info: *mut siginfo_t, _ctx: *mut c_void) {
+    let errno = errno_location();
+    // SAFETY: `errno` points to this thread's errno.
+    let saved_errno = unsafe { *errno };
+    // SAFETY: the kernel passes a valid siginfo_t with SA_SIGINFO.
+    let si = unsafe { read_siginfo(info) };
+    let lsb = u8::try_from(si.lsb).unwrap_or(0);
+    let tid = gettid();
+    match si.code {
+        BUS_MCEERR_AR => match VCPUS.iter().find(|s| s.tid.load(Ordering::Acquire) == tid) {
+            None => crash(Fatal::NotVcpuThread, &si, tid, info),
+            Some(_) if !is_guest_ram(si.addr) => crash(Fatal::NotGuestRam, &si, tid, info),
+            Some(s)
+                if s.pending.load(Ordering::Acquire)
+                    && s.addr.load(Ordering::Relaxed) == si.addr =>
+            {
+                crash(Fatal::Repeated, &si, tid, info)
+            }
+            Some(s) => {
+                s.addr.store(si.addr, Ordering::Relaxed);
+                s.lsb.store(lsb, Ordering::Relaxed);
+                s.pending.store(true, Ordering::Release);
+            }
+        },
+        BUS_MCEERR_AO => {
+            if push_ao(si.addr, lsb) {
+                let fd = AO_NOTIFY_FD.load(Ordering::Acquire);
+                if fd >= 0 {
+                    let one = 1u64.to_ne_bytes();
+                    // SAFETY: write(2) of 8 bytes we own; async-signal-safe.
+                    let _ = unsafe { libc::write(fd, one.as_ptr().cast(), one.len()) };
+                }
+            }
+        }
+        _ => crash(Fatal::OtherCode, &si, tid, info),
+    }
+    // SAFETY: restore this thread's errno.
+    unsafe { *errno = saved_errno };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+
+    /// `include/uapi/asm-generic/siginfo.h` for SIGBUS on 64-bit: a
+    /// mirror written from the header, independent of the reader.
+    #[repr(C)]
+    struct KernelSigbusInfo {
+        si_signo: i32,
+        si_errno: i32,
+        si_code: i32,
+        _pad0: i32,
+        addr: u64,
+        addr_lsb: i16,
+        _rest: [u8; 128 - 26],
+    }
+
+    fn kernel_info(code: i32, addr: u64, lsb: i16) -> siginfo_t {
+        assert_eq!(size_of::<siginfo_t>(), 128);
+        assert_eq!(size_of::<KernelSigbusInfo>(), 128);
+        let k = KernelSigbusInfo {
+            si_signo: SIGBUS,
+            si_errno: 0,
+            si_code: code,
+            _pad0: 0,
+            addr,
+            addr_lsb: lsb,
+            _rest: [0; 128 - 26],
+        };
+        // SAFETY: both types are 128-byte plain-old-data.
+        unsafe { std::mem::transmute::<KernelSigbusInfo, siginfo_t>(k) }
+    }
+
+    /// Queues `info` as SIGBUS to the calling thread; the handler has run
+    /// when this returns.
+    fn send_to_self(info: &siginfo_t) {
+        // SAFETY: getpid/gettid; `info` is a valid siginfo_t that the
+        // kernel copies.
+        let ret = unsafe {
+            libc::syscall(libc::SYS_rt_tgsigqueueinfo, libc::getpid(), gettid(), SIGBUS, info as *const siginfo_t)
+        };
+        assert_eq!(ret, 0, "{}", io::Error::last_os_error());
+    }
+
+    #[test]
+    fn lsb_offset_pinned() {
+        assert_eq!(SIFIELDS_OFFSET, 16);
+        assert_eq!(SI_ADDR_LSB_OFFSET, 24);
+        let info = kernel_info(BUS_MCEERR_AR, 0x7f00_dead_b000, 21);
+        // SAFETY: `info` is a valid siginfo_t.
+        let si = unsafe { read_siginfo(&info) };
+        assert_eq!(si, SigbusInfo { code: 4, addr: 0x7f00_dead_b000, lsb: 21 });
+        // SAFETY: `info` is a valid siginfo_t; the accessor reads _addr.
+        assert_eq!(unsafe { info.si_addr() } as u64, 0x7f00_dead_b000);
+    }
+
+    #[test]
+    fn message_formatting() {
+        let si = SigbusInfo { code: 4, addr: 0x7f12_3400_0000, lsb: 12 };
+        let m = fatal_message(Fatal::NotGuestRam, &si, 4242);
+        assert_eq!(
+            std::str::from_utf8(m.bytes()).unwrap(),
+            "ras_kvm: fatal SIGBUS: memory failure (BUS_MCEERR_AR) outside guest RAM \
+             (si_code 4, si_addr 0x7f1234000000, si_addr_lsb 12, tid 4242)\n"
+        );
+        let mut m = Msg::new();
+        for _ in 0..50 {
+            m.str("0123456789");
+        }
+        assert_eq!(m.bytes().len(), 256);
+    }
+
+    #[test]
+    fn ram_ranges() {
+        let base = 0x5555_0000_0000u64;
+        register_guest_ram(base, 0x10_0000).unwrap();
+        assert!(is_guest_ram(base) && is_guest_ram(base + 0xf_ffff));
+        assert!(!is_guest_ram(base + 0x10_0000) && !is_guest_ram(base - 1));
+        assert!(matches!(register_guest_ram(1, 0), Err(SigbusError::InvalidRange { .. })));
+        assert!(matches!(register_guest_ram(u64::MAX, 2), Err(SigbusError::InvalidRange { .. })));
+        assert!(unregister_guest_ram(base));
+        assert!(!unregister_guest_ram(base));
+        assert!(!is_guest_ram(base));
+    }
+
+    #[test]
+    fn ao_queue_is_bounded_and_ordered() {
+        // Only this test uses the queue in this process.
+        let before = dropped_action_optional();
+        for i in 0..AO_QUEUE_LEN as u64 + 3 {
+            push_ao(0x1000 * i, 12);
+        }
+        assert_eq!(dropped_action_optional() - before, 3);
+        let drained = drain_action_optional();
+        assert_eq!(drained.len(), AO_QUEUE_LEN);
+        assert_eq!(drained[0], SigbusRecord::ActionOptional { hva: 0, lsb: 12 });
+        assert_eq!(drained[5], SigbusRecord::ActionOptional { hva: 0x5000, lsb: 12 });
+        assert!(drain_action_optional().is_empty());
+
+        // A real AO signal, on a thread that is not a vCPU thread.
+        install_handler().unwrap();
+        let (rfd, wfd) = eventfd_pair();
+        set_action_optional_notify_fd(Some(wfd));
+        std::thread::spawn(|| send_to_self(&kernel_info(BUS_MCEERR_AO, 0x6666_0020_0000, 21)))
+            .join()
+            .unwrap();
+        set_action_optional_notify_fd(None);
+        assert_eq!(
+            drain_action_optional(),
+            vec![SigbusRecord::ActionOptional { hva: 0x6666_0020_0000, lsb: 21 }]
+        );
+        let mut buf = [0u8; 8];
+        // SAFETY: read 8 bytes from our eventfd into our buffer.
+        assert_eq!(unsafe { libc::read(rfd, buf.as_mut_ptr().cast(), 8) }, 8);
+        assert_eq!(u64::from_ne_bytes(buf), 1);
+        // SAFETY: closing the fd we created.
+        unsafe { libc::close(rfd) };
+    }
+
+    fn eventfd_pair() -> (RawFd, RawFd) {
+        // SAFETY: plain eventfd creation.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        assert!(fd >= 0);
+        (fd, fd)
+    }
+
+    #[test]
+    fn ar_on_registered_vcpu_thread_is_recorded() {
+        install_handler().unwrap();
+        let ram = 0x7777_0000_0000u64;
+        register_guest_ram(ram, 1 << 30).unwrap();
+        std::thread::spawn(move || {
+            let guard = VcpuSigbusGuard::register(7).unwrap();
+            assert!(matches!(VcpuSigbusGuard::register(8), Err(SigbusError::AlreadyRegistered)));
+            assert_eq!(guard.take_pending(), None);
+            send_to_self(&kernel_info(BUS_MCEERR_AR, ram + 0x20_1234, 12));
+            assert_eq!(
+                guard.take_pending(),
+                Some(SigbusRecord::ActionRequired { vcpu: 7, hva: ram + 0x20_1234, lsb: 12 })
+            );
+            assert_eq!(guard.take_pending(), None);
+            // The same address again after it was taken: recorded again.
+            send_to_self(&kernel_info(BUS_MCEERR_AR, ram + 0x20_1234, 12));
+            assert!(guard.take_pending().is_some());
+            // errno survives the handler.
+            // SAFETY: this thread's errno.
+            unsafe { *libc::__errno_location() = libc::EINTR };
+            send_to_self(&kernel_info(BUS_MCEERR_AR, ram, 21));
+            // SAFETY: this thread's errno.
+            assert_eq!(unsafe { *libc::__errno_location() }, libc::EINTR);
+            drop(guard);
+            // Registration ended: a new one works on the same thread.
+            let again = VcpuSigbusGuard::register(9).unwrap();
+            assert_eq!(again.vcpu(), 9);
+            assert_eq!(again.take_pending(), None);
+        })
+        .join()
+        .unwrap();
+        unregister_guest_ram(ram);
+    }
+
+    #[test]
+    fn blocked_sigbus_refused() {
+        install_handler().unwrap();
+        std::thread::spawn(|| {
+            // SAFETY: sigset manipulation on local storage; blocks SIGBUS
+            // on this short-lived thread only.
+            unsafe {
+                let mut set: libc::sigset_t = zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, SIGBUS);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, ptr::null_mut());
+            }
+            assert!(matches!(VcpuSigbusGuard::register(0), Err(SigbusError::Blocked)));
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Child-process side of the crash tests (selected by an environment
+    /// variable): does one thing that must kill the process.
+    #[test]
+    fn crash_child() {
+        let Ok(case) = std::env::var("RAS_KVM_SIGBUS_CRASH_CASE") else {
+            return;
+        };
+        install_handler().unwrap();
+        let ram = 0x7777_0000_0000u64;
+        register_guest_ram(ram, 1 << 20).unwrap();
+        match case.as_str() {
+            "not-vcpu" => send_to_self(&kernel_info(BUS_MCEERR_AR, ram, 12)),
+            "not-ram" => {
+                let _g = VcpuSigbusGuard::register(0).unwrap();
+                send_to_self(&kernel_info(BUS_MCEERR_AR, 0x1000, 12));
+            }
+            "repeated" => {
+                let _g = VcpuSigbusGuard::register(0).unwrap();
+                send_to_self(&kernel_info(BUS_MCEERR_AR, ram, 12));
+                send_to_self(&kernel_info(BUS_MCEERR_AR, ram, 12));
+            }
+            "other-code" => {
+                let _g = VcpuSigbusGuard::register(0).unwrap();
+                send_to_self(&kernel_info(libc::BUS_ADRERR, ram, 0));
+            }
+            _ => {}
+        }
+        // Still alive: exit with a distinctive status.
+        std::process::exit(77);
+    }
+
+    fn run_crash_case(case: &str) -> (Option<i32>, String) {
+        use std::os::unix::process::ExitStatusExt;
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "sigbus::tests::crash_child", "--nocapture", "--test-threads=1"])
+            .env("RAS_KVM_SIGBUS_CRASH_CASE", case)
+            .output()
+            .unwrap();
+        (out.status.signal(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    #[test]
+    fn crash_behaviour_kept() {
+        for (case, text) in [
+            ("not-vcpu", "on a thread that is not a vCPU thread (si_code 4, si_addr 0x777700000000"),
+            ("not-ram", "outside guest RAM (si_code 4, si_addr 0x1000, si_addr_lsb 12"),
+            ("repeated", "repeated before the vCPU loop handled it"),
+            ("other-code", "not a memory failure (si_code 2"),
+        ] {
+            let (signal, stderr) = run_crash_case(case);
+            assert_eq!(signal, Some(SIGBUS), "{case}: {stderr}");
+            assert!(stderr.contains(text), "{case}: {stderr}");
+        }
+    }
+}
