@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: Apache-2.0
+#
+# Shared helpers of the full-stack lab (sourced, not run). Everything comes
+# from the Debian archive: the archive URI is read at run time from the
+# machine's /etc/apt/sources.list.d/debian.sources (no host name is written
+# into any file of this repository); extra suites go into a private APT
+# configuration under $FS_DIR/apt.
+
+FS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LAB_DIR=${LAB_DIR:-$FS_ROOT/.lab}
+FS_DIR=${FS_DIR:-$LAB_DIR/fullstack}
+FS_APT=$FS_DIR/apt
+SYS_SOURCES=${LAB_SYS_SOURCES:-/etc/apt/sources.list.d/debian.sources}
+
+fs_log() { echo "fullstack: $*" >&2; }
+fs_die() { echo "fullstack: ERROR: $*" >&2; exit 1; }
+
+# First URI of the stanza serving the main archive (not <suite>-security).
+fs_main_uri() {
+    awk '
+        /^[[:space:]]*$/ { if (uri != "" && main) { print uri; exit } uri=""; main=0; next }
+        /^URIs:/ { uri=$2 }
+        /^Suites:/ { for (i = 2; i <= NF; i++) if ($i !~ /-security$/) main=1 }
+        END { if (uri != "" && main) print uri }
+    ' "$SYS_SOURCES" | head -n1
+}
+fs_keyring() { awk '/^Signed-By:/ { print $2; exit }' "$SYS_SOURCES"; }
+
+# Private APT config: deb + deb-src for trixie (edk2 source) and deb for
+# bookworm/bookworm-backports/trixie/trixie-backports (arm64 downloads).
+fs_apt_config() {
+    local uri key
+    uri=$(fs_main_uri)
+    key=$(fs_keyring)
+    [ -n "$uri" ] || fs_die "no archive URI in $SYS_SOURCES"
+    mkdir -p "$FS_APT"/{lists/partial,archives/partial,none.d}
+    cat >"$FS_APT/fs.sources" <<SRC
+Types: deb
+URIs: $uri
+Suites: bookworm bookworm-backports trixie trixie-backports
+Components: main
+Signed-By: $key
+
+Types: deb-src
+URIs: $uri
+Suites: trixie
+Components: main
+Signed-By: $key
+SRC
+    cat >"$FS_APT/apt.conf" <<CONF
+APT::Architectures { "amd64"; "arm64"; };
+APT::Architecture "amd64";
+Dir::Etc::SourceList "$FS_APT/fs.sources";
+Dir::Etc::SourceParts "$FS_APT/none.d";
+Dir::State::Lists "$FS_APT/lists";
+Dir::Cache::Archives "$FS_APT/archives";
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+APT::Default-Release "bookworm";
+CONF
+}
+fs_apt() { APT_CONFIG="$FS_APT/apt.conf" "$@"; }
+fs_apt_update() {
+    if [ ! -e "$FS_APT/.updated" ]; then
+        fs_log "apt-get update (private lists in $FS_APT)"
+        fs_apt apt-get -q update >/dev/null
+        touch "$FS_APT/.updated"
+    fi
+}
+
+# Host tools (installed with the system's own apt sources).
+fs_need_host() {
+    local need=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+    done
+    [ ${#need[@]} -eq 0 ] && return 0
+    fs_log "installing host packages: ${need[*]}"
+    [ "$(id -u)" -eq 0 ] || fs_die "need root to install ${need[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends "${need[@]}" >/dev/null 2>&1 || {
+        apt-get -q update >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends "${need[@]}" >/dev/null
+    }
+}
+
+# fs_download_arm64 <pkg> [suite] -> path of the .deb (cached)
+fs_download_arm64() {
+    local pkg=$1 suite=${2:-} d
+    mkdir -p "$FS_DIR/debs"
+    d=$(ls "$FS_DIR/debs/${pkg}_"*_arm64.deb 2>/dev/null | head -n1 || true)
+    if [ -z "$d" ]; then
+        fs_apt_update
+        (cd "$FS_DIR/debs" && fs_apt apt-get -q download ${suite:+-t "$suite"} "$pkg:arm64" >&2)
+        d=$(ls "$FS_DIR/debs/${pkg}_"*_arm64.deb | head -n1)
+    fi
+    echo "$d"
+}
