@@ -4,6 +4,7 @@
 //                        physical addresses, then wait (keeps them mapped)
 //   workload thp         map a 2 MiB transparent huge page, print its PA
 //   workload scribble ADDR LEN BYTE   fill [ADDR, ADDR+LEN) through /dev/mem
+//   workload scribble8 ADDR LEN QWORD fill with a qword through /dev/mem
 //   workload peek ADDR LEN            hex-dump qwords through /dev/mem
 #define _GNU_SOURCE
 #include <errno.h>
@@ -156,6 +157,19 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < len; i++)
 			m[i] = (uint8_t)b;
 		printf("ORACLE SCRIBBLED addr=0x%" PRIx64 " len=%zu byte=0x%02x\n", addr, len, b);
+		return 0;
+	}
+	if (argc >= 5 && !strcmp(argv[1], "scribble8")) {
+		uint64_t addr = strtoull(argv[2], NULL, 0);
+		size_t len = strtoull(argv[3], NULL, 0);
+		uint64_t q = strtoull(argv[4], NULL, 0);
+		int fd;
+		volatile uint64_t *m = devmem(addr, len, &fd);
+		if (!m)
+			return 1;
+		for (size_t i = 0; i < len / 8; i++)
+			m[i] = q;
+		printf("ORACLE SCRIBBLED addr=0x%" PRIx64 " len=%zu qword=0x%" PRIx64 "\n", addr, len, q);
 		return 0;
 	}
 	if (argc >= 4 && !strcmp(argv[1], "peek")) {

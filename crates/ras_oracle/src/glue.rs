@@ -14,6 +14,7 @@ use ras::error_source::{
     SourceNotifications,
 };
 use ras::hest::{HestError, Notification};
+use ras::policy::{CperRecord, RecordBody};
 use ras::report::GpaGranule;
 use thiserror::Error;
 use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap};
@@ -54,51 +55,80 @@ pub enum GlueError {
     },
 }
 
-/// The record shapes the oracle asks the engine for.
+/// A record built by the engine's CPER code, with a description.
 #[derive(Clone, Debug)]
-pub enum Record {
-    /// A platform memory error for `granule`.
-    Memory {
-        /// The lost range.
-        granule: GpaGranule,
-        /// Severity.
-        severity: Severity,
-    },
+pub struct Record {
+    /// Human-readable shape.
+    pub desc: String,
+    /// The engine's status block.
+    pub block: StatusBlock,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Record {
-    /// A recoverable 4 KiB memory error at `pa`.
-    pub fn page(pa: u64) -> Option<Self> {
-        Some(Record::Memory {
-            granule: GpaGranule::containing(pa, 12)?,
-            severity: Severity::Recoverable,
-        })
+    /// A record as the engine's policy emits it (`CperRecord::to_status_block`).
+    pub fn policy(desc: impl Into<String>, severity: Severity, body: RecordBody) -> Self {
+        let rec = CperRecord {
+            severity,
+            unix_time: unix_now(),
+            body,
+        };
+        Record {
+            desc: desc.into(),
+            block: rec.to_status_block(),
+        }
     }
 
-    /// Short description.
-    pub fn describe(&self) -> String {
-        match self {
-            Record::Memory { granule, severity } => format!(
-                "memory {:?} base={:#x} len={:#x} mask={:#x}",
-                severity,
+    /// A memory error for `granule` through the policy's record path.
+    pub fn memory(granule: GpaGranule, severity: Severity, threshold_exceeded: bool) -> Self {
+        Self::policy(
+            format!(
+                "memory {severity:?}{} base={:#x} len={:#x} mask={:#x}",
+                if threshold_exceeded { " threshold-exceeded" } else { "" },
                 granule.base(),
                 granule.len(),
                 granule.pa_mask()
             ),
+            severity,
+            RecordBody::Memory {
+                granule,
+                threshold_exceeded,
+            },
+        )
+    }
+
+    /// A recoverable 4 KiB memory error at `pa`.
+    pub fn page(pa: u64) -> Option<Self> {
+        Some(Self::memory(
+            GpaGranule::containing(pa, 12)?,
+            Severity::Recoverable,
+            false,
+        ))
+    }
+
+    /// A block built directly with the engine's CPER builder.
+    pub fn block(desc: impl Into<String>, block: StatusBlock) -> Self {
+        Record {
+            desc: desc.into(),
+            block,
         }
+    }
+
+    /// Short description.
+    pub fn describe(&self) -> String {
+        format!("[{}] ({} bytes)", self.desc, self.block.encoded_len())
     }
 
     /// The engine's encoding of the record.
     pub fn status_block(&self) -> Result<StatusBlock, GlueError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        match self {
-            Record::Memory { granule, severity } => {
-                Ok(StatusBlock::memory_error(granule, *severity, now))
-            }
-        }
+        Ok(self.block.clone())
     }
 }
 
@@ -171,8 +201,7 @@ impl Engine {
 
     /// Submits a record to a source.
     pub fn submit(&mut self, s: SourceId, rec: &Record) -> Result<Delivery, GlueError> {
-        let block = rec.status_block()?;
-        Ok(self.sources.submit(&self.mem, s, &block)?)
+        Ok(self.sources.submit(&self.mem, s, &rec.block)?)
     }
 
     /// Services all sources; returns those written.

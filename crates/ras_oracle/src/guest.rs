@@ -266,7 +266,12 @@ impl Guest {
 
     /// Raises an NMI on every vCPU (QMP `inject-nmi`).
     pub fn inject_nmi(&mut self) -> Result<(), GuestError> {
-        self.qmp_cmd(r#"{"execute":"inject-nmi"}"#).map(|_| ())
+        self.qmp_execute("inject-nmi")
+    }
+
+    /// Runs a QMP command without arguments (`stop`, `cont`, ...).
+    pub fn qmp_execute(&mut self, name: &str) -> Result<(), GuestError> {
+        self.qmp_cmd(&format!(r#"{{"execute":"{name}"}}"#)).map(|_| ())
     }
 
     /// Powers the guest off and reaps QEMU (kills it after `timeout`).

@@ -485,12 +485,12 @@ fn s4_queue(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     };
     // Written, but the NMI is held back: the guest has not consumed it.
     let d1 = ctx.eng.submit(src, &r1)?;
-    println!("  engine: submit {} -> {d1:?} (NMI held back)", r1.describe());
+    println!("  engine: submit {} to source {} -> {d1:?} (NMI held back)", r1.describe(), src.0);
     c.ok(d1 == Delivery::Written, format!("first record written ({d1:?})"));
     std::thread::sleep(Duration::from_millis(300));
     c.ok(!ctx.eng.idle(src)?, "source busy: no ack before the notification");
     let d2 = ctx.eng.submit(src, &r2)?;
-    println!("  engine: submit {} -> {d2:?}", r2.describe());
+    println!("  engine: submit {} to source {} -> {d2:?}", r2.describe(), src.0);
     c.ok(d2 == Delivery::Queued { depth: 1 }, format!("second record queued ({d2:?})"));
     ctx.guest.inject_nmi()?;
     let idle = ctx.pump(&[src], Duration::from_secs(10))?;
@@ -577,7 +577,7 @@ fn s5_burst(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     Ok(c.finish())
 }
 
-fn s6_soft_offline(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
+fn s6_soft_offline(_ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     let mut c = Check::new(6, "corrected error with threshold exceeded");
     c.skip = Some("the engine's CPER builder for corrected + threshold-exceeded is not wired yet".into());
     Ok(c.finish())
@@ -585,8 +585,67 @@ fn s6_soft_offline(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
 
 fn s3_huge(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     let mut c = Check::new(3, "huge-page-sized loss (PA mask)");
-    let _ = ctx;
-    c.skip = Some("not wired yet".into());
+    let from0 = ctx.guest.mark();
+    ctx.guest.run("workload thp &", Duration::from_secs(20))?;
+    let (_, thp) = ctx
+        .guest
+        .wait_for(from0, Duration::from_secs(20), "ORACLE THP", |l| l.contains("ORACLE THP"))?;
+    c.evidence(std::slice::from_ref(&thp));
+    let Some(pa) = hex_field(&thp, "pa=") else {
+        c.fail("workload printed no THP address");
+        return Ok(c.finish());
+    };
+    if !thp.contains("thp=1") {
+        c.note("the workload's 2 MiB range is not a THP in the guest: the test still sends a 2 MiB loss");
+    }
+    let Some(granule) = ras::report::GpaGranule::containing(pa, 21) else {
+        c.fail("no granule");
+        return Ok(c.finish());
+    };
+    let hc0 = ctx.hardware_corrupted_kb()?;
+    ctx.space();
+    let src = SourceId(1);
+    let a0 = ctx.eng.counters(src)?.acked;
+    let from = ctx.guest.mark();
+    let rec = Record::memory(granule, ras::cper::Severity::Recoverable, false);
+    ctx.submit(src, &rec)?;
+    let idle = ctx.pump(&[src], Duration::from_secs(10))?;
+    ctx.recent.push(Instant::now());
+    c.ok(idle && ctx.eng.counters(src)?.acked == a0 + 1, "guest consumed and acked the record");
+    let want = vec![
+        pa_line(granule.base()),
+        format!("physical_address_mask: 0x{:016x}", granule.pa_mask()),
+    ];
+    let missing = ctx.expect_lines(from, Duration::from_secs(5), &want);
+    for w in &want {
+        c.ok(!missing.contains(w), format!("guest: `{w}`"));
+    }
+    // Let memory_failure() finish (it runs from a workqueue).
+    std::thread::sleep(Duration::from_millis(1500));
+    let lines = ctx.ghes_lines_since(from);
+    let pfns: Vec<u64> = lines
+        .iter()
+        .filter(|l| l.contains("Memory failure: 0x"))
+        .filter_map(|l| hex_field(l, "Memory failure: "))
+        .collect();
+    let hc1 = ctx.hardware_corrupted_kb()?;
+    c.evidence(&lines);
+    c.ok(
+        pfns.contains(&(granule.base() >> 12)),
+        format!("guest ran memory_failure() on the first pfn of the range ({:#x})", granule.base() >> 12),
+    );
+    let whole = hc1.saturating_sub(hc0) >= granule.len() >> 10;
+    println!(
+        "  FINDING: a {} KiB loss (mask {:#x}) made Linux 6.1 act on {} pfn(s) {:x?}; HardwareCorrupted {} kB -> {} kB ({})",
+        granule.len() >> 10,
+        granule.pa_mask(),
+        pfns.len(),
+        pfns,
+        hc0,
+        hc1,
+        if whole { "the whole range" } else { "NOT the whole range: the PA mask is printed, not used" }
+    );
+    c.ok(firmware_complaints(&lines).is_empty(), "no firmware complaint");
     Ok(c.finish())
 }
 
@@ -599,7 +658,92 @@ fn s8_shapes(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
 
 fn s7_scribble(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     let mut c = Check::new(7, "guest scribbles over its error region");
-    let _ = ctx;
-    c.skip = Some("not wired yet".into());
+    let layout = ctx.eng.layout();
+    let (base, len) = (layout.base(), layout.total_len());
+    let (_, pages) = ctx.hold(1)?;
+    let Some(page) = pages.first().copied() else {
+        c.fail("workload printed no page");
+        return Ok(c.finish());
+    };
+    // Every register and block now holds this qword: the ESA registers point
+    // elsewhere in the reserved window, the ack registers read "free".
+    let junk = WINDOW_BASE + 0xf000;
+    let from = ctx.guest.mark();
+    let out = ctx.guest.run(
+        &format!("workload scribble8 {base:#x} {len:#x} {junk:#x}"),
+        Duration::from_secs(10),
+    )?;
+    c.evidence(&out);
+    if !out.iter().any(|l| l.contains("ORACLE SCRIBBLED")) {
+        c.skip = Some("the guest kernel refused /dev/mem writes to the region".into());
+        return Ok(c.finish());
+    }
+    // Freeze the guest so that every byte that changes is the engine's.
+    ctx.guest.qmp_execute("stop")?;
+    let before = ctx.eng.read(base, len as usize)?;
+    let src = ctx.eng.polled();
+    let t0 = ctx.eng.sources.totals();
+    let Some(rec) = Record::page(page.pa) else {
+        c.fail("no granule");
+        return Ok(c.finish());
+    };
+    let encoded_len = rec.block.encoded_len() as u64;
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.eng.submit(src, &rec)));
+    let after = ctx.eng.read(base, len as usize)?;
+    ctx.guest.qmp_execute("cont")?;
+    let delivery = match res {
+        Err(_) => {
+            c.fail("engine panicked on a scribbled region");
+            return Ok(c.finish());
+        }
+        Ok(Err(e)) => {
+            c.note(format!("engine returned an error: {e}"));
+            None
+        }
+        Ok(Ok(d)) => Some(d),
+    };
+    c.ok(true, format!("engine did not crash; submit -> {delivery:?}"));
+    let t1 = ctx.eng.sources.totals();
+    println!(
+        "  engine found: {} tampered ESA register(s) re-written; written +{}, queued +{}, dropped +{}",
+        t1.tampered - t0.tampered,
+        t1.written - t0.written,
+        t1.queued - t0.queued,
+        t1.dropped - t0.dropped
+    );
+    let mut allowed: Vec<(u64, u64)> = Vec::new();
+    for s in layout.sources() {
+        allowed.push((layout.esa_register(s).map_err(crate::glue::GlueError::from)?, 8));
+        allowed.push((layout.ack_register(s).map_err(crate::glue::GlueError::from)?, 8));
+    }
+    allowed.push((layout.block(src).map_err(crate::glue::GlueError::from)?, encoded_len));
+    let mut stray = Vec::new();
+    let mut changed = 0usize;
+    for (i, (a, b)) in before.iter().zip(after.iter()).enumerate() {
+        if a != b {
+            changed += 1;
+            let gpa = base + i as u64;
+            if !allowed.iter().any(|(s, l)| gpa >= *s && gpa < s + l) {
+                stray.push(gpa);
+            }
+        }
+    }
+    c.ok(
+        stray.is_empty(),
+        format!(
+            "{changed} byte(s) changed, all inside the ESA/ack registers and source {}'s block [..+{encoded_len}] (stray: {:x?})",
+            src.0,
+            &stray[..stray.len().min(8)]
+        ),
+    );
+    c.ok(t1.tampered > t0.tampered, "engine detected the changed ESA registers");
+    let idle = ctx.pump(&[src], Duration::from_secs(10))?;
+    ctx.recent.push(Instant::now());
+    c.ok(idle, "the guest consumed and acked the record after the engine restored the region");
+    let want = vec![mf_prefix(page.pa)];
+    let missing = ctx.expect_lines(from, Duration::from_secs(5), &want);
+    c.ok(missing.is_empty(), format!("guest: `{}`", want[0]));
+    let lines = ctx.ghes_lines_since(from);
+    c.evidence(&lines);
     Ok(c.finish())
 }
