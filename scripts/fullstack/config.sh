@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: Apache-2.0
+#
+# The one place for the Cloud Hypervisor command-line syntax the full-stack
+# scenarios depend on. Sourced by run.sh on the host and copied into the L1
+# initramfs for the orchestrator (busybox sh: keep it POSIX).
+#
+# ASSUMPTIONS (the patch series defining them is being written in
+# parallel; adjust here only):
+#  - `--ras <options>` takes the option string parsed by
+#    crates/ras/src/config.rs (RasConfig::SYNTAX): "on" = all defaults
+#    (sea_sources=per_vcpu, async=gpio, early_kill=on, ...).
+#  - RAS_OPTS_SYNC turns off the early-kill prctl, so a page poisoned with
+#    corrupt-pfn raises no BUS_MCEERR_AO in the VMM and is only seen when the
+#    guest consumes it: that exercises the synchronous (SEA) path.
+#  - `ch-remote --api-socket S inject-error <args>`: the argument strings
+#    below (@GPA@ is replaced by a guest physical address).
+#  - Events: event-monitor JSON lines with "source":"ras" and the event
+#    names of crates/ras/src/event.rs (sea-exit, sigbus-ar, sigbus-ao,
+#    record-written, abort-injected, async-notified, page-poisoned, ...).
+#  - Guest RAM on aarch64 starts at GPA 0x4000_0000 (arch/src/aarch64
+#    layout.rs RAM_START) and is one anonymous mapping of GUEST_MEM bytes in
+#    the VMM when no memory zone is given.
+
+RAS_FLAG=${RAS_FLAG:---ras}
+RAS_OPTS=${RAS_OPTS:-on}
+RAS_OPTS_SYNC=${RAS_OPTS_SYNC:-early_kill=off}
+INJECT_MEM_ARGS=${INJECT_MEM_ARGS:-memory gpa=@GPA@,severity=recoverable}
+INJECT_ARM_ARGS=${INJECT_ARM_ARGS:-arm-processor cpu=0,severity=recoverable}
+
+GUEST_MEM=${GUEST_MEM:-512M}
+GUEST_MEM_BYTES=${GUEST_MEM_BYTES:-0x20000000}
+GUEST_RAM_BASE=${GUEST_RAM_BASE:-0x40000000}
+GUEST_CPUS=${GUEST_CPUS:-2}
+# Serial: the VMM's stdin/stdout (stdin is a FIFO the orchestrator writes).
+CH_SERIAL=${CH_SERIAL:---serial tty --console off}
+# Seconds to wait for the guest's agent after the VMM starts.
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-240}

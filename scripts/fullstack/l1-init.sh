@@ -1,0 +1,19 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# /init of the L1 initramfs of the full-stack lab (busybox): prepares the
+# host side (proc, sysfs, devtmpfs, debugfs, hwpoison-inject), runs the
+# scenarios (l1-orchestrate.sh) and powers off.
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
+/bin/busybox --install -s
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tmpfs -o size=90% tmpfs /tmp
+insmod /fullstack/hwpoison-inject.ko || echo "FULLSTACK WARN: insmod hwpoison-inject failed"
+[ -e /fullstack/run.env ] && . /fullstack/run.env
+export ONLY FSD=/fullstack W=/tmp/fs
+echo "FULLSTACK L1 up: $(uname -r) $(grep -c ^processor /proc/cpuinfo) CPUs, $(awk '/MemTotal/ {print $2}' /proc/meminfo) kB, kvm: $(ls /dev/kvm 2>&1)"
+sh /fullstack/l1-orchestrate.sh
+echo "FULLSTACK EXIT $?"
+poweroff -f

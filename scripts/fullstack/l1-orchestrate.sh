@@ -1,0 +1,425 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# Full-stack scenarios, run inside L1 (busybox sh, as root, KVM available).
+# Layout (made by run.sh): $FSD/cloud-hypervisor, $FSD/ch-remote (optional),
+# $FSD/CLOUDHV_EFI.fd, $FSD/esp.img, $FSD/rastest, $FSD/config.sh.
+#
+# For each scenario: starts Cloud Hypervisor (UEFI + ACPI, serial on a
+# FIFO/file, --api-socket, --event-monitor), drives the guest's console
+# agent, poisons host pages like hardware would (debugfs
+# hwpoison/corrupt-pfn on the host PFN behind a guest page: GPA -> VMM
+# virtual address (/proc/PID/maps) -> /proc/PID/pagemap -> PFN), and prints
+# "FULLSTACK RESULT <n> <name> PASS|FAIL" with the evidence, then the
+# measured figures and "FULLSTACK SUMMARY N passed, M failed".
+set -u
+FSD=${FSD:-/fullstack}
+. "$FSD/config.sh"
+CH=$FSD/cloud-hypervisor
+CHR=$FSD/ch-remote
+FW=$FSD/CLOUDHV_EFI.fd
+ESP=$FSD/esp.img
+RT=$FSD/rastest
+W=${W:-/tmp/fs}
+ONLY=${ONLY:-}
+mkdir -p "$W"
+PASSED=0
+FAILED=0
+FIG=$W/figures
+: >"$FIG"
+
+say() { echo "FULLSTACK $*"; }
+ev() { echo "    | $*"; }
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+now_ms() { "$RT" now; }
+figure() { echo "$*" >>"$FIG"; say "FIGURE $*"; }
+result() { # n name PASS|FAIL why
+    if [ "$3" = PASS ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
+    say "RESULT $1 $2 $3${4:+ ($4)}"
+}
+want() { [ -z "$ONLY" ] || echo " $ONLY " | grep -q " $1 "; }
+
+# ---- one VMM instance -----------------------------------------------------
+# vm_start NAME RASOPTS|"" [extra CH args]   (sets VM, CHPID, SER, EVT, API)
+vm_start() {
+    VM=$1; ras=$2; shift 2
+    D=$W/$VM
+    rm -rf "$D"; mkdir -p "$D"
+    SER=$D/serial.log; EVT=$D/events.json; API=$D/api.sock
+    mkfifo "$D/in"
+    : >"$SER"
+    set -- --firmware "$FW" --disk "path=$ESP,readonly=on" --cpus "boot=$GUEST_CPUS" \
+        --memory "size=$GUEST_MEM" $CH_SERIAL --api-socket "path=$API" \
+        --event-monitor "path=$EVT" "$@"
+    [ -n "$ras" ] && set -- "$@" "$RAS_FLAG" "$ras"
+    echo "$CH $*" >"$D/cmdline"
+    ev "start $VM: cloud-hypervisor $*"
+    T_START=$(now_ms)
+    "$CH" "$@" <"$D/in" >"$SER" 2>"$D/ch.log" &
+    CHPID=$!
+    exec 3>"$D/in"
+    SEQ=0
+}
+vm_restore() { # NAME SNAPDIR
+    VM=$1
+    D=$W/$VM
+    rm -rf "$D"; mkdir -p "$D"
+    SER=$D/serial.log; EVT=$D/events.json; API=$D/api.sock
+    mkfifo "$D/in"; : >"$SER"
+    set -- --api-socket "path=$API" --event-monitor "path=$EVT" --restore "source_url=file://$2"
+    echo "$CH $*" >"$D/cmdline"
+    ev "start $VM: cloud-hypervisor $*"
+    "$CH" "$@" <"$D/in" >"$SER" 2>"$D/ch.log" &
+    CHPID=$!
+    exec 3>"$D/in"
+    SEQ=100
+}
+alive() { kill -0 "$CHPID" 2>/dev/null; }
+# wait_log PATTERN SECONDS [FILE]: grep -E in the serial log (or FILE)
+wait_log() {
+    n=0; f=${3:-$SER}
+    while ! grep -aqE -- "$1" "$f" 2>/dev/null; do
+        alive || { grep -aqE -- "$1" "$f" 2>/dev/null; return $?; }
+        n=$((n + 1)); [ "$n" -le $(($2 * 5)) ] || return 1
+        nap
+    done
+}
+vm_boot() { # wait for the agent; sets BOOT_MS
+    if wait_log "RASGUEST ready" "$BOOT_TIMEOUT"; then
+        BOOT_MS=$(( $(now_ms) - T_START ))
+        ev "guest agent up after ${BOOT_MS} ms"
+        return 0
+    fi
+    ev "guest did not come up; VMM alive: $(alive && echo yes || echo no)"
+    tail -n 20 "$SER" | tr -d '\r' | sed 's/^/    serial: /'
+    tail -n 20 "$D/ch.log" | sed 's/^/    ch: /'
+    return 1
+}
+# g CMD...: run a shell command in the guest, wait for it, print its output
+g() {
+    SEQ=$((SEQ + 1))
+    before=$(wc -l <"$SER")
+    echo "$SEQ $*" >&3
+    if wait_log "RASCMD-END $SEQ " "${GTIMEOUT:-60}"; then
+        G_RC=$(grep -a "RASCMD-END $SEQ " "$SER" | tail -n1 | sed 's/.*rc=\([0-9]*\).*/\1/')
+    else
+        G_RC=timeout
+    fi
+    tail -n +"$((before + 1))" "$SER" | tr -d '\r' | grep -av '^RASCMD-END' | sed 's/^/    guest: /'
+    return 0
+}
+# gbg CMD: start a background command in the guest (no wait)
+gbg() { SEQ=$((SEQ + 1)); echo "$SEQ $* &" >&3; }
+guest_gpa() { # TAG PAGE -> GPA printed by "rastest hold"
+    grep -a "RASTEST page tag=$1 .*page=$2 " "$SER" | tail -n1 | sed 's/.*gpa=\(0x[0-9a-f]*\).*/\1/'
+}
+guest_pid() { grep -a "RASTEST ready tag=$1 " "$SER" | tail -n1 | sed 's/.*pid=\([0-9]*\).*/\1/'; }
+# poison GPA: corrupt-pfn on the host page behind it (sets PFN, HVA)
+poison() {
+    out=$("$RT" hostpfn "$CHPID" "$1" "$GUEST_RAM_BASE" "$GUEST_MEM_BYTES")
+    ev "$out"
+    PFN=$(echo "$out" | sed -n 's/.* pfn=\(0x[0-9a-f]*\).*/\1/p')
+    HVA=$(echo "$out" | sed -n 's/.* hva=\(0x[0-9a-f]*\).*/\1/p')
+    [ -n "$PFN" ] || return 1
+    t=$(now_ms)
+    echo "$PFN" >/sys/kernel/debug/hwpoison/corrupt-pfn || return 1
+    ev "corrupt-pfn $PFN written ($(( $(now_ms) - t )) ms); host: $(dmesg | grep -a 'emory failure' | tail -n1)"
+}
+vmm_mem() { # VmRSS/VmHWM in kB
+    RSS=$(awk '/^VmRSS/ {print $2}' "/proc/$CHPID/status" 2>/dev/null)
+    HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$CHPID/status" 2>/dev/null)
+}
+ras_events() { # print the RAS events (evidence)
+    grep -a '"ras"' "$EVT" 2>/dev/null | sed 's/^/    event: /' | tail -n "${1:-20}"
+}
+has_event() { grep -a '"ras"' "$EVT" 2>/dev/null | grep -aq "\"$1\""; }
+vm_stop() { # graceful: guest poweroff, then VMM exit; sets CH_STATUS
+    if alive; then
+        echo "$((SEQ + 1)) poweroff -f" >&3
+        n=0; while alive && [ $n -lt 100 ]; do nap; n=$((n + 1)); done
+        alive && kill "$CHPID" 2>/dev/null
+    fi
+    wait "$CHPID" 2>/dev/null; CH_STATUS=$?
+    exec 3>&-
+    ev "VMM $VM exit status $CH_STATUS"
+}
+vm_wait_exit() { # seconds -> CH_STATUS (if it exited)
+    n=0; while alive && [ $n -lt $(($1 * 5)) ]; do nap; n=$((n + 1)); done
+    if alive; then CH_STATUS=running; return 1; fi
+    wait "$CHPID" 2>/dev/null; CH_STATUS=$?
+    return 0
+}
+gdmesg_ras() { g "dmesg | grep -aiE 'hardware error|memory failure|physical_address|section_type|event severity|GHES|HEST|APEI|SIGBUS|error_type|ARM processor' | tail -n 40"; }
+acpi_errors() { grep -aiE 'ACPI (BIOS )?Error|APEI.*(fail|invalid|error)|HEST.*(fail|invalid)|GHES.*(fail|invalid)|Fatal hardware error' "$1"; }
+
+[ -x "$CH" ] || { say "SKIP: no Cloud Hypervisor binary"; exit 77; }
+[ -e /sys/kernel/debug/hwpoison/corrupt-pfn ] || say "WARN: no /sys/kernel/debug/hwpoison/corrupt-pfn"
+say "L1 $(uname -r), $("$CH" --version 2>&1 | head -n1)"
+
+# ---- 1 boot + 3 asynchronous + 7 operator drill (--ras defaults) ----------
+if want 1 || want 3 || want 7; then
+    say "=== VM ras-a: $RAS_FLAG $RAS_OPTS (scenarios 1, 3, 7)"
+    vm_start ras-a "$RAS_OPTS"
+    if vm_boot; then
+        BOOT_RAS=$BOOT_MS; vmm_mem; RSS_RAS=$RSS; HWM_RAS=$HWM
+        if want 1; then
+            say "--- scenario 1: boot (HEST parsed, SEA + async sources registered)"
+            g "rastest hest; ls /sys/bus/platform/drivers/GHES/ | grep -c GHES; dmesg | grep -aiE 'HEST|GHES|APEI|ACPI.*Error'"
+            g "dmesg" >"$D/dmesg-boot.txt"
+            nsrc=$(grep -a 'RASTEST hest source=' "$SER" | grep -c .)
+            nsea=$(grep -a 'RASTEST hest source=' "$SER" | grep -c 'notify=8(SEA)')
+            nasync=$((nsrc - nsea))
+            nbound=$(g "ls /sys/bus/platform/drivers/GHES/ | grep -c GHES" | sed -n 's/.*guest: \([0-9][0-9]*\)$/\1/p' | tail -n1)
+            errs=$(acpi_errors "$D/dmesg-boot.txt")
+            [ -n "$errs" ] && echo "$errs" | sed 's/^/    acpi-error: /'
+            if grep -aq "HEST: Table parsing has been initialized" "$D/dmesg-boot.txt" && [ "$nsea" -ge 1 ] &&
+                [ "$nasync" -ge 1 ] && [ "${nbound:-0}" -eq "$nsrc" ] && [ -z "$errs" ]; then
+                result 1 boot PASS "sources=$nsrc sea=$nsea async=$nasync bound=$nbound"
+            else
+                result 1 boot FAIL "sources=$nsrc sea=$nsea async=$nasync bound=${nbound:-?} acpi_errors=$(echo "$errs" | grep -c .)"
+            fi
+        fi
+        if want 3; then
+            say "--- scenario 3: asynchronous (poisoned, not yet touched -> async source -> guest offlines)"
+            gbg "rastest hold s3 2 1"
+            wait_log "RASTEST ready tag=s3 " 60
+            gpa=$(guest_gpa s3 0); pid=$(guest_pid s3)
+            ev "guest page s3/0 at GPA $gpa (pid $pid)"
+            if [ -n "$gpa" ] && poison "$gpa"; then
+                gpfn=$(printf '0x%x' $((gpa >> 12)))
+                wait_log "Memory failure: $gpfn" 10 || true
+                sleep 3
+                gdmesg_ras
+                g "rastest kpf $gpfn"
+                off=$(grep -a "RASTEST kpf pfn=$gpfn " "$SER" | tail -n1 | grep -c 'hwpoison=1')
+                g "kill -USR1 $pid; sleep 2"
+                ras_events
+                got=$(grep -a "RASTEST sigbus tag=s3 " "$SER" | tail -n1)
+                if [ "$off" = 1 ] && alive && has_event async-notified && ! has_event sea-exit; then
+                    result 3 async PASS "guest page $gpfn offlined before use (kpageflags hwpoison=1); later touch: ${got:-no SIGBUS}"
+                else
+                    result 3 async FAIL "hwpoison=$off alive=$(alive && echo y || echo n) async-notified=$(has_event async-notified && echo y || echo n) sea-exit=$(has_event sea-exit && echo y || echo n)"
+                fi
+            else
+                result 3 async FAIL "no GPA or poisoning failed"
+            fi
+        fi
+        if want 7; then
+            say "--- scenario 7: operator drill (ch-remote inject-error)"
+            if [ -x "$CHR" ]; then
+                gbg "rastest hold s7 1 0"
+                wait_log "RASTEST ready tag=s7 " 60
+                gpa=$(guest_gpa s7 0)
+                mem_args=$(echo "$INJECT_MEM_ARGS" | sed "s/@GPA@/$gpa/g")
+                ev "ch-remote inject-error $mem_args"
+                "$CHR" --api-socket "$API" inject-error $mem_args >"$D/inject-mem.out" 2>&1; rm_=$?
+                sed 's/^/    ch-remote: /' "$D/inject-mem.out"
+                sleep 3
+                ev "ch-remote inject-error $INJECT_ARM_ARGS"
+                "$CHR" --api-socket "$API" inject-error $INJECT_ARM_ARGS >"$D/inject-arm.out" 2>&1; ra_=$?
+                sed 's/^/    ch-remote: /' "$D/inject-arm.out"
+                sleep 3
+                g "dmesg" >"$D/dmesg-drill.txt"
+                grep -aiE 'hardware error|section_type|physical_address|error_type|severity' "$D/dmesg-drill.txt" | tail -n 30
+                ras_events 10
+                memok=$(grep -aic 'section_type: memory error' "$D/dmesg-drill.txt")
+                armok=$(grep -aic 'section_type: ARM processor error' "$D/dmesg-drill.txt")
+                if [ $rm_ -eq 0 ] && [ $ra_ -eq 0 ] && [ "$memok" -ge 1 ] && [ "$armok" -ge 1 ] && alive; then
+                    result 7 drill PASS "memory error and ARM processor error logged by the guest"
+                else
+                    result 7 drill FAIL "ch-remote rc mem=$rm_ arm=$ra_, guest memory sections=$memok arm sections=$armok"
+                fi
+            else
+                result 7 drill FAIL "no ch-remote binary given"
+            fi
+        fi
+        vm_stop
+    else
+        BOOT_RAS=
+        for s in 1 3 7; do want $s && result $s boot-ras-a FAIL "guest did not boot"; done
+        vm_stop
+    fi
+fi
+
+# ---- 2 synchronous + 4 two vCPUs + 5 reboot (--ras, no early kill) --------
+if want 2 || want 4 || want 5; then
+    say "=== VM ras-s: $RAS_FLAG $RAS_OPTS_SYNC (scenarios 2, 4, 5)"
+    vm_start ras-s "$RAS_OPTS_SYNC"
+    if vm_boot; then
+        if want 2; then
+            say "--- scenario 2: synchronous recovery (guest process consumes a poisoned page)"
+            gbg "rastest spin w2 0 >/tmp/w2.log 2>&1"
+            gbg "rastest hold s2 1 0"
+            wait_log "RASTEST ready tag=s2 " 60
+            gpa=$(guest_gpa s2 0); pid=$(guest_pid s2)
+            ev "guest page s2/0 at GPA $gpa (pid $pid)"
+            if [ -n "$gpa" ] && poison "$gpa"; then
+                S2GPA=$gpa
+                gpfn=$(printf '0x%x' $((gpa >> 12)))
+                g "kill -USR1 $pid; sleep 3; tail -n 2 /tmp/w2.log; pidof rastest"
+                gdmesg_ras
+                ras_events
+                sig=$(grep -a "RASTEST sigbus tag=s2 " "$SER" | tail -n1)
+                dt=$(echo "$sig" | sed -n 's/.*dt_us=\([0-9]*\).*/\1/p')
+                w2a=$(g "tail -n1 /tmp/w2.log" | grep -ao 'n=[0-9]*' | tail -n1)
+                sleep 2
+                w2b=$(g "tail -n1 /tmp/w2.log" | grep -ao 'n=[0-9]*' | tail -n1)
+                ev "second workload progress: $w2a -> $w2b"
+                g "dmesg" >"$D/dmesg-s2.txt"
+                pa_ok=$(grep -aic "physical_address: 0x0*${gpa#0x}" "$D/dmesg-s2.txt")
+                kill_ok=$(grep -aE "Memory failure: $gpfn: (Sending SIGBUS|Killing) .*$pid" "$D/dmesg-s2.txt" | grep -c .)
+                [ -n "$dt" ] && figure "sigbus_latency_us=$dt (guest: touch of poisoned page -> SIGBUS handler, CLOCK_MONOTONIC in L2)"
+                if echo "$sig" | grep -q 'code=BUS_MCEERR_AR' && [ "$pa_ok" -ge 1 ] && [ "$kill_ok" -ge 1 ] &&
+                    [ -n "$w2b" ] && [ "$w2a" != "$w2b" ] && alive && has_event sea-exit && has_event record-written; then
+                    result 2 sync PASS "$sig; guest logged PA $gpa; second workload $w2a -> $w2b; events sea-exit+record-written"
+                else
+                    result 2 sync FAIL "sigbus='${sig:-none}' pa_logged=$pa_ok kill_logged=$kill_ok w2=$w2a->$w2b alive=$(alive && echo y || echo n) sea-exit=$(has_event sea-exit && echo y || echo n) record-written=$(has_event record-written && echo y || echo n)"
+                fi
+            else
+                result 2 sync FAIL "no GPA or poisoning failed"
+            fi
+        fi
+        if want 4 && alive; then
+            say "--- scenario 4: two processes on two vCPUs consume two poisoned pages at once"
+            gbg "rastest hold s4a 1 0"
+            gbg "rastest hold s4b 1 1"
+            wait_log "RASTEST ready tag=s4b " 60; wait_log "RASTEST ready tag=s4a " 60
+            ga=$(guest_gpa s4a 0); gb=$(guest_gpa s4b 0); pa=$(guest_pid s4a); pb=$(guest_pid s4b)
+            ev "s4a GPA $ga pid $pa (cpu0), s4b GPA $gb pid $pb (cpu1)"
+            grep -a 'RASTEST page tag=s4' "$SER" | tr -d '\r' | sed 's/^/    guest: /'
+            if [ -n "$ga" ] && [ -n "$gb" ] && poison "$ga" && poison "$gb"; then
+                g "kill -USR1 $pa $pb; sleep 4; echo still-here"
+                gdmesg_ras
+                ras_events
+                sa=$(grep -a "RASTEST sigbus tag=s4a " "$SER" | tail -n1)
+                sb=$(grep -a "RASTEST sigbus tag=s4b " "$SER" | tail -n1)
+                g "echo vm-lives"
+                lives=$(tr -d '\r' <"$SER" | grep -c '^vm-lives$')
+                if echo "$sa" | grep -q BUS_MCEERR_AR && echo "$sb" | grep -q BUS_MCEERR_AR && alive && [ "$lives" -ge 1 ]; then
+                    result 4 two-vcpus PASS "$sa | $sb"
+                else
+                    result 4 two-vcpus FAIL "s4a='${sa:-none}' s4b='${sb:-none}' alive=$(alive && echo y || echo n)"
+                fi
+            else
+                result 4 two-vcpus FAIL "no GPA or poisoning failed"
+            fi
+        elif want 4; then
+            result 4 two-vcpus FAIL "VMM not running after scenario 2"
+        fi
+        if want 5 && alive; then
+            say "--- scenario 5: reboot after poison, same GPA used again"
+            gpa=${S2GPA:-}
+            if [ -z "$gpa" ]; then
+                gbg "rastest hold s5 1 0"; wait_log "RASTEST ready tag=s5 " 60
+                gpa=$(guest_gpa s5 0); [ -n "$gpa" ] && poison "$gpa"
+            fi
+            ev "rebooting the guest (poisoned GPA $gpa)"
+            nready=$(grep -ac "RASGUEST ready" "$SER")
+            T_START=$(now_ms)
+            echo "$((SEQ + 1)) reboot -f" >&3
+            SEQ=$((SEQ + 1))
+            n=0; while [ "$(grep -ac 'RASGUEST ready' "$SER")" -le "$nready" ] && alive && [ $n -lt $((BOOT_TIMEOUT * 5)) ]; do nap; n=$((n + 1)); done
+            if [ "$(grep -ac 'RASGUEST ready' "$SER")" -gt "$nready" ]; then
+                ev "guest rebooted in $(( $(now_ms) - T_START )) ms"
+                SEQ=200
+                gpfn=$(printf '0x%x' $((gpa >> 12)))
+                GTIMEOUT=600 g "rastest kpf $gpfn; rastest hunt $gpa 440; dmesg | grep -aiE 'hardware error|memory failure' | tail -n 5; echo dmesg-checked"
+                hunt=$(grep -a "RASTEST hunt-" "$SER" | tail -n1)
+                hw=$(grep -a "RASTEST kpf pfn=$gpfn " "$SER" | tail -n1)
+                ras_events 5
+                if echo "$hunt" | grep -q hunt-ok && echo "$hw" | grep -q hwpoison=0 && alive; then
+                    result 5 reboot PASS "$hunt; $hw"
+                else
+                    result 5 reboot FAIL "hunt='${hunt:-none}' kpf='${hw:-none}' alive=$(alive && echo y || echo n)"
+                fi
+            else
+                result 5 reboot FAIL "guest did not come back (VMM alive: $(alive && echo y || echo n))"
+                tail -n 20 "$SER" | tr -d '\r' | sed 's/^/    serial: /'
+            fi
+        elif want 5; then
+            result 5 reboot FAIL "VMM not running"
+        fi
+        vm_stop
+        tail -n 5 "$D/ch.log" | sed 's/^/    ch: /'
+    else
+        for s in 2 4 5; do want $s && result $s boot-ras-s FAIL "guest did not boot"; done
+        vm_stop
+    fi
+fi
+
+# ---- 6 snapshot and restore after poison ---------------------------------
+if want 6; then
+    say "=== VM ras-snap: $RAS_FLAG $RAS_OPTS (scenario 6)"
+    vm_start ras-snap "$RAS_OPTS"
+    if vm_boot && [ -x "$CHR" ]; then
+        say "--- scenario 6: snapshot and restore after poison"
+        gbg "rastest hold s6 2 0"
+        wait_log "RASTEST ready tag=s6 " 60
+        gpa=$(guest_gpa s6 0)
+        poison "$gpa"; sleep 3
+        SNAP=$W/snap; rm -rf "$SNAP"; mkdir -p "$SNAP"
+        "$CHR" --api-socket "$API" pause; p_=$?
+        "$CHR" --api-socket "$API" snapshot "file://$SNAP" >"$D/snap.out" 2>&1; s_=$?
+        sed 's/^/    ch-remote: /' "$D/snap.out"; ls -la "$SNAP" | sed 's/^/    snap: /'
+        ras_events 10
+        kill "$CHPID" 2>/dev/null; wait "$CHPID" 2>/dev/null; exec 3>&-
+        vm_restore ras-restored "$SNAP"
+        n=0; while [ ! -S "$API" ] && [ $n -lt 150 ]; do nap; n=$((n + 1)); done
+        sleep 2
+        "$CHR" --api-socket "$API" resume >"$D/resume.out" 2>&1; r_=$?
+        sed 's/^/    ch-remote: /' "$D/resume.out"
+        g "echo restored-guest-runs; rastest spin r6 2"
+        ok=$(grep -ac "RASTEST done tag=r6" "$SER")
+        tail -n 5 "$D/ch.log" | sed 's/^/    ch: /'
+        if [ $p_ -eq 0 ] && [ $s_ -eq 0 ] && [ $r_ -eq 0 ] && [ "$ok" -ge 1 ] && alive; then
+            result 6 snapshot-restore PASS "pause/snapshot/restore/resume ok, restored guest runs"
+        else
+            result 6 snapshot-restore FAIL "pause=$p_ snapshot=$s_ resume=$r_ guest-ran=$ok alive=$(alive && echo y || echo n)"
+        fi
+        vm_stop
+    else
+        result 6 snapshot-restore FAIL "$([ -x "$CHR" ] && echo 'guest did not boot' || echo 'no ch-remote binary')"
+        vm_stop
+    fi
+fi
+
+# ---- 8 baseline without --ras ---------------------------------------------
+if want 8; then
+    say "=== VM base: no $RAS_FLAG (scenario 8 + baseline figures)"
+    vm_start base ""
+    if vm_boot; then
+        BOOT_BASE=$BOOT_MS; vmm_mem; RSS_BASE=$RSS; HWM_BASE=$HWM
+        say "--- scenario 8: baseline consumption without $RAS_FLAG"
+        gbg "rastest hold s8 1 0"
+        wait_log "RASTEST ready tag=s8 " 60
+        gpa=$(guest_gpa s8 0); pid=$(guest_pid s8)
+        if [ -n "$gpa" ] && poison "$gpa"; then
+            echo "$((SEQ + 1)) kill -USR1 $pid" >&3; SEQ=$((SEQ + 1))
+            vm_wait_exit 30
+            tail -n 8 "$SER" | tr -d '\r' | sed 's/^/    serial: /'
+            tail -n 5 "$D/ch.log" | sed 's/^/    ch: /'
+            dmesg | grep -aE 'Memory failure|cloud-hyperv' | tail -n 3 | sed 's/^/    host: /'
+            ev "VMM status after the guest consumed the poisoned page: $CH_STATUS (135 = killed by SIGBUS)"
+            if [ "$CH_STATUS" = 135 ]; then
+                result 8 baseline PASS "recorded: without $RAS_FLAG the VMM is killed by SIGBUS (status 135)"
+            else
+                result 8 baseline FAIL "recorded: VMM status $CH_STATUS (expected today: 135, SIGBUS)"
+            fi
+        else
+            result 8 baseline FAIL "no GPA or poisoning failed"
+        fi
+        alive && vm_stop
+    else
+        result 8 baseline FAIL "guest did not boot"
+        vm_stop
+    fi
+fi
+
+# ---- figures -------------------------------------------------------------
+if [ -n "${BOOT_RAS:-}" ] && [ -n "${BOOT_BASE:-}" ]; then
+    figure "boot_ms_ras=$BOOT_RAS boot_ms_noras=$BOOT_BASE ratio=$(awk "BEGIN{printf \"%.3f\", $BOOT_RAS/$BOOT_BASE}") (VMM start -> guest agent, UEFI+ACPI, same L1 run)"
+fi
+[ -n "${RSS_RAS:-}" ] && figure "vmm_rss_kb_ras=$RSS_RAS vmm_hwm_kb_ras=$HWM_RAS"
+[ -n "${RSS_BASE:-}" ] && figure "vmm_rss_kb_noras=$RSS_BASE vmm_hwm_kb_noras=$HWM_BASE"
+say "SUMMARY $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Full-stack lab: a patched Cloud Hypervisor in L1 (emulated arm64 with EL2
+# and KVM) boots a real Debian arm64 kernel through CLOUDHV_EFI.fd (UEFI +
+# ACPI/HEST) and survives real memory errors injected with
+# hwpoison/corrupt-pfn on the host page behind a guest page.
+#
+#   scripts/fullstack/run.sh [--ch] CLOUD_HYPERVISOR [--ch-remote CH_REMOTE]
+#                            [--only "1 2 ..."] [--timeout SECONDS]
+#
+# Without a Cloud Hypervisor binary: prints "SKIP: no Cloud Hypervisor
+# binary" and exits 77 (nothing counted as passed). ch-remote defaults to
+# the file named ch-remote next to the cloud-hypervisor binary.
+# Exit: 0 all scenarios passed, 1 a scenario failed or the lab broke, 77 skip.
+#
+# Inputs are cached under .lab/ (see build-firmware.sh, build-guest.sh,
+# inputs.sh); the L1 kernel and busybox are those of scripts/lab.sh when it
+# already fetched them. The CH option syntax lives in config.sh.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/common.sh"
+
+CH_BIN=
+CH_REMOTE=
+ONLY=${ONLY:-}
+L1_TIMEOUT=${L1_TIMEOUT:-2400}
+L1_MEM=${L1_MEM:-3G}
+SCEN_NAMES=("1 boot" "2 sync" "3 async" "4 two-vcpus" "5 reboot" "6 snapshot-restore" "7 drill" "8 baseline")
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --ch) CH_BIN=${2:-}; shift 2 ;;
+        --ch-remote) CH_REMOTE=${2:-}; shift 2 ;;
+        --only) ONLY=$2; shift 2 ;;
+        --timeout) L1_TIMEOUT=$2; shift 2 ;;
+        -h|--help) sed -n '3,20p' "$0"; exit 0 ;;
+        -*) fs_die "unknown option $1" ;;
+        *) CH_BIN=$1; shift ;;
+    esac
+done
+
+if [ -z "$CH_BIN" ] || [ ! -x "$CH_BIN" ]; then
+    for s in "${SCEN_NAMES[@]}"; do echo "SKIP: scenario $s"; done
+    echo "SKIP: no Cloud Hypervisor binary${CH_BIN:+ (not executable: $CH_BIN)}"
+    echo "0 passed, 0 failed, ${#SCEN_NAMES[@]} skipped"
+    exit 77
+fi
+CH_BIN=$(readlink -f "$CH_BIN")
+if [ -z "$CH_REMOTE" ] && [ -x "$(dirname "$CH_BIN")/ch-remote" ]; then
+    CH_REMOTE=$(dirname "$CH_BIN")/ch-remote
+fi
+file -b "$CH_BIN" 2>/dev/null | grep -q 'ARM aarch64' || fs_log "warning: $CH_BIN does not look like an aarch64 binary"
+
+# 1. Inputs: firmware, guest (ESP), L1 kernel + hwpoison module + busybox.
+FW=$("$HERE/build-firmware.sh" | tail -n1)
+. "$HERE/inputs.sh"
+fs_inputs_guest
+"$HERE/build-guest.sh"
+command -v qemu-system-aarch64 >/dev/null || fs_die "qemu-system-aarch64 missing (scripts/lab/fetch.sh installs it)"
+
+# 2. The L1 initramfs.
+L1=$FS_DIR/l1
+R=$L1/root
+rm -rf "$R" && mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,etc,fullstack}
+cp "$BUSYBOX" "$R/bin/busybox"
+ln -s busybox "$R/bin/sh"
+cp "$HERE/l1-init.sh" "$R/init"
+cp "$HERE/l1-orchestrate.sh" "$HERE/config.sh" "$R/fullstack/"
+cp "$CH_BIN" "$R/fullstack/cloud-hypervisor"
+[ -n "$CH_REMOTE" ] && cp "$CH_REMOTE" "$R/fullstack/ch-remote"
+cp "$FW" "$R/fullstack/CLOUDHV_EFI.fd"
+cp "$FS_DIR/esp.img" "$R/fullstack/esp.img"
+cp "$FS_DIR/rastest" "$R/fullstack/rastest"
+cp "$HWPOISON_KO" "$R/fullstack/hwpoison-inject.ko"
+{
+    printf 'ONLY=%q\n' "$ONLY"
+    # Pass overrides of config.sh (environment) into L1.
+    for v in RAS_FLAG RAS_OPTS RAS_OPTS_SYNC INJECT_MEM_ARGS INJECT_ARM_ARGS GUEST_MEM \
+        GUEST_MEM_BYTES GUEST_RAM_BASE GUEST_CPUS CH_SERIAL BOOT_TIMEOUT; do
+        [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
+    done
+} >"$R/fullstack/run.env"
+chmod 755 "$R/init" "$R/fullstack/"*.sh "$R/fullstack/cloud-hypervisor" "$R/fullstack/rastest"
+(cd "$R" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --owner 0:0) | gzip -1 >"$L1/initramfs.cpio.gz"
+fs_log "L1 initramfs: $(du -h "$L1/initramfs.cpio.gz" | cut -f1); CH $CH_BIN; ch-remote ${CH_REMOTE:-none}"
+
+# 3. Boot L1 and run the scenarios.
+LOG=$FS_DIR/run-$(date +%Y%m%d-%H%M%S).log
+fs_log "booting L1 (log: $LOG, timeout ${L1_TIMEOUT}s)"
+set +e
+timeout "$L1_TIMEOUT" nice qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max \
+    -smp 2 -m "$L1_MEM" -nographic -no-reboot \
+    -kernel "$L1_KERNEL" -initrd "$L1/initramfs.cpio.gz" \
+    -append "console=ttyAMA0 panic=-1 quiet" </dev/null 2>&1 | tr -d '\r' | tee "$LOG" |
+    grep --line-buffered -E '^(FULLSTACK|    )'
+qrc=${PIPESTATUS[0]}
+set -e
+ln -sf "$(basename "$LOG")" "$FS_DIR/run-latest.log"
+
+# 4. Verdict (from the L1 log only).
+passed=$(grep -c '^FULLSTACK RESULT .* PASS' "$LOG" || true)
+failed=$(grep -c '^FULLSTACK RESULT .* FAIL' "$LOG" || true)
+echo "---- figures ----"
+grep '^FULLSTACK FIGURE' "$LOG" | sed 's/^FULLSTACK FIGURE /  /' || echo "  (none)"
+echo "---- results ----"
+grep '^FULLSTACK RESULT' "$LOG" | sed 's/^FULLSTACK RESULT /  /' || true
+if grep -q '^FULLSTACK SKIP' "$LOG"; then
+    grep '^FULLSTACK SKIP' "$LOG" | sed 's/^FULLSTACK //'
+    exit 77
+fi
+if ! grep -q '^FULLSTACK SUMMARY' "$LOG"; then
+    echo "lab error: no summary from L1 (qemu status $qrc; 124 = timeout); see $LOG"
+    failed=$((failed + 1))
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
