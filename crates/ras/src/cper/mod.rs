@@ -2,52 +2,49 @@
 //! CPER (UEFI Common Platform Error Record) codec, UEFI 2.10 Appendix N,
 //! and the ACPI 6.5 §18.3.2.7 Generic Error Status Block that carries it.
 //!
-//! CONTRACT STUB: the names and signatures below are fixed; bodies are being
-//! implemented (submodules per structure: guid, severity, timestamp,
-//! status_block, data_entry, memory, arm, raw, record).
+//! One module per spec structure:
+//! - [`guid`]: `EFI_GUID` in on-wire byte order;
+//! - [`severity`]: error severity (UEFI 2.10 N.2.1);
+//! - [`timestamp`]: the BCD timestamp (UEFI 2.10 N.2.1);
+//! - [`status_block`]: Generic Error Status Block (ACPI 6.5 §18.3.2.7.1);
+//! - [`data_entry`]: Generic Error Data Entry (ACPI 6.5 Table 18.13) and the
+//!   [`Section`] it carries;
+//! - [`memory`]: Platform Memory Error section (UEFI 2.10 N.2.5);
+//! - [`arm`]: ARM Processor Error section (UEFI 2.10 N.2.4.4; error-info
+//!   `type` uses the UEFI 2.9 enumeration, see [`arm`]);
+//! - [`raw`]: any section type as raw bytes;
+//! - [`record`]: a standard CPER record ("CPER" header + section
+//!   descriptors, UEFI 2.10 N.2.1/N.2.2) wrapping a status block's entries.
+//!
+//! Byte layouts are `#[repr(C, packed)]` zerocopy structs of little-endian
+//! fields; decoding validates lengths, counts, revisions and reserved bits
+//! and never panics.
 
-use serde::{Deserialize, Serialize};
+pub mod arm;
+pub mod data_entry;
+pub mod guid;
+pub mod memory;
+pub mod raw;
+pub mod record;
+pub mod severity;
+pub mod status_block;
+pub mod timestamp;
+
+pub use arm::{
+    ARM_PROCESSOR_SECTION_GUID, ArmContextInfo, ArmErrorInfo, ArmErrorType, ArmProcessorSection,
+};
+pub use data_entry::{DataEntry, EntryFlags, Section};
+pub use guid::Guid;
+pub use memory::{MEMORY_ERROR_SECTION_GUID, MemoryErrorSection};
+pub use raw::RawSection;
+pub use record::{RAS_CREATOR_ID, Record};
+pub use severity::Severity;
+pub use status_block::StatusBlock;
 use thiserror::Error;
+pub use timestamp::Timestamp;
 
-use crate::report::GpaGranule;
-
-/// A GUID in its on-wire (mixed-endian, EFI_GUID) byte order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Guid(pub [u8; 16]);
-
-impl Guid {
-    /// Builds a GUID from its textual fields (`d1-d2-d3-d4[0..2]-d4[2..8]`).
-    pub const fn from_fields(d1: u32, d2: u16, d3: u16, d4: [u8; 8]) -> Self {
-        let a = d1.to_le_bytes();
-        let b = d2.to_le_bytes();
-        let c = d3.to_le_bytes();
-        Guid([
-            a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4],
-            d4[5], d4[6], d4[7],
-        ])
-    }
-}
-
-/// CPER error severity (UEFI 2.10 N.2.1 / N.2.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Severity {
-    /// 0: recoverable (uncorrected, the OS can contain it).
-    Recoverable,
-    /// 1: fatal.
-    Fatal,
-    /// 2: corrected.
-    Corrected,
-    /// 3: informational.
-    Informational,
-}
-
-/// The ARM Processor Error section (UEFI 2.10 N.2.4.4). Fields: see the
-/// implementation.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArmProcessorSection {}
-
-/// Errors from decoding CPER bytes.
-#[derive(Debug, Error, PartialEq, Eq)]
+/// Errors from encoding or decoding CPER bytes.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum CperError {
     /// The input ends before a structure does.
     #[error("Truncated {what}: need {need} bytes, have {have}")]
@@ -59,31 +56,156 @@ pub enum CperError {
         /// Bytes available.
         have: usize,
     },
-}
-
-/// A Generic Error Status Block with its data entries.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusBlock {}
-
-impl StatusBlock {
-    /// One recoverable platform-memory-error entry for `granule`.
-    pub fn memory_error(_granule: &GpaGranule, _severity: Severity, _unix_time: u64) -> Self {
-        todo!()
-    }
-    /// Encoded size in bytes.
-    pub fn encoded_len(&self) -> usize {
-        todo!()
-    }
-    /// Encodes into `buf`, returning the bytes written.
-    pub fn encode_into(&self, _buf: &mut [u8]) -> Result<usize, CperError> {
-        todo!()
-    }
-    /// Encodes into a new vector.
-    pub fn encode(&self) -> Vec<u8> {
-        todo!()
-    }
-    /// Decodes and validates a status block.
-    pub fn decode(_bytes: &[u8]) -> Result<Self, CperError> {
-        todo!()
-    }
+    /// The output buffer is too small.
+    #[error("Buffer too small: need {need} bytes, have {have}")]
+    BufferTooSmall {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes available.
+        have: usize,
+    },
+    /// A section body has the wrong fixed size.
+    #[error("Bad {section} length: expected {expected} bytes, found {found}")]
+    BadSectionLength {
+        /// Section or sub-structure.
+        section: &'static str,
+        /// Size the spec defines.
+        expected: usize,
+        /// Size found.
+        found: usize,
+    },
+    /// A length field disagrees with the bytes it describes.
+    #[error("Inconsistent {what}: declared {declared} bytes, actual {actual}")]
+    LengthMismatch {
+        /// The length field.
+        what: &'static str,
+        /// Value of the field.
+        declared: usize,
+        /// Bytes actually there.
+        actual: usize,
+    },
+    /// A count field disagrees with the structures found.
+    #[error("Inconsistent count of {what}: declared {declared}, found {actual}")]
+    InconsistentCount {
+        /// What is counted.
+        what: &'static str,
+        /// Value of the count field.
+        declared: usize,
+        /// Number found.
+        actual: usize,
+    },
+    /// A count field needs more bytes than the enclosing length allows.
+    #[error("Count of {what} ({count}) does not fit in {length} bytes")]
+    CountExceedsLength {
+        /// What is counted.
+        what: &'static str,
+        /// Value of the count field.
+        count: usize,
+        /// Length available.
+        length: usize,
+    },
+    /// A revision this codec does not know.
+    #[error("Bad {what} revision {revision:#06x}")]
+    BadRevision {
+        /// Structure.
+        what: &'static str,
+        /// Revision found.
+        revision: u16,
+    },
+    /// A severity value above 3.
+    #[error("Bad {what} severity {value}")]
+    BadSeverity {
+        /// Structure.
+        what: &'static str,
+        /// Value found.
+        value: u32,
+    },
+    /// Reserved bits are set.
+    #[error("Reserved bits set in {what}: {value:#x}")]
+    ReservedBits {
+        /// Field.
+        what: &'static str,
+        /// Its whole value.
+        value: u64,
+    },
+    /// The block status bits do not match the entries.
+    #[error("Block status {found:#x} does not match the entries (expected {expected:#x})")]
+    BlockStatusMismatch {
+        /// Value the entries imply.
+        expected: u32,
+        /// Value found.
+        found: u32,
+    },
+    /// The block or record severity is not the most severe entry's.
+    #[error("Severity {found} is not the most severe entry's ({expected})")]
+    SeverityMismatch {
+        /// Value the entries imply.
+        expected: u32,
+        /// Value found.
+        found: u32,
+    },
+    /// Raw data does not start right after the data entries.
+    #[error("Bad raw data offset {found}: expected {expected}")]
+    BadRawDataOffset {
+        /// Offset right after the data entries.
+        expected: usize,
+        /// Offset found.
+        found: usize,
+    },
+    /// A timestamp with a non-BCD byte or reserved flag bits.
+    #[error("Bad timestamp {raw:#018x}")]
+    BadTimestamp {
+        /// The 8 on-wire bytes, little-endian.
+        raw: u64,
+    },
+    /// An ARM error information type outside the UEFI 2.9 enumeration.
+    #[error("Bad ARM error info type {value} (UEFI 2.9 enumeration: 0..=3)")]
+    BadArmErrorType {
+        /// Value found.
+        value: u8,
+    },
+    /// A record signature is wrong.
+    #[error("Bad {what}: {found:#010x}")]
+    BadSignature {
+        /// Which signature.
+        what: &'static str,
+        /// Value found (little-endian).
+        found: u32,
+    },
+    /// A record section lies outside the record body.
+    #[error(
+        "Section {index} at offset {offset} length {length} is outside the record body (record length {record_length})"
+    )]
+    SectionOutOfBounds {
+        /// Section index.
+        index: usize,
+        /// Its offset.
+        offset: usize,
+        /// Its length.
+        length: usize,
+        /// The record length.
+        record_length: usize,
+    },
+    /// More entries than the format can count.
+    #[error("Too many {what}: {count}")]
+    TooManyEntries {
+        /// What is counted.
+        what: &'static str,
+        /// Number given.
+        count: usize,
+    },
+    /// A length does not fit its 32-bit field.
+    #[error("Too long {what}: {len} bytes")]
+    TooLong {
+        /// Structure.
+        what: &'static str,
+        /// Length.
+        len: usize,
+    },
+    /// Not a GUID in `8-4-4-4-12` form.
+    #[error("Invalid GUID text {text:?}")]
+    InvalidGuid {
+        /// The text (first 64 characters).
+        text: String,
+    },
 }
