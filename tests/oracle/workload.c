@@ -83,13 +83,22 @@ static int hold(long n)
 	printf("ORACLE HOLD pid=%d n=%ld\n", getpid(), n);
 	fflush(stdout);
 	// SIGUSR1: read every page again (a later consumption of poison).
+	// SIGUSR2: print the physical addresses again (after a migration).
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	for (;;) {
 		int sig;
 		sigwait(&set, &sig);
+		if (sig == SIGUSR2) {
+			for (long i = 0; i < n; i++)
+				printf("ORACLE REPAGE pid=%d idx=%ld pa=0x%" PRIx64 " byte=0x%02x\n", getpid(), i,
+				       pa_of(p + i * ps), (unsigned)(unsigned char)p[i * ps]);
+			fflush(stdout);
+			continue;
+		}
 		unsigned long sum = 0;
 		for (long i = 0; i < held_n; i++)
 			sum += held[i * ps];
@@ -126,7 +135,9 @@ static int thp(void)
 
 static void *devmem(uint64_t addr, size_t len, int *fd)
 {
-	*fd = open("/dev/mem", O_RDWR | O_SYNC);
+	// No O_SYNC: the reserved window is already mapped write-back by the
+	// kernel (GHES), and PAT refuses a second, uncached mapping.
+	*fd = open("/dev/mem", O_RDWR);
 	if (*fd < 0) {
 		printf("ORACLE DEVMEM open failed errno=%d\n", errno);
 		return NULL;

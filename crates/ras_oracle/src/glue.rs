@@ -125,11 +125,6 @@ impl Record {
     pub fn describe(&self) -> String {
         format!("[{}] ({} bytes)", self.desc, self.block.encoded_len())
     }
-
-    /// The engine's encoding of the record.
-    pub fn status_block(&self) -> Result<StatusBlock, GlueError> {
-        Ok(self.block.clone())
-    }
 }
 
 /// The engine pieces a VMM would hold.

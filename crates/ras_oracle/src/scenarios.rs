@@ -6,9 +6,16 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use ras::cper::arm::{info_flags, info_validation, validation as arm_validation};
+use ras::cper::{
+    ArmErrorInfo, ArmErrorType, ArmProcessorSection, DataEntry, EntryFlags, Guid,
+    MemoryErrorSection, RawSection, Section, Severity, StatusBlock, Timestamp,
+};
 use ras::error_source::{Delivery, SourceId};
+use ras::policy::RecordBody;
+use ras::report::GpaGranule;
 
-use crate::glue::{Engine, Record, WINDOW_BASE};
+use crate::glue::{Engine, Record, WINDOW_BASE, WINDOW_LEN, unix_now};
 use crate::guest::{Guest, GuestConfig, create_ram_file};
 use crate::{OracleError, Options};
 
@@ -313,7 +320,7 @@ pub fn run_all(opts: &Options) -> Result<Vec<ScenarioResult>, OracleError> {
         ram,
         qmp: opts.work.join("qmp.sock"),
         log: opts.work.join("console.log"),
-        cmdline: format!("memmap=64K${WINDOW_BASE:#x} iomem=relaxed"),
+        cmdline: format!("memmap={}K${WINDOW_BASE:#x} iomem=relaxed", WINDOW_LEN >> 10),
     };
     let guest = Guest::start(&cfg)?;
     println!("oracle: guest console log: {}", cfg.log.display());
@@ -577,9 +584,62 @@ fn s5_burst(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     Ok(c.finish())
 }
 
-fn s6_soft_offline(_ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
+fn s6_soft_offline(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     let mut c = Check::new(6, "corrected error with threshold exceeded");
-    c.skip = Some("the engine's CPER builder for corrected + threshold-exceeded is not wired yet".into());
+    let (pid, pages) = ctx.hold(2)?;
+    let Some(page) = pages.first().copied() else {
+        c.fail("workload printed no page");
+        return Ok(c.finish());
+    };
+    let Some(granule) = GpaGranule::containing(page.pa, 12) else {
+        c.fail("no granule");
+        return Ok(c.finish());
+    };
+    let hc0 = ctx.hardware_corrupted_kb()?;
+    ctx.space();
+    let src = ctx.eng.polled();
+    let a0 = ctx.eng.counters(src)?.acked;
+    let from = ctx.guest.mark();
+    let rec = Record::memory(granule, Severity::Corrected, true);
+    ctx.submit(src, &rec)?;
+    let idle = ctx.pump(&[src], Duration::from_secs(10))?;
+    ctx.recent.push(Instant::now());
+    c.ok(idle && ctx.eng.counters(src)?.acked == a0 + 1, "guest consumed and acked the record");
+    let want = vec![
+        format!("Hardware error from APEI Generic Hardware Error Source: {}", src.0),
+        "event severity: corrected".to_string(),
+        pa_line(page.pa),
+    ];
+    let missing = ctx.expect_lines(from, Duration::from_secs(5), &want);
+    for w in &want {
+        c.ok(!missing.contains(w), format!("guest: `{w}`"));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let hc1 = ctx.hardware_corrupted_kb()?;
+    c.ok(hc1 == hc0 + 4, format!("HardwareCorrupted {hc0} kB -> {hc1} kB (page soft-offlined)"));
+    let m = ctx.guest.mark();
+    ctx.guest.run(&format!("kill -USR2 {pid}"), Duration::from_secs(5))?;
+    let _ = ctx.guest.wait_for(m, Duration::from_secs(5), "REPAGE", |l| {
+        l.contains("ORACLE REPAGE") && l.contains("idx=1")
+    });
+    let re = ctx
+        .guest
+        .lines_since(m)
+        .into_iter()
+        .find(|l| l.contains("ORACLE REPAGE") && l.contains("idx=0 "));
+    match re {
+        Some(l) => {
+            let new = hex_field(&l, "pa=");
+            c.ok(
+                new.is_some() && new != Some(page.pa) && l.contains("byte=0x40"),
+                format!("the process's page moved to another frame with its data: `{l}` (was {:#x})", page.pa),
+            );
+        }
+        None => c.fail("workload did not re-print its pages"),
+    }
+    let lines = ctx.ghes_lines_since(from);
+    c.evidence(&lines);
+    c.ok(firmware_complaints(&lines).is_empty(), "no firmware complaint");
     Ok(c.finish())
 }
 
@@ -598,7 +658,7 @@ fn s3_huge(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     if !thp.contains("thp=1") {
         c.note("the workload's 2 MiB range is not a THP in the guest: the test still sends a 2 MiB loss");
     }
-    let Some(granule) = ras::report::GpaGranule::containing(pa, 21) else {
+    let Some(granule) = GpaGranule::containing(pa, 21) else {
         c.fail("no granule");
         return Ok(c.finish());
     };
@@ -607,7 +667,7 @@ fn s3_huge(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     let src = SourceId(1);
     let a0 = ctx.eng.counters(src)?.acked;
     let from = ctx.guest.mark();
-    let rec = Record::memory(granule, ras::cper::Severity::Recoverable, false);
+    let rec = Record::memory(granule, Severity::Recoverable, false);
     ctx.submit(src, &rec)?;
     let idle = ctx.pump(&[src], Duration::from_secs(10))?;
     ctx.recent.push(Instant::now());
@@ -649,10 +709,127 @@ fn s3_huge(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     Ok(c.finish())
 }
 
+/// What the guest must print for one shape, besides the source line.
+struct Shape {
+    rec: Record,
+    want: Vec<String>,
+}
+
 fn s8_shapes(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     let mut c = Check::new(8, "every record shape: no firmware warning");
-    let _ = ctx;
-    c.skip = Some("not wired yet".into());
+    let (_, pages) = ctx.hold(6)?;
+    if pages.len() < 6 {
+        c.fail("workload printed too few pages");
+        return Ok(c.finish());
+    }
+    let g4k = |i: usize| GpaGranule::containing(pages[i].pa, 12);
+    let (Some(ga), Some(gb), Some(gc), Some(g2m), Some(g1g)) = (
+        g4k(0),
+        g4k(1),
+        g4k(2),
+        GpaGranule::containing(pages[3].pa, 21),
+        GpaGranule::containing(pages[3].pa, 30),
+    ) else {
+        c.fail("no granule");
+        return Ok(c.finish());
+    };
+    let vendor = Guid::from_fields(0x8b6e_2f4c, 0x1d2a, 0x4f5e, [0x9a, 0x11, 0x3c, 0x7d, 0x52, 0x60, 0xa1, 0x0b]);
+    let raw_data: Vec<u8> = (0u8..32).collect();
+    let arm = |pa: u64, ty: ArmErrorType| ArmProcessorSection {
+        validation_bits: arm_validation::MPIDR | arm_validation::RUNNING_STATE,
+        error_affinity_level: 0,
+        mpidr: 0x8000_0000,
+        midr: 0x410f_d0c0,
+        running_state: 1,
+        psci_state: 0,
+        error_info: vec![ArmErrorInfo {
+            version: 0,
+            validation_bits: info_validation::FLAGS | info_validation::PHYSICAL_FAULT_ADDRESS,
+            error_type: ty,
+            multiple_error: 0,
+            flags: info_flags::FIRST_ERROR | info_flags::LAST_ERROR,
+            error_information: 0,
+            virtual_fault_address: 0,
+            physical_fault_address: pa,
+        }],
+        context_info: Vec::new(),
+        vendor_specific: Vec::new(),
+    };
+    let shapes = vec![
+        Shape {
+            rec: Record::memory(ga, Severity::Recoverable, false),
+            want: vec![pa_line(ga.base()), "event severity: recoverable".into(), format!("{} recovery action", mf_prefix(ga.base()))],
+        },
+        Shape {
+            rec: Record::memory(g2m, Severity::Corrected, false),
+            want: vec![pa_line(g2m.base()), format!("physical_address_mask: 0x{:016x}", g2m.pa_mask()), "event severity: corrected".into()],
+        },
+        Shape {
+            rec: Record::memory(g1g, Severity::Corrected, false),
+            want: vec![pa_line(g1g.base()), format!("physical_address_mask: 0x{:016x}", g1g.pa_mask())],
+        },
+        Shape {
+            rec: Record::memory(gb, Severity::Corrected, false),
+            want: vec![pa_line(gb.base()), "event severity: corrected".into()],
+        },
+        Shape {
+            rec: Record::policy("ARM processor, cache error with PA, recoverable", Severity::Recoverable, RecordBody::ArmProcessor(arm(gc.base(), ArmErrorType::Cache))),
+            want: vec!["e19e3d16-bc11-11e4-9caa-c2051d5d46b0".into(), format!("{} recovery action", mf_prefix(gc.base()))],
+        },
+        Shape {
+            rec: Record::policy("ARM processor, TLB error, corrected", Severity::Corrected, RecordBody::ArmProcessor(arm(pages[4].pa, ArmErrorType::Tlb))),
+            want: vec!["e19e3d16-bc11-11e4-9caa-c2051d5d46b0".into(), "event severity: corrected".into()],
+        },
+        Shape {
+            rec: Record::policy("raw vendor section, recoverable", Severity::Recoverable, RecordBody::Raw { section_type: vendor, data: raw_data.clone() }),
+            want: vec!["8b6e2f4c-1d2a-4f5e-9a11-3c7d5260a10b".into(), "00010203".into()],
+        },
+        Shape {
+            rec: Record::block(
+                "multi-entry: memory recoverable + raw corrected, block raw data",
+                StatusBlock::new()
+                    .with_entry(
+                        DataEntry::new(Section::Memory(MemoryErrorSection::for_granule(&GpaGranule::containing(pages[5].pa, 12).unwrap_or(ga))), Severity::Recoverable)
+                            .with_flags(EntryFlags::PRIMARY)
+                            .with_timestamp(Timestamp::from_unix(unix_now())),
+                    )
+                    .with_entry(DataEntry::new(Section::Raw(RawSection::new(vendor, raw_data)), Severity::Corrected))
+                    .with_raw_data(vec![0xee; 16]),
+            ),
+            want: vec!["Error 0, type: recoverable".into(), "Error 1, type: corrected".into(), pa_line(pages[5].pa), format!("{} recovery action", mf_prefix(pages[5].pa))],
+        },
+    ];
+    let src = SourceId(1);
+    for sh in shapes {
+        ctx.space();
+        let a0 = ctx.eng.counters(src)?.acked;
+        let from = ctx.guest.mark();
+        let d = ctx.submit(src, &sh.rec);
+        let d = match d {
+            Ok(d) => d,
+            Err(e) => {
+                c.fail(format!("{}: engine refused: {e}", sh.rec.desc));
+                continue;
+            }
+        };
+        let idle = ctx.pump(&[src], Duration::from_secs(10))?;
+        ctx.recent.push(Instant::now());
+        let acked = ctx.eng.counters(src)?.acked - a0;
+        let mut want = sh.want.clone();
+        want.insert(0, format!("Hardware error from APEI Generic Hardware Error Source: {}", src.0));
+        let missing = ctx.expect_lines(from, Duration::from_secs(4), &want);
+        std::thread::sleep(Duration::from_millis(300));
+        let lines: Vec<String> = ctx.guest.lines_since(from).into_iter().filter(|l| l.contains("Hardware Error") || is_ghes_line(l) || l.contains("GHES")).collect();
+        let fw = firmware_complaints(&ctx.guest.lines_since(from));
+        c.evidence(&lines);
+        c.ok(
+            d.must_notify() && idle && acked == 1 && missing.is_empty() && fw.is_empty(),
+            format!(
+                "{}: acked {acked}, missing {:?}, firmware complaints {:?}",
+                sh.rec.desc, missing, fw
+            ),
+        );
+    }
     Ok(c.finish())
 }
 
