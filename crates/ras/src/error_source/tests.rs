@@ -540,7 +540,6 @@ fn scribbling_guest_cannot_redirect_or_crash() {
 }
 
 #[test]
-#[ignore = "needs the cper codec (stub)"]
 fn status_block_is_encoded_into_the_block() {
     use crate::cper::Severity;
     use crate::report::GpaGranule;
@@ -555,4 +554,25 @@ fn status_block_is_encoded_into_the_block() {
     let got = read(&mem, block, enc.len());
     assert_eq!(got, enc);
     assert_eq!(StatusBlock::decode(&got).unwrap(), sb);
+}
+
+#[test]
+fn status_block_larger_than_the_block_is_rejected() {
+    use crate::cper::Severity;
+    use crate::report::GpaGranule;
+
+    let mem = guest();
+    let layout = RegionLayout::new(BASE, 1, 64).unwrap();
+    let mut es = ErrorSources::new(layout, 4);
+    es.init(&mem).unwrap();
+    let g = GpaGranule::containing(0x4020_0000, 21).unwrap();
+    let sb = StatusBlock::memory_error(&g, Severity::Recoverable, 0);
+    assert!(sb.encoded_len() > 64);
+    let before = read(&mem, 0, MEM_LEN);
+    assert!(matches!(
+        es.submit(&mem, SourceId(0), &sb),
+        Err(ErrorSourceError::RecordTooLarge { block_len: 64, .. })
+    ));
+    assert_eq!(read(&mem, 0, MEM_LEN), before);
+    assert_eq!(es.totals(), Counters::default());
 }
