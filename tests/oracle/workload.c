@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -107,6 +108,37 @@ static int hold(long n)
 	}
 }
 
+static sigjmp_buf touch_env;
+
+static void on_touch_bus(int sig)
+{
+	(void)sig;
+	siglongjmp(touch_env, 1);
+}
+
+// Reads every 4 KiB page of [p, p+len): how many fault with SIGBUS.
+static void touch_all(volatile char *p, size_t len)
+{
+	struct sigaction sa = { 0 };
+	sa.sa_handler = on_touch_bus;
+	sa.sa_flags = SA_NODEFER;
+	sigaction(SIGBUS, &sa, NULL);
+	volatile long ok = 0, bus = 0, first = -1;
+	for (size_t off = 0; off < len; off += 4096) {
+		if (sigsetjmp(touch_env, 1) == 0) {
+			(void)p[off];
+			ok++;
+		} else {
+			bus++;
+			if (first < 0)
+				first = (long)(off / 4096);
+		}
+	}
+	printf("ORACLE THPTOUCH pid=%d pages=%zu readable=%ld sigbus=%ld first_sigbus_idx=%ld\n", getpid(),
+	       len / 4096, ok, bus, first);
+	fflush(stdout);
+}
+
 static int thp(void)
 {
 	size_t huge = 2UL << 20;
@@ -129,8 +161,16 @@ static int thp(void)
 	       (void *)p, pa, (int)((f >> 22) & 1), (int)((f >> 17) & 1), contiguous);
 	printf("ORACLE HOLD pid=%d n=512\n", getpid());
 	fflush(stdout);
-	for (;;)
-		pause();
+	// SIGUSR1: read every 4 KiB page of the huge page.
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	for (;;) {
+		int sig;
+		sigwait(&set, &sig);
+		touch_all(p, huge);
+	}
 }
 
 static void *devmem(uint64_t addr, size_t len, int *fd)

@@ -163,6 +163,7 @@ fn is_ghes_line(l: &str) -> bool {
 
 struct Ctx {
     guest: Guest,
+    hest_path: std::path::PathBuf,
     eng: Engine,
     /// When the last uncorrected / corrected records were consumed (GHES
     /// prints at most 2 per 5 s per class).
@@ -330,6 +331,7 @@ pub fn run_all(opts: &Options) -> Result<Vec<ScenarioResult>, OracleError> {
     println!("oracle: guest ready after {:.1} s: {ready}", guest.elapsed());
     let mut ctx = Ctx {
         guest,
+        hest_path: cfg.hest.clone(),
         eng,
         recent: Vec::new(),
         workloads: Vec::new(),
@@ -412,8 +414,44 @@ fn s1_boot(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     let complaints = firmware_complaints(&boot);
     c.evidence(&complaints);
     c.ok(complaints.is_empty(), "no [Firmware Warn]/[Firmware Bug] at boot");
+    iasl_check(&mut c, &ctx.hest_path);
     c.note("expected and harmless: 'GHES: Failed to enable APEI firmware first mode' (QEMU's DSDT has no WHEA _OSC)");
     Ok(c.finish())
+}
+
+/// Host-side check of the HEST bytes with iasl (QEMU rewrites the checksum
+/// of `-acpitable` tables, so the guest cannot check it).
+fn iasl_check(c: &mut Check, hest: &std::path::Path) {
+    let dir = std::env::temp_dir().join(format!("ras-oracle-iasl-{}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_err() {
+        c.note("iasl check: no temporary directory");
+        return;
+    }
+    let aml = dir.join("hest.aml");
+    let out = std::fs::copy(hest, &aml).ok().and_then(|_| {
+        std::process::Command::new("iasl")
+            .arg("-d")
+            .arg(&aml)
+            .output()
+            .ok()
+    });
+    let Some(out) = out else {
+        c.note("iasl not installed: host-side HEST checksum check not run");
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let dsl = std::fs::read_to_string(dir.join("hest.dsl")).unwrap_or_default();
+    let entries = dsl.matches("Subtable Type : 000A").count();
+    c.ok(
+        out.status.success()
+            && !stderr.contains("Incorrect checksum")
+            && !dsl.contains("****")
+            && !dsl.contains("Unknown"),
+        format!("iasl -d: {}, no checksum warning, no unknown/truncated subtable", out.status),
+    );
+    println!("  note: iasl decoded {entries} GHESv2 (type 0x0A) subtables");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn s2_recoverable(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
@@ -690,20 +728,33 @@ fn s3_huge(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         .collect();
     let hc1 = ctx.hardware_corrupted_kb()?;
     c.evidence(&lines);
+    let mut pfns = pfns;
+    pfns.dedup();
+    let thp_pid = dec_field(&thp, "pid=").unwrap_or(0);
+    let m = ctx.guest.mark();
+    ctx.guest.run(&format!("kill -USR1 {thp_pid}"), Duration::from_secs(5))?;
+    let touch = ctx
+        .guest
+        .wait_for(m, Duration::from_secs(10), "THPTOUCH", |l| l.contains("ORACLE THPTOUCH"))
+        .map(|(_, l)| l)
+        .unwrap_or_else(|_| "(the workload did not answer)".into());
+    c.evidence(std::slice::from_ref(&touch));
     c.ok(
         pfns.contains(&(granule.base() >> 12)),
         format!("guest ran memory_failure() on the first pfn of the range ({:#x})", granule.base() >> 12),
     );
     let whole = hc1.saturating_sub(hc0) >= granule.len() >> 10;
     println!(
-        "  FINDING: a {} KiB loss (mask {:#x}) made Linux 6.1 act on {} pfn(s) {:x?}; HardwareCorrupted {} kB -> {} kB ({})",
+        "  FINDING: a {} KiB loss (mask {:#x}) made Linux act on {} pfn(s) {:x?}; HardwareCorrupted {} kB -> {} kB ({}); owner reading the {} KiB range: {}",
         granule.len() >> 10,
         granule.pa_mask(),
         pfns.len(),
         pfns,
         hc0,
         hc1,
-        if whole { "the whole range" } else { "NOT the whole range: the PA mask is printed, not used" }
+        if whole { "the whole range" } else { "NOT the whole range: the PA mask is printed, not used" },
+        granule.len() >> 10,
+        touch.trim()
     );
     c.ok(firmware_complaints(&lines).is_empty(), "no firmware complaint");
     Ok(c.finish())
@@ -782,7 +833,7 @@ fn s8_shapes(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         },
         Shape {
             rec: Record::policy("raw vendor section, recoverable", Severity::Recoverable, RecordBody::Raw { section_type: vendor, data: raw_data.clone() }),
-            want: vec!["8b6e2f4c-1d2a-4f5e-9a11-3c7d5260a10b".into(), "00010203".into()],
+            want: vec!["8b6e2f4c-1d2a-4f5e-9a11-3c7d5260a10b".into(), "03020100 07060504".into()],
         },
         Shape {
             rec: Record::block(
@@ -830,6 +881,28 @@ fn s8_shapes(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
             ),
         );
     }
+    // Probe (not counted): how this kernel reads the ARM error-info type
+    // byte. The engine encodes the UEFI 2.9 enumeration (0 cache, 2 bus);
+    // the UEFI 2.9A+ bitmap has cache = bit 1 = the value 2.
+    ctx.space();
+    let from = ctx.guest.mark();
+    let probe = Record::policy(
+        "probe: ARM processor, error-info type byte 2 (engine: bus), recoverable",
+        Severity::Recoverable,
+        RecordBody::ArmProcessor(arm(pages[4].pa, ArmErrorType::Bus)),
+    );
+    ctx.submit(src, &probe)?;
+    ctx.pump(&[src], Duration::from_secs(10))?;
+    ctx.recent.push(Instant::now());
+    std::thread::sleep(Duration::from_millis(1500));
+    let lines = ctx.ghes_lines_since(from);
+    let acted = lines.iter().any(|l| l.contains(&mf_prefix(pages[4].pa)));
+    c.evidence(&lines);
+    c.note(format!(
+        "probe: with type byte 2 the guest {} memory_failure() on the fault address: this kernel reads the type as the UEFI 2.9A+ bitmap (cache = bit 1) {}",
+        if acted { "RAN" } else { "did NOT run" },
+        if acted { "- the engine's enum (cache = 0) is not what it expects" } else { "(or ignores the section)" }
+    ));
     Ok(c.finish())
 }
 
