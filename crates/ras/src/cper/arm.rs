@@ -202,7 +202,8 @@ pub struct ArmErrorInfo {
 }
 
 /// One processor context entry (UEFI 2.10 N.2.4.4.2): a register context
-/// type (e.g. 5 = AArch64 GPRs) and the raw register array.
+/// type (UEFI 2.10 Table N-23, e.g. 4 = AArch64 GPRs, 5 = AArch64 EL1
+/// context) and the raw register array.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ArmContextInfo {
     /// Structure version (0).
@@ -491,7 +492,7 @@ mod tests {
             ],
             context_info: vec![ArmContextInfo {
                 version: 0,
-                register_context_type: 5,
+                register_context_type: 4,
                 registers: (0..=255u8).collect(),
             }],
             vendor_specific: vec![0xde, 0xad],
@@ -509,7 +510,7 @@ mod tests {
         assert_eq!(buf[40 + 1], 32);
         assert_eq!(buf[40 + 4], 0); // cache, UEFI 2.9 enum
         assert_eq!(buf[72 + 4], 3); // micro-arch
-        assert_eq!(&buf[104..112], &[0, 0, 5, 0, 0, 1, 0, 0]);
+        assert_eq!(&buf[104..112], &[0, 0, 4, 0, 0, 1, 0, 0]);
         assert_eq!(ArmProcessorSection::decode(&buf), Ok(s));
     }
 
