@@ -33,7 +33,9 @@ use crate::sea_exit::{EC_DABT_CUR, EC_DABT_LOW, EC_IABT_CUR, EC_IABT_LOW, FSC_SE
 pub enum AbortInjectError {
     /// The vCPU runs in a mode this emulation does not target (EL2 of a
     /// nested guest hypervisor, AArch32 EL1, reserved encodings).
-    #[error("Cannot emulate an abort from PSTATE {pstate:#x} (mode not EL0/EL1 AArch64 or EL0 AArch32)")]
+    #[error(
+        "Cannot emulate an abort from PSTATE {pstate:#x} (mode not EL0/EL1 AArch64 or EL0 AArch32)"
+    )]
     UnsupportedMode {
         /// PSTATE as read.
         pstate: u64,
@@ -425,7 +427,10 @@ mod kvm {
 
     /// Carries out a [`plan`]. Returns the register writes when the
     /// registers were used.
-    pub fn inject(vcpu: &VcpuFd, method: InjectMethod) -> Result<Option<RegWrites>, AbortInjectError> {
+    pub fn inject(
+        vcpu: &VcpuFd,
+        method: InjectMethod,
+    ) -> Result<Option<RegWrites>, AbortInjectError> {
         match method {
             InjectMethod::ExtDabt => inject_ext_dabt(vcpu).map(|()| None),
             InjectMethod::Registers { kind, far } => inject_abort_regs(vcpu, kind, far).map(Some),
@@ -436,6 +441,7 @@ mod kvm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sea_exit::Esr;
 
     const VBAR: u64 = 0xffff_8000_1000_0800;
 
@@ -453,16 +459,37 @@ mod tests {
     #[test]
     fn esr_values_match_kvm_and_qemu() {
         // KVM ext_dabt from EL0 / EL1 (observed in the lab: 0x96000010).
-        assert_eq!(ExceptionEntry::esr(EntryKind::Data, true, true), 0x9200_0010);
-        assert_eq!(ExceptionEntry::esr(EntryKind::Data, false, true), 0x9600_0010);
+        assert_eq!(
+            ExceptionEntry::esr(EntryKind::Data, true, true),
+            0x9200_0010
+        );
+        assert_eq!(
+            ExceptionEntry::esr(EntryKind::Data, false, true),
+            0x9600_0010
+        );
         // QEMU's syn_data_abort_no_iss(same_el, FnV=1, 0x10).
-        assert_eq!(ExceptionEntry::esr(EntryKind::Data, true, false), 0x9200_0410);
-        assert_eq!(ExceptionEntry::esr(EntryKind::Data, false, false), 0x9600_0410);
-        assert_eq!(ExceptionEntry::esr(EntryKind::Instruction, true, true), 0x8200_0010);
-        assert_eq!(ExceptionEntry::esr(EntryKind::Instruction, false, true), 0x8600_0010);
-        assert_eq!(ExceptionEntry::esr(EntryKind::Instruction, false, false), 0x8600_0410);
+        assert_eq!(
+            ExceptionEntry::esr(EntryKind::Data, true, false),
+            0x9200_0410
+        );
+        assert_eq!(
+            ExceptionEntry::esr(EntryKind::Data, false, false),
+            0x9600_0410
+        );
+        assert_eq!(
+            ExceptionEntry::esr(EntryKind::Instruction, true, true),
+            0x8200_0010
+        );
+        assert_eq!(
+            ExceptionEntry::esr(EntryKind::Instruction, false, true),
+            0x8600_0010
+        );
+        assert_eq!(
+            ExceptionEntry::esr(EntryKind::Instruction, false, false),
+            0x8600_0410
+        );
         // Round trip through the decoder.
-        let esr = crate::sea_exit::Esr(ExceptionEntry::esr(EntryKind::Instruction, true, false));
+        let esr = Esr(ExceptionEntry::esr(EntryKind::Instruction, true, false));
         assert!(esr.is_instruction_abort() && esr.il() && esr.fnv());
         assert_eq!(esr.fsc(), FSC_SEA);
     }
@@ -487,7 +514,7 @@ mod tests {
                     assert_eq!(w.pstate, 0x6000_0000 | PSTATE_DAIF | PSTATE_MODE_EL1H);
                     assert_eq!(w.far_el1, far);
                     assert_eq!(w.esr_el1, ExceptionEntry::esr(kind, lower, far.is_some()));
-                    let esr = crate::sea_exit::Esr(w.esr_el1);
+                    let esr = Esr(w.esr_el1);
                     assert_eq!(esr.fnv(), far.is_none());
                     let ec = esr.ec();
                     match (kind, lower) {
@@ -539,7 +566,13 @@ mod tests {
 
     #[test]
     fn entry_rejects_el2_and_aarch32_el1() {
-        for pstate in [0b1000, 0b1001, 0b0110, PSTATE_NRW | 0b0011, PSTATE_NRW | 0b1111] {
+        for pstate in [
+            0b1000,
+            0b1001,
+            0b0110,
+            PSTATE_NRW | 0b0011,
+            PSTATE_NRW | 0b1111,
+        ] {
             assert!(matches!(
                 ExceptionEntry::compute(&state(pstate), EntryKind::Data, None),
                 Err(AbortInjectError::UnsupportedMode { pstate: p }) if p == pstate
@@ -555,8 +588,14 @@ mod tests {
             ..Default::default()
         };
         let none = RasCaps::default();
-        assert_eq!(plan(AbortKind::Data, Some(1), &full, false), InjectMethod::ExtDabt);
-        assert_eq!(plan(AbortKind::Unknown, None, &full, false), InjectMethod::ExtDabt);
+        assert_eq!(
+            plan(AbortKind::Data, Some(1), &full, false),
+            InjectMethod::ExtDabt
+        );
+        assert_eq!(
+            plan(AbortKind::Unknown, None, &full, false),
+            InjectMethod::ExtDabt
+        );
         assert_eq!(
             plan(AbortKind::Data, Some(1), &full, true),
             InjectMethod::Registers {
@@ -597,27 +636,39 @@ mod tests {
     #[cfg(target_arch = "aarch64")]
     #[test]
     fn register_ids_match_kvm_bindings() {
-        use std::mem::offset_of;
+        use std::mem::{offset_of, size_of_val};
 
         use kvm_bindings::{
-            KVM_REG_ARM_CORE, KVM_REG_ARM64, KVM_REG_ARM64_SYSREG, KVM_REG_SIZE_U64,
-            KVM_SPSR_EL1, kvm_regs, user_pt_regs,
+            KVM_REG_ARM_CORE, KVM_REG_ARM64, KVM_REG_ARM64_SYSREG, KVM_REG_SIZE_U64, KVM_SPSR_EL1,
+            kvm_regs, user_pt_regs,
         };
         assert_eq!(reg_id::KVM_REG_ARM64, KVM_REG_ARM64);
         assert_eq!(reg_id::KVM_REG_SIZE_U64, KVM_REG_SIZE_U64);
         assert_eq!(reg_id::KVM_REG_ARM_CORE, u64::from(KVM_REG_ARM_CORE));
-        assert_eq!(reg_id::KVM_REG_ARM64_SYSREG, u64::from(KVM_REG_ARM64_SYSREG));
+        assert_eq!(
+            reg_id::KVM_REG_ARM64_SYSREG,
+            u64::from(KVM_REG_ARM64_SYSREG)
+        );
         let regs = offset_of!(kvm_regs, regs);
-        assert_eq!(reg_id::OFFSET_PC as usize, regs + offset_of!(user_pt_regs, pc));
-        assert_eq!(reg_id::OFFSET_PSTATE as usize, regs + offset_of!(user_pt_regs, pstate));
+        assert_eq!(
+            reg_id::OFFSET_PC as usize,
+            regs + offset_of!(user_pt_regs, pc)
+        );
+        assert_eq!(
+            reg_id::OFFSET_PSTATE as usize,
+            regs + offset_of!(user_pt_regs, pstate)
+        );
         assert_eq!(reg_id::OFFSET_SP_EL1 as usize, offset_of!(kvm_regs, sp_el1));
-        assert_eq!(reg_id::OFFSET_ELR_EL1 as usize, offset_of!(kvm_regs, elr_el1));
+        assert_eq!(
+            reg_id::OFFSET_ELR_EL1 as usize,
+            offset_of!(kvm_regs, elr_el1)
+        );
         assert_eq!(
             reg_id::OFFSET_SPSR_EL1 as usize,
             offset_of!(kvm_regs, spsr) + KVM_SPSR_EL1 as usize * 8
         );
         let ev = ext_dabt_events();
-        assert_eq!(std::mem::size_of_val(&ev), 64);
+        assert_eq!(size_of_val(&ev), 64);
         assert_eq!(ev.exception.ext_dabt_pending, 1);
         assert_eq!(ev.exception.serror_pending, 0);
     }

@@ -2,6 +2,7 @@
 //! Timestamps attached to every [`ras::report::ErrorReport`]: the engine has
 //! no clock, the edge supplies wall-clock and monotonic time.
 
+use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The two times an [`ras::report::ErrorReport`] carries.
@@ -18,7 +19,7 @@ impl ReportTime {
     /// the process. Not async-signal-safe: call it from the vCPU loop or the
     /// VMM thread, never from a signal handler.
     pub fn now() -> Self {
-        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        static START: OnceLock<Instant> = OnceLock::new();
         let start = *START.get_or_init(Instant::now);
         let unix_time = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -71,20 +71,23 @@ pub fn policy() -> Result<McePolicy, EarlyKillError> {
     if ret < 0 {
         return Err(EarlyKillError::Prctl(io::Error::last_os_error()));
     }
-    McePolicy::from_raw(ret).ok_or_else(|| EarlyKillError::Prctl(io::Error::from_raw_os_error(libc::EINVAL)))
+    McePolicy::from_raw(ret)
+        .ok_or_else(|| EarlyKillError::Prctl(io::Error::from_raw_os_error(libc::EINVAL)))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::thread;
+
     use super::*;
 
     #[test]
     fn enable_is_per_thread_and_inherited() {
         // prctl(PR_MCE_KILL) works without CONFIG_MEMORY_FAILURE.
-        std::thread::spawn(|| {
+        thread::spawn(|| {
             enable().unwrap();
             assert_eq!(policy().unwrap(), McePolicy::Early);
-            let child = std::thread::spawn(|| policy().unwrap()).join().unwrap();
+            let child = thread::spawn(|| policy().unwrap()).join().unwrap();
             assert_eq!(child, McePolicy::Early);
         })
         .join()

@@ -10,7 +10,8 @@
 //! whole granule is reported.
 
 use ras::report::{
-    AbortKind, ErrorCause, ErrorReport, GpaGranule, MAX_GRANULE_SHIFT, MIN_GRANULE_SHIFT, SyncOrigin,
+    AbortKind, ErrorCause, ErrorReport, GpaGranule, MAX_GRANULE_SHIFT, MIN_GRANULE_SHIFT,
+    SyncOrigin,
 };
 use thiserror::Error;
 use vm_memory::{GuestMemory, GuestMemoryRegion, MemoryRegionAddress};
@@ -138,7 +139,11 @@ impl GuestRamMap {
     /// The engine report for a captured `SIGBUS`: `AR` -> a synchronous
     /// consumption of unknown abort kind (injected as a data abort), `AO`
     /// -> a host action-optional failure.
-    pub fn to_report(&self, record: &SigbusRecord, time: ReportTime) -> Result<ErrorReport, MemoryMapError> {
+    pub fn to_report(
+        &self,
+        record: &SigbusRecord,
+        time: ReportTime,
+    ) -> Result<ErrorReport, MemoryMapError> {
         let cause = match *record {
             SigbusRecord::ActionRequired { vcpu, hva, lsb } => ErrorCause::SyncConsumption {
                 vcpu,
@@ -172,7 +177,9 @@ pub fn hva_to_gpa<M: GuestMemory>(mem: &M, hva: u64) -> Option<u64> {
 pub fn gpa_to_hva<M: GuestMemory>(mem: &M, gpa: u64) -> Option<u64> {
     let r = mem.find_region(vm_memory::GuestAddress(gpa))?;
     let off = gpa - r.start_addr().0;
-    r.get_host_address(MemoryRegionAddress(off)).ok().map(|p| p as u64)
+    r.get_host_address(MemoryRegionAddress(off))
+        .ok()
+        .map(|p| p as u64)
 }
 
 /// See [`GuestRamMap::to_report`].
@@ -256,7 +263,8 @@ mod tests {
                 hva: 0x7f00_0000_1fff,
                 lsb,
             };
-            let ErrorCause::SyncConsumption { granule, .. } = m.to_report(&rec, T).unwrap().cause else {
+            let ErrorCause::SyncConsumption { granule, .. } = m.to_report(&rec, T).unwrap().cause
+            else {
                 panic!("wrong cause");
             };
             assert_eq!(granule, GpaGranule::containing(0x4000_1000, 12));
@@ -283,7 +291,10 @@ mod tests {
     #[test]
     fn errors() {
         let m = map();
-        let rec = SigbusRecord::ActionOptional { hva: 0x1000, lsb: 12 };
+        let rec = SigbusRecord::ActionOptional {
+            hva: 0x1000,
+            lsb: 12,
+        };
         assert_eq!(
             m.to_report(&rec, T),
             Err(MemoryMapError::NotGuestMemory { hva: 0x1000 })
@@ -304,9 +315,11 @@ mod tests {
 
     #[test]
     fn from_vm_memory() {
-        let mem: GuestMemoryMmap =
-            GuestMemoryMmap::from_ranges(&[(GuestAddress(0x4000_0000), 0x10_0000), (GuestAddress(0x8000_0000), 0x2000)])
-                .unwrap();
+        let mem: GuestMemoryMmap = GuestMemoryMmap::from_ranges(&[
+            (GuestAddress(0x4000_0000), 0x10_0000),
+            (GuestAddress(0x8000_0000), 0x2000),
+        ])
+        .unwrap();
         let m = GuestRamMap::from_guest_memory(&mem);
         assert_eq!(m.ranges().len(), 2);
         for gpa in [0x4000_0000u64, 0x400f_ffff, 0x8000_1000] {

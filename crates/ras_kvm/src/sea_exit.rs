@@ -248,7 +248,7 @@ pub fn read_raw(run: &kvm_run) -> KvmArmSeaExit {
     let word = |i: usize| {
         let mut w = [0u8; 8];
         for (dst, src) in w.iter_mut().zip(&bytes[i * 8..i * 8 + 8]) {
-            *dst = *src as u8;
+            *dst = src.to_ne_bytes()[0];
         }
         u64::from_ne_bytes(w)
     };
@@ -303,6 +303,7 @@ pub fn to_report(exit: &SeaExit, vcpu: u32, time: ReportTime) -> ErrorReport {
 #[cfg(test)]
 mod tests {
     use std::mem::{offset_of, size_of};
+    use std::os::raw::c_char;
 
     use super::*;
 
@@ -312,10 +313,10 @@ mod tests {
             exit_reason: KVM_EXIT_ARM_SEA,
             ..Default::default()
         };
-        let mut pad = [0 as std::os::raw::c_char; 256];
+        let mut pad = [0 as c_char; 256];
         for (i, w) in [flags, esr, gva, gpa].iter().enumerate() {
             for (j, b) in w.to_ne_bytes().iter().enumerate() {
-                pad[i * 8 + j] = *b as std::os::raw::c_char;
+                pad[i * 8 + j] = c_char::from_ne_bytes([*b]);
             }
         }
         // Some garbage after the struct, as left by an earlier exit.
@@ -331,7 +332,10 @@ mod tests {
 
     #[test]
     fn layout_matches_kvm_run() {
-        assert_eq!(offset_of!(kvm_run, __bindgen_anon_1), KVM_RUN_EXIT_UNION_OFFSET);
+        assert_eq!(
+            offset_of!(kvm_run, __bindgen_anon_1),
+            KVM_RUN_EXIT_UNION_OFFSET
+        );
         assert_eq!(offset_of!(kvm_run, exit_reason), 8);
         assert_eq!(size_of::<KvmArmSeaExit>(), 32);
         assert_eq!(offset_of!(KvmArmSeaExit, flags), 0);
@@ -346,7 +350,12 @@ mod tests {
     fn data_abort_with_gpa_and_gva() {
         // DABT_LOW, IL, FSC 0x10, WnR=0, FnV=0 (as in the kernel selftest).
         let esr = 0x9200_0010;
-        let run = kernel_run(KVM_EXIT_ARM_SEA_FLAG_GPA_VALID, esr, 0xffff_0000_1234_5678, 0x8012_3678);
+        let run = kernel_run(
+            KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
+            esr,
+            0xffff_0000_1234_5678,
+            0x8012_3678,
+        );
         let exit = SeaExit::from_kvm_run(&run).unwrap();
         assert_eq!(exit.class, AbortClass::DataLowerEl);
         assert_eq!(exit.esr.ec(), 0x24);
@@ -463,9 +472,16 @@ mod tests {
         // Another exit.
         let mut run = kernel_run(1, 0x9200_0010, 0, 0);
         run.exit_reason = 6;
-        assert_eq!(SeaExit::from_kvm_run(&run), Err(SeaExitError::WrongExitReason(6)));
         assert_eq!(
-            SeaExitError::NotAnAbort { ec: 0x15, esr: 0x5600_0000 }.to_string(),
+            SeaExit::from_kvm_run(&run),
+            Err(SeaExitError::WrongExitReason(6))
+        );
+        assert_eq!(
+            SeaExitError::NotAnAbort {
+                ec: 0x15,
+                esr: 0x5600_0000
+            }
+            .to_string(),
             "ESR 0x56000000: exception class 0x15 is not an instruction or data abort"
         );
     }

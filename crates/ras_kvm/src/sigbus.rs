@@ -33,13 +33,12 @@
 //! `CONFIG_MEMORY_FAILURE` (the arm64 lab); unit tests send the same
 //! `siginfo` with `rt_tgsigqueueinfo(2)`.
 
-use std::io;
 use std::marker::PhantomData;
 use std::mem::{size_of, zeroed};
 use std::os::fd::RawFd;
 use std::os::raw::{c_int, c_void};
-use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
+use std::{io, ptr};
 
 use libc::{BUS_MCEERR_AO, BUS_MCEERR_AR, SIGBUS, siginfo_t};
 use thiserror::Error;
@@ -139,7 +138,8 @@ pub unsafe fn read_siginfo(info: *const siginfo_t) -> SigbusInfo {
     // SAFETY: SI_ADDR_LSB_OFFSET + 2 <= 128 = size_of::<siginfo_t>(), the
     // memory is readable (caller), and read_unaligned has no alignment
     // requirement; any bit pattern is a valid i16.
-    let lsb = unsafe { ptr::read_unaligned(info.cast::<u8>().add(SI_ADDR_LSB_OFFSET).cast::<i16>()) };
+    let lsb =
+        unsafe { ptr::read_unaligned(info.cast::<u8>().add(SI_ADDR_LSB_OFFSET).cast::<i16>()) };
     SigbusInfo { code, addr, lsb }
 }
 
@@ -216,7 +216,10 @@ pub fn register_guest_ram(hva: u64, len: u64) -> Result<(), SigbusError> {
     }
     for r in &RAM {
         // Claim a free slot by moving len from 0 to a sentinel.
-        if r.len.compare_exchange(0, u64::MAX, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        if r.len
+            .compare_exchange(0, u64::MAX, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
             r.start.store(hva, Ordering::Release);
             r.len.store(len, Ordering::Release);
             return Ok(());
@@ -315,7 +318,10 @@ impl VcpuSigbusGuard {
             return Err(SigbusError::AlreadyRegistered);
         }
         for (i, s) in VCPUS.iter().enumerate() {
-            if s.tid.compare_exchange(0, tid, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            if s.tid
+                .compare_exchange(0, tid, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
                 s.pending.store(false, Ordering::Release);
                 return Ok(Self {
                     slot: i,
@@ -475,9 +481,13 @@ enum Fatal {
 fn fatal_message(why: Fatal, si: &SigbusInfo, tid: i32) -> Msg {
     let mut m = Msg::new();
     m.str("ras_kvm: fatal SIGBUS: ").str(match why {
-        Fatal::NotVcpuThread => "memory failure (BUS_MCEERR_AR) on a thread that is not a vCPU thread",
+        Fatal::NotVcpuThread => {
+            "memory failure (BUS_MCEERR_AR) on a thread that is not a vCPU thread"
+        }
         Fatal::NotGuestRam => "memory failure (BUS_MCEERR_AR) outside guest RAM",
-        Fatal::Repeated => "memory failure (BUS_MCEERR_AR) repeated before the vCPU loop handled it",
+        Fatal::Repeated => {
+            "memory failure (BUS_MCEERR_AR) repeated before the vCPU loop handled it"
+        }
         Fatal::OtherCode => "not a memory failure",
     });
     m.str(" (si_code ")
@@ -511,9 +521,7 @@ fn crash(why: Fatal, si: &SigbusInfo, tid: i32, info: *const siginfo_t) {
     // SAFETY: re-queue to this very thread the siginfo the kernel gave us
     // (valid for the duration of the handler); queueing a positive si_code
     // to one's own thread group is allowed.
-    let ret = unsafe {
-        libc::syscall(libc::SYS_rt_tgsigqueueinfo, pid, tid, SIGBUS, info)
-    };
+    let ret = unsafe { libc::syscall(libc::SYS_rt_tgsigqueueinfo, pid, tid, SIGBUS, info) };
     if ret != 0 {
         // SAFETY: tgkill to ourselves; async-signal-safe.
         unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, SIGBUS) };
@@ -567,7 +575,10 @@ extern "C" fn handle_sigbus(_signo: c_int, info: *mut siginfo_t, _ctx: *mut c_vo
 
 #[cfg(test)]
 mod tests {
-    use std::process::Command;
+    use std::mem::transmute;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{self, Command};
+    use std::{env, str, thread};
 
     use super::*;
 
@@ -597,7 +608,7 @@ mod tests {
             _rest: [0; 128 - 26],
         };
         // SAFETY: both types are 128-byte plain-old-data.
-        unsafe { std::mem::transmute::<KernelSigbusInfo, siginfo_t>(k) }
+        unsafe { transmute::<KernelSigbusInfo, siginfo_t>(k) }
     }
 
     /// Queues `info` as SIGBUS to the calling thread; the handler has run
@@ -606,7 +617,13 @@ mod tests {
         // SAFETY: getpid/gettid; `info` is a valid siginfo_t that the
         // kernel copies.
         let ret = unsafe {
-            libc::syscall(libc::SYS_rt_tgsigqueueinfo, libc::getpid(), gettid(), SIGBUS, info as *const siginfo_t)
+            libc::syscall(
+                libc::SYS_rt_tgsigqueueinfo,
+                libc::getpid(),
+                gettid(),
+                SIGBUS,
+                info as *const siginfo_t,
+            )
         };
         assert_eq!(ret, 0, "{}", io::Error::last_os_error());
     }
@@ -618,17 +635,28 @@ mod tests {
         let info = kernel_info(BUS_MCEERR_AR, 0x7f00_dead_b000, 21);
         // SAFETY: `info` is a valid siginfo_t.
         let si = unsafe { read_siginfo(&info) };
-        assert_eq!(si, SigbusInfo { code: 4, addr: 0x7f00_dead_b000, lsb: 21 });
+        assert_eq!(
+            si,
+            SigbusInfo {
+                code: 4,
+                addr: 0x7f00_dead_b000,
+                lsb: 21
+            }
+        );
         // SAFETY: `info` is a valid siginfo_t; the accessor reads _addr.
         assert_eq!(unsafe { info.si_addr() } as u64, 0x7f00_dead_b000);
     }
 
     #[test]
     fn message_formatting() {
-        let si = SigbusInfo { code: 4, addr: 0x7f12_3400_0000, lsb: 12 };
+        let si = SigbusInfo {
+            code: 4,
+            addr: 0x7f12_3400_0000,
+            lsb: 12,
+        };
         let m = fatal_message(Fatal::NotGuestRam, &si, 4242);
         assert_eq!(
-            std::str::from_utf8(m.bytes()).unwrap(),
+            str::from_utf8(m.bytes()).unwrap(),
             "ras_kvm: fatal SIGBUS: memory failure (BUS_MCEERR_AR) outside guest RAM \
              (si_code 4, si_addr 0x7f1234000000, si_addr_lsb 12, tid 4242)\n"
         );
@@ -645,8 +673,14 @@ mod tests {
         register_guest_ram(base, 0x10_0000).unwrap();
         assert!(is_guest_ram(base) && is_guest_ram(base + 0xf_ffff));
         assert!(!is_guest_ram(base + 0x10_0000) && !is_guest_ram(base - 1));
-        assert!(matches!(register_guest_ram(1, 0), Err(SigbusError::InvalidRange { .. })));
-        assert!(matches!(register_guest_ram(u64::MAX, 2), Err(SigbusError::InvalidRange { .. })));
+        assert!(matches!(
+            register_guest_ram(1, 0),
+            Err(SigbusError::InvalidRange { .. })
+        ));
+        assert!(matches!(
+            register_guest_ram(u64::MAX, 2),
+            Err(SigbusError::InvalidRange { .. })
+        ));
         assert!(unregister_guest_ram(base));
         assert!(!unregister_guest_ram(base));
         assert!(!is_guest_ram(base));
@@ -663,20 +697,29 @@ mod tests {
         let drained = drain_action_optional();
         assert_eq!(drained.len(), AO_QUEUE_LEN);
         assert_eq!(drained[0], SigbusRecord::ActionOptional { hva: 0, lsb: 12 });
-        assert_eq!(drained[5], SigbusRecord::ActionOptional { hva: 0x5000, lsb: 12 });
+        assert_eq!(
+            drained[5],
+            SigbusRecord::ActionOptional {
+                hva: 0x5000,
+                lsb: 12
+            }
+        );
         assert!(drain_action_optional().is_empty());
 
         // A real AO signal, on a thread that is not a vCPU thread.
         install_handler().unwrap();
         let (rfd, wfd) = eventfd_pair();
         set_action_optional_notify_fd(Some(wfd));
-        std::thread::spawn(|| send_to_self(&kernel_info(BUS_MCEERR_AO, 0x6666_0020_0000, 21)))
+        thread::spawn(|| send_to_self(&kernel_info(BUS_MCEERR_AO, 0x6666_0020_0000, 21)))
             .join()
             .unwrap();
         set_action_optional_notify_fd(None);
         assert_eq!(
             drain_action_optional(),
-            vec![SigbusRecord::ActionOptional { hva: 0x6666_0020_0000, lsb: 21 }]
+            vec![SigbusRecord::ActionOptional {
+                hva: 0x6666_0020_0000,
+                lsb: 21
+            }]
         );
         let mut buf = [0u8; 8];
         // SAFETY: read 8 bytes from our eventfd into our buffer.
@@ -698,14 +741,21 @@ mod tests {
         install_handler().unwrap();
         let ram = 0x7777_0000_0000u64;
         register_guest_ram(ram, 1 << 30).unwrap();
-        std::thread::spawn(move || {
+        thread::spawn(move || {
             let guard = VcpuSigbusGuard::register(7).unwrap();
-            assert!(matches!(VcpuSigbusGuard::register(8), Err(SigbusError::AlreadyRegistered)));
+            assert!(matches!(
+                VcpuSigbusGuard::register(8),
+                Err(SigbusError::AlreadyRegistered)
+            ));
             assert_eq!(guard.take_pending(), None);
             send_to_self(&kernel_info(BUS_MCEERR_AR, ram + 0x20_1234, 12));
             assert_eq!(
                 guard.take_pending(),
-                Some(SigbusRecord::ActionRequired { vcpu: 7, hva: ram + 0x20_1234, lsb: 12 })
+                Some(SigbusRecord::ActionRequired {
+                    vcpu: 7,
+                    hva: ram + 0x20_1234,
+                    lsb: 12
+                })
             );
             assert_eq!(guard.take_pending(), None);
             // The same address again after it was taken: recorded again.
@@ -731,7 +781,7 @@ mod tests {
     #[test]
     fn blocked_sigbus_refused() {
         install_handler().unwrap();
-        std::thread::spawn(|| {
+        thread::spawn(|| {
             // SAFETY: sigset manipulation on local storage; blocks SIGBUS
             // on this short-lived thread only.
             unsafe {
@@ -740,7 +790,10 @@ mod tests {
                 libc::sigaddset(&mut set, SIGBUS);
                 libc::pthread_sigmask(libc::SIG_BLOCK, &set, ptr::null_mut());
             }
-            assert!(matches!(VcpuSigbusGuard::register(0), Err(SigbusError::Blocked)));
+            assert!(matches!(
+                VcpuSigbusGuard::register(0),
+                Err(SigbusError::Blocked)
+            ));
         })
         .join()
         .unwrap();
@@ -750,7 +803,7 @@ mod tests {
     /// variable): does one thing that must kill the process.
     #[test]
     fn crash_child() {
-        let Ok(case) = std::env::var("RAS_KVM_SIGBUS_CRASH_CASE") else {
+        let Ok(case) = env::var("RAS_KVM_SIGBUS_CRASH_CASE") else {
             return;
         };
         install_handler().unwrap();
@@ -774,24 +827,37 @@ mod tests {
             _ => {}
         }
         // Still alive: exit with a distinctive status.
-        std::process::exit(77);
+        process::exit(77);
     }
 
     fn run_crash_case(case: &str) -> (Option<i32>, String) {
-        use std::os::unix::process::ExitStatusExt;
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "sigbus::tests::crash_child", "--nocapture", "--test-threads=1"])
+        let out = Command::new(env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sigbus::tests::crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("RAS_KVM_SIGBUS_CRASH_CASE", case)
             .output()
             .unwrap();
-        (out.status.signal(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.signal(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     #[test]
     fn crash_behaviour_kept() {
         for (case, text) in [
-            ("not-vcpu", "on a thread that is not a vCPU thread (si_code 4, si_addr 0x777700000000"),
-            ("not-ram", "outside guest RAM (si_code 4, si_addr 0x1000, si_addr_lsb 12"),
+            (
+                "not-vcpu",
+                "on a thread that is not a vCPU thread (si_code 4, si_addr 0x777700000000",
+            ),
+            (
+                "not-ram",
+                "outside guest RAM (si_code 4, si_addr 0x1000, si_addr_lsb 12",
+            ),
             ("repeated", "repeated before the vCPU loop handled it"),
             ("other-code", "not a memory failure (si_code 2"),
         ] {
