@@ -1,2 +1,543 @@
 // SPDX-License-Identifier: Apache-2.0
-//! (being written)
+//! The engine at run time: [`RasEngine`] runs [`policy::decide`] on each
+//! [`ErrorReport`] and applies the resulting actions: records go into the
+//! guest's error status blocks ([`ErrorSources`]), poison into the
+//! [`PoisonRegistry`], and everything the VMM must do (inject an abort,
+//! signal the asynchronous source, stop the VM, publish an event) goes
+//! through the [`Platform`] trait it implements.
+//!
+//! The engine keeps every guest-physical address it writes to (from the
+//! [`RegionLayout`]) and never reads a pointer back from guest memory.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use vm_memory::GuestMemory;
+
+use crate::config::{AsyncMode, ConfigError, RasConfig, SeaSources};
+use crate::error_source::{
+    Delivery, ErrorSourceError, ErrorSources, RegionLayout, SourceId, SourceKind,
+    SourceNotifications,
+};
+use crate::event::{RasCounters, RasEvent};
+use crate::poison::{Insertion, PoisonError, PoisonRegistry};
+use crate::policy::{
+    self, Action, CperRecord, Decision, PolicyConfig, PolicyState, SourceTarget, StopReason,
+    StormTracker,
+};
+use crate::report::{
+    AbortKind, ErrorCause, ErrorReport, GpaGranule, InjectPayload, InjectTarget, SyncOrigin,
+};
+
+/// What the engine needs from the VMM. Implemented by the VMM glue (KVM
+/// layer, Cloud Hypervisor, the lab harness); the engine calls it
+/// synchronously from [`RasEngine::handle`] and [`RasEngine::service`].
+pub trait Platform {
+    /// Makes `vcpu` take a synchronous external abort of `kind` (data or
+    /// instruction, never unknown) with fault address `far` when given.
+    /// Called on the vCPU's own thread for consumption reports.
+    fn inject_abort(&mut self, vcpu: u32, kind: AbortKind, far: Option<u64>) -> Result<(), String>;
+    /// Signals the asynchronous error source (GED event -> PNP0C33 notify).
+    fn notify_async(&mut self) -> Result<(), String>;
+    /// Stops the VM cleanly (reported to the user with `reason`).
+    fn stop_vm(&mut self, reason: &StopReason);
+    /// Publishes an event (event monitor source [`crate::event::EVENT_SOURCE`],
+    /// logs).
+    fn emit(&mut self, event: &RasEvent);
+}
+
+/// Errors of the engine.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// The configuration is invalid.
+    #[error("Invalid RAS configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The error-source region could not be laid out or initialized.
+    #[error("Error source region: {0}")]
+    ErrorSource(#[from] ErrorSourceError),
+    /// A restored poison list is invalid.
+    #[error("Restoring the poison list failed: {0}")]
+    Poison(#[from] PoisonError),
+    /// [`RasEngine::init`] has not run.
+    #[error("RAS engine used before init")]
+    NotInitialized,
+    /// A snapshot was taken with a different configuration.
+    #[error("RAS snapshot configuration differs: snapshot '{snapshot}', running '{running}'")]
+    ConfigMismatch {
+        /// Configuration in the snapshot.
+        snapshot: String,
+        /// Running configuration.
+        running: String,
+    },
+}
+
+/// What [`RasEngine::handle`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The policy's actions, in the order applied.
+    pub actions: Vec<Action>,
+    /// Events emitted while handling, in order.
+    pub events: Vec<RasEvent>,
+    /// Set when the VM was asked to stop.
+    pub stopped: Option<StopReason>,
+}
+
+/// The engine state that must survive a snapshot/restore or a migration:
+/// the poison list and the counters. Records queued behind an
+/// unacknowledged one are not kept (the record in flight is in guest
+/// memory, which the snapshot holds); storm history restarts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RasSnapshot {
+    /// Configuration, as an option string (checked on restore).
+    pub config: String,
+    /// Poisoned memory.
+    pub poison: PoisonRegistry,
+    /// Counters.
+    pub counters: RasCounters,
+}
+
+/// The guest RAS engine of one VM.
+#[derive(Debug)]
+pub struct RasEngine {
+    config: RasConfig,
+    policy: PolicyConfig,
+    sources: ErrorSources,
+    poison: PoisonRegistry,
+    storm: StormTracker,
+    counters: RasCounters,
+    num_vcpus: u32,
+    initialized: bool,
+    stopped: Option<StopReason>,
+    tampered_seen: u64,
+}
+
+impl RasEngine {
+    /// An engine for a VM with `num_vcpus` vCPUs whose error-source region
+    /// is at guest-physical `region_base` (4 KiB aligned, outside RAM; size
+    /// [`RegionLayout::total_len`] of [`RasEngine::layout`]). With
+    /// `sea_sources=per_vcpu` there is one synchronous source per vCPU,
+    /// with `shared` a single one.
+    pub fn new(config: RasConfig, region_base: u64, num_vcpus: u32) -> Result<Self, EngineError> {
+        config.validate()?;
+        let num_sync = match config.sea_sources {
+            SeaSources::PerVcpu => num_vcpus,
+            SeaSources::Shared => 1,
+        };
+        let layout = RegionLayout::new(region_base, num_sync, config.block_size)?;
+        Ok(Self {
+            policy: PolicyConfig::from(&config),
+            sources: ErrorSources::new(layout, config.queue_depth as usize),
+            poison: PoisonRegistry::new(config.max_poisoned as usize),
+            storm: StormTracker::new(),
+            counters: RasCounters::default(),
+            num_vcpus,
+            initialized: false,
+            stopped: None,
+            tampered_seen: 0,
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RasConfig {
+        &self.config
+    }
+
+    /// Where the error sources live (for the VMM's memory map and ACPI).
+    pub fn layout(&self) -> &RegionLayout {
+        self.sources.layout()
+    }
+
+    /// Number of vCPUs the engine was built for.
+    pub fn num_vcpus(&self) -> u32 {
+        self.num_vcpus
+    }
+
+    /// How the guest is notified, per the configuration: SEA for the
+    /// synchronous sources; GPIO or POLLED for the asynchronous one (with
+    /// `async=off` the source is still described, as GPIO, but never
+    /// written or signalled).
+    pub fn notifications(&self) -> SourceNotifications {
+        match self.config.async_mode {
+            AsyncMode::Gpio | AsyncMode::Off => SourceNotifications::arm64_gpio(),
+            AsyncMode::Polled => SourceNotifications::arm64_polled(self.config.poll_interval_ms),
+        }
+    }
+
+    /// The ACPI HEST for this engine's sources.
+    pub fn hest(&self) -> Result<Vec<u8>, EngineError> {
+        Ok(self.layout().hest(self.notifications())?)
+    }
+
+    /// Initializes the error-source region in guest memory (at boot).
+    pub fn init<M: GuestMemory>(&mut self, mem: &M) -> Result<(), EngineError> {
+        self.sources.init(mem)?;
+        self.initialized = true;
+        Ok(())
+    }
+
+    /// Known poisoned memory (to skip when reading guest RAM).
+    pub fn poison(&self) -> &PoisonRegistry {
+        &self.poison
+    }
+
+    /// Running totals.
+    pub fn counters(&self) -> RasCounters {
+        self.counters
+    }
+
+    /// The reason the engine last asked the VMM to stop the VM, if any
+    /// (cleared by [`RasEngine::reset`]).
+    pub fn stopped(&self) -> Option<&StopReason> {
+        self.stopped.as_ref()
+    }
+
+    /// The decision the policy would take for `report` now, without
+    /// applying it.
+    pub fn decide(&self, report: &ErrorReport) -> Decision {
+        policy::decide(
+            report,
+            &PolicyState {
+                poison: &self.poison,
+                storm: &self.storm,
+            },
+            &self.policy,
+        )
+    }
+
+    /// Handles one error report: decides, then applies each action in
+    /// order. Failures of individual actions (a record that cannot be
+    /// written, an abort that cannot be injected) are reported as events
+    /// and do not stop the remaining actions; an abort that cannot be
+    /// injected stops the VM (the vCPU would fault again forever).
+    pub fn handle<M: GuestMemory>(
+        &mut self,
+        report: &ErrorReport,
+        mem: &M,
+        platform: &mut dyn Platform,
+    ) -> Result<Outcome, EngineError> {
+        if !self.initialized {
+            return Err(EngineError::NotInitialized);
+        }
+        let mut out = Outcome::default();
+        self.emit(platform, &mut out, report_event(report));
+        let decision = self.decide(report);
+        if let Some(o) = &decision.observe {
+            self.storm.observe(o, &self.policy);
+        }
+        let mut last_async: Option<Delivery> = None;
+        let mut pending_stop: Option<StopReason> = None;
+        for action in &decision.actions {
+            match action {
+                Action::MarkPoisoned(g) => {
+                    if let Some(stop) = self.mark_poisoned(*g, platform, &mut out) {
+                        pending_stop.get_or_insert(stop);
+                    }
+                }
+                Action::Record { source, record } => {
+                    let d = self.record(mem, *source, record, platform, &mut out);
+                    if *source == SourceTarget::Async {
+                        last_async = d;
+                    }
+                }
+                Action::InjectAbort { vcpu, kind, far } => {
+                    match platform.inject_abort(*vcpu, *kind, *far) {
+                        Ok(()) => self.emit(
+                            platform,
+                            &mut out,
+                            RasEvent::AbortInjected {
+                                vcpu: *vcpu,
+                                kind: *kind,
+                                far: *far,
+                            },
+                        ),
+                        Err(error) => {
+                            self.emit(
+                                platform,
+                                &mut out,
+                                RasEvent::AbortFailed { vcpu: *vcpu, error },
+                            );
+                            pending_stop.get_or_insert(StopReason::AbortFailed { vcpu: *vcpu });
+                        }
+                    }
+                }
+                Action::NotifyAsync => {
+                    // A record that waits in the queue is signalled when it
+                    // is written (`service`); a dropped one never is.
+                    if last_async.is_none_or(|d| d.must_notify()) {
+                        self.notify(platform, &mut out);
+                    }
+                }
+                Action::StopVm { reason } => {
+                    pending_stop.get_or_insert(reason.clone());
+                }
+                Action::Ignore { reason } => {
+                    self.emit(platform, &mut out, RasEvent::Ignored { reason: *reason })
+                }
+            }
+        }
+        if let Some(reason) = pending_stop {
+            self.stop(reason, platform, &mut out);
+        }
+        self.check_tampered(platform, &mut out);
+        out.actions = decision.actions;
+        Ok(out)
+    }
+
+    /// Services the error sources after the guest acknowledged records
+    /// (call it when the guest writes a read-ack register, or
+    /// periodically): restores tampered registers, writes the next queued
+    /// record into each source that became free, and signals the
+    /// asynchronous source for each one written there. Returns the events.
+    pub fn service<M: GuestMemory>(
+        &mut self,
+        mem: &M,
+        platform: &mut dyn Platform,
+    ) -> Result<Vec<RasEvent>, EngineError> {
+        if !self.initialized {
+            return Err(EngineError::NotInitialized);
+        }
+        let mut out = Outcome::default();
+        for (source, delivery) in self.sources.service(mem)? {
+            if !delivery.must_notify() {
+                continue;
+            }
+            let target = self.target_of(source);
+            self.emit(
+                platform,
+                &mut out,
+                RasEvent::QueuedRecordWritten { source: target },
+            );
+            if target == SourceTarget::Async && self.config.async_mode == AsyncMode::Gpio {
+                self.notify(platform, &mut out);
+            }
+        }
+        self.check_tampered(platform, &mut out);
+        Ok(out.events)
+    }
+
+    /// Guest reset: empties the poison registry and returns its granules,
+    /// which the VMM must repair (remap anonymous memory, hole-punch file
+    /// memory) before the guest runs again; re-initializes the error-source
+    /// region and forgets the storm history.
+    pub fn reset<M: GuestMemory>(
+        &mut self,
+        mem: &M,
+        platform: &mut dyn Platform,
+    ) -> Result<Vec<GpaGranule>, EngineError> {
+        let repaired = self.poison.take_all();
+        let mut out = Outcome::default();
+        for g in &repaired {
+            self.emit(platform, &mut out, RasEvent::PoisonRepaired { granule: *g });
+        }
+        self.storm.clear();
+        self.stopped = None;
+        self.init(mem)?;
+        Ok(repaired)
+    }
+
+    /// The state to save in a snapshot.
+    pub fn snapshot(&self) -> RasSnapshot {
+        RasSnapshot {
+            config: self.config.to_option_string(),
+            poison: self.poison.clone(),
+            counters: self.counters,
+        }
+    }
+
+    /// Restores a snapshot taken by an engine with the same configuration.
+    /// The region itself is in guest memory and restored with it; call
+    /// [`RasEngine::init`] only for a fresh boot, not after a restore.
+    pub fn restore(&mut self, snapshot: RasSnapshot) -> Result<(), EngineError> {
+        let running = self.config.to_option_string();
+        if snapshot.config != running {
+            return Err(EngineError::ConfigMismatch {
+                snapshot: snapshot.config,
+                running,
+            });
+        }
+        self.poison = snapshot.poison;
+        self.counters = snapshot.counters;
+        self.storm.clear();
+        self.initialized = true;
+        Ok(())
+    }
+
+    fn emit(&mut self, platform: &mut dyn Platform, out: &mut Outcome, event: RasEvent) {
+        self.counters.count(&event);
+        platform.emit(&event);
+        out.events.push(event);
+    }
+
+    fn notify(&mut self, platform: &mut dyn Platform, out: &mut Outcome) {
+        let event = match platform.notify_async() {
+            Ok(()) => RasEvent::AsyncNotified,
+            Err(error) => RasEvent::NotifyFailed { error },
+        };
+        self.emit(platform, out, event);
+    }
+
+    fn stop(&mut self, reason: StopReason, platform: &mut dyn Platform, out: &mut Outcome) {
+        platform.stop_vm(&reason);
+        self.stopped = Some(reason.clone());
+        out.stopped = Some(reason.clone());
+        self.emit(platform, out, RasEvent::VmStopped { reason });
+    }
+
+    /// Adds poison; returns a stop reason when the registry is full.
+    fn mark_poisoned(
+        &mut self,
+        granule: GpaGranule,
+        platform: &mut dyn Platform,
+        out: &mut Outcome,
+    ) -> Option<StopReason> {
+        match self.poison.insert(granule) {
+            Ok(Insertion::New { absorbed }) => {
+                let event = RasEvent::PagePoisoned {
+                    granule,
+                    absorbed: absorbed.len(),
+                };
+                self.emit(platform, out, event);
+                None
+            }
+            Ok(Insertion::Duplicate { .. }) => None,
+            Err(_) => {
+                let limit = self.poison.limit();
+                self.emit(platform, out, RasEvent::PoisonListFull { granule, limit });
+                // Untracked poison would be read by a snapshot or migration
+                // (SIGBUS in the VMM) and not repaired at reset.
+                Some(StopReason::PoisonLimit { limit })
+            }
+        }
+    }
+
+    fn source_of(&self, target: SourceTarget) -> Option<SourceId> {
+        let layout = self.sources.layout();
+        match target {
+            SourceTarget::Async => Some(layout.async_source()),
+            SourceTarget::Sync { vcpu } => match self.config.sea_sources {
+                SeaSources::PerVcpu => layout.sync_source(vcpu),
+                SeaSources::Shared => (vcpu < self.num_vcpus)
+                    .then(|| layout.sync_source(0))
+                    .flatten(),
+            },
+        }
+    }
+
+    fn target_of(&self, source: SourceId) -> SourceTarget {
+        match self.sources.layout().kind(source) {
+            Some(SourceKind::Sync { vcpu }) => SourceTarget::Sync { vcpu },
+            _ => SourceTarget::Async,
+        }
+    }
+
+    fn record<M: GuestMemory>(
+        &mut self,
+        mem: &M,
+        target: SourceTarget,
+        record: &CperRecord,
+        platform: &mut dyn Platform,
+        out: &mut Outcome,
+    ) -> Option<Delivery> {
+        let Some(source) = self.source_of(target) else {
+            let error = format!("No error source for {target}");
+            self.emit(
+                platform,
+                out,
+                RasEvent::RecordFailed {
+                    source: target,
+                    error,
+                },
+            );
+            return None;
+        };
+        let block = record.to_status_block();
+        match self.sources.submit(mem, source, &block) {
+            Ok(d) => {
+                let event = match d {
+                    Delivery::Written => RasEvent::RecordWritten {
+                        source: target,
+                        granule: record.granule(),
+                        severity: record.severity,
+                    },
+                    Delivery::WroteOlderQueued { depth } | Delivery::Queued { depth } => {
+                        RasEvent::RecordQueued {
+                            source: target,
+                            depth,
+                        }
+                    }
+                    Delivery::Dropped => RasEvent::RecordDropped {
+                        source: target,
+                        granule: record.granule(),
+                    },
+                };
+                if matches!(d, Delivery::WroteOlderQueued { .. }) {
+                    self.emit(
+                        platform,
+                        out,
+                        RasEvent::QueuedRecordWritten { source: target },
+                    );
+                }
+                self.emit(platform, out, event);
+                Some(d)
+            }
+            Err(e) => {
+                let error = e.to_string();
+                self.emit(
+                    platform,
+                    out,
+                    RasEvent::RecordFailed {
+                        source: target,
+                        error,
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    fn check_tampered(&mut self, platform: &mut dyn Platform, out: &mut Outcome) {
+        let total = self.sources.totals().tampered;
+        if total > self.tampered_seen {
+            self.tampered_seen = total;
+            self.emit(platform, out, RasEvent::RegionTampered { total });
+        }
+    }
+}
+
+/// The event that announces a report.
+fn report_event(report: &ErrorReport) -> RasEvent {
+    match &report.cause {
+        ErrorCause::SyncConsumption {
+            vcpu,
+            origin: SyncOrigin::ArmSeaExit,
+            granule,
+            gva,
+            ..
+        } => RasEvent::SeaExit {
+            vcpu: *vcpu,
+            granule: *granule,
+            gva: *gva,
+        },
+        ErrorCause::SyncConsumption {
+            vcpu,
+            origin: SyncOrigin::Sigbus,
+            granule,
+            ..
+        } => RasEvent::SigbusAr {
+            vcpu: *vcpu,
+            granule: *granule,
+        },
+        ErrorCause::HostActionOptional { granule } => RasEvent::SigbusAo { granule: *granule },
+        ErrorCause::Injected { target, payload } => RasEvent::InjectRequested {
+            target: match target {
+                InjectTarget::Sync { vcpu } => SourceTarget::Sync { vcpu: *vcpu },
+                InjectTarget::Async => SourceTarget::Async,
+            },
+            section: match payload {
+                InjectPayload::Memory { .. } => "memory",
+                InjectPayload::ArmProcessor(_) => "arm-processor",
+                InjectPayload::Raw { .. } => "raw",
+            },
+        },
+    }
+}

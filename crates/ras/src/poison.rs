@@ -15,6 +15,7 @@
 //! without limit.
 
 use std::collections::BTreeMap;
+use std::mem;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
@@ -237,7 +238,7 @@ impl PoisonRegistry {
     /// Empties the registry and returns what it held, in address order: the
     /// granules the VMM must repair (remap or hole-punch) at reset.
     pub fn take_all(&mut self) -> Vec<GpaGranule> {
-        std::mem::take(&mut self.granules).into_values().collect()
+        mem::take(&mut self.granules).into_values().collect()
     }
 
     /// The poisoned granules that overlap `[start, start + len)`, in address

@@ -33,7 +33,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{AsyncMode, NoGpaPolicy, RasConfig};
-use crate::cper::{ArmProcessorSection, Guid, Severity, StatusBlock};
+use crate::cper::{
+    ArmProcessorSection, DataEntry, EntryFlags, Guid, MemoryErrorSection, RawSection, Section,
+    Severity, StatusBlock, Timestamp,
+};
 use crate::poison::PoisonRegistry;
 use crate::report::{AbortKind, ErrorCause, ErrorReport, GpaGranule, InjectPayload, InjectTarget};
 
@@ -145,20 +148,31 @@ impl CperRecord {
         }
     }
 
-    /// The Generic Error Status Block to write.
+    /// The Generic Error Status Block to write: one data entry, flagged
+    /// primary (plus threshold-exceeded when asked), with a precise
+    /// timestamp (ACPI 6.5 Table 18.13, UEFI 2.10 N.2.2).
     pub fn to_status_block(&self) -> StatusBlock {
-        match &self.body {
+        let mut flags = EntryFlags::PRIMARY;
+        let section = match &self.body {
             RecordBody::Memory {
                 granule,
-                threshold_exceeded: false,
-            } => StatusBlock::memory_error(granule, self.severity, self.unix_time),
-            // ADAPT: needs the CPER builder (Section / DataEntry).
-            _ => StatusBlock::memory_error(
-                &GpaGranule::containing(0, 12).expect("valid granule"),
-                self.severity,
-                self.unix_time,
-            ),
-        }
+                threshold_exceeded,
+            } => {
+                if *threshold_exceeded {
+                    flags |= EntryFlags::THRESHOLD_EXCEEDED;
+                }
+                Section::Memory(MemoryErrorSection::for_granule(granule))
+            }
+            RecordBody::ArmProcessor(s) => Section::ArmProcessor(s.clone()),
+            RecordBody::Raw { section_type, data } => {
+                Section::Raw(RawSection::new(*section_type, data.clone()))
+            }
+        };
+        StatusBlock::new().with_entry(
+            DataEntry::new(section, self.severity)
+                .with_flags(flags)
+                .with_timestamp(Timestamp::from_unix(self.unix_time)),
+        )
     }
 }
 
@@ -425,23 +439,23 @@ fn storm_stop(
     vcpu: Option<u32>,
 ) -> Option<StopReason> {
     let window_ms = cfg.storm_window_ms;
-    if cfg.storm_limit != 0 {
-        if let (Some(vcpu), StormKey::Granule(_) | StormKey::NoGpa { .. }) = (vcpu, key) {
-            let count = state
-                .storm
-                .count(Some(key), now, window_ms)
-                .saturating_add(1);
-            if count > cfg.storm_limit {
-                return Some(StopReason::Storm {
-                    vcpu,
-                    granule: match key {
-                        StormKey::Granule(g) => Some(*g),
-                        _ => None,
-                    },
-                    count,
-                    window_ms,
-                });
-            }
+    if cfg.storm_limit != 0
+        && let (Some(vcpu), StormKey::Granule(_) | StormKey::NoGpa { .. }) = (vcpu, key)
+    {
+        let count = state
+            .storm
+            .count(Some(key), now, window_ms)
+            .saturating_add(1);
+        if count > cfg.storm_limit {
+            return Some(StopReason::Storm {
+                vcpu,
+                granule: match key {
+                    StormKey::Granule(g) => Some(*g),
+                    _ => None,
+                },
+                count,
+                window_ms,
+            });
         }
     }
     if cfg.rate_limit != 0 {

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cper::{ArmProcessorSection, Guid, Severity};
+
 /// A naturally aligned, power-of-two sized range of guest-physical memory:
 /// the unit in which memory is lost (a 4 KiB page, a 2 MiB or 1 GiB huge
 /// page). `shift` is log2 of the size, as in `si_addr_lsb`.
@@ -99,19 +101,19 @@ pub enum InjectPayload {
         /// The range to report.
         granule: GpaGranule,
         /// CPER severity to report.
-        severity: crate::cper::Severity,
+        severity: Severity,
         /// Also set the "threshold exceeded" data-entry flag (with a
         /// corrected severity, Linux soft-offlines the page).
         threshold_exceeded: bool,
     },
     /// An ARM processor error section.
-    ArmProcessor(crate::cper::ArmProcessorSection),
+    ArmProcessor(ArmProcessorSection),
     /// A raw section: any section-type GUID and body bytes.
     Raw {
         /// Section type.
-        section_type: crate::cper::Guid,
+        section_type: Guid,
         /// CPER severity to report.
-        severity: crate::cper::Severity,
+        severity: Severity,
         /// Section body.
         data: Vec<u8>,
     },

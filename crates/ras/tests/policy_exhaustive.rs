@@ -5,6 +5,8 @@
 //! rules (not against recorded output). The expected poison coverage and
 //! storm counts are computed here independently of the engine's code.
 
+use std::collections::HashSet;
+
 use ras::config::{AsyncMode, NoGpaPolicy};
 use ras::cper::{ArmProcessorSection, Guid, Severity};
 use ras::poison::PoisonRegistry;
@@ -712,7 +714,7 @@ fn stop_reasons_read_well() {
         StopReason::PoisonLimit { limit: 4 },
         StopReason::AbortFailed { vcpu: 2 },
     ];
-    let mut names = std::collections::HashSet::new();
+    let mut names = HashSet::new();
     for r in &reasons {
         let s = r.to_string();
         assert!(
