@@ -19,6 +19,10 @@ OUT=$FS_DIR/CLOUDHV_EFI.fd
 SRC=$FS_DIR/edk2-src
 JOBS=${JOBS:-$(nproc)}
 
+# One build at a time (a second caller waits and then uses the cache).
+mkdir -p "$FS_DIR"
+exec 9>"$FS_DIR/.firmware.lock"
+flock 9
 if [ -s "$OUT" ] && [ "${FORCE:-0}" != 1 ]; then
     fs_log "firmware cached: $OUT"
     echo "$OUT"
