@@ -5,13 +5,13 @@
 //! `ras::error_source::ErrorSources` runtime over a `vm-memory` mapping of
 //! the guest's RAM file.
 
+use ras::error_source::DEFAULT_QUEUE_DEPTH;
 use std::fs::File;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ras::cper::{Severity, StatusBlock};
 use ras::error_source::{
-    Counters, Delivery, ErrorSourceError, ErrorSources, RegionLayout, SourceId,
-    SourceNotifications,
+    Counters, Delivery, ErrorSourceError, ErrorSources, RegionLayout, SourceId, SourceNotifications,
 };
 use ras::hest::{HestError, Notification};
 use ras::policy::{CperRecord, RecordBody};
@@ -91,7 +91,11 @@ impl Record {
         Self::policy(
             format!(
                 "memory {severity:?}{} base={:#x} len={:#x} mask={:#x}",
-                if threshold_exceeded { " threshold-exceeded" } else { "" },
+                if threshold_exceeded {
+                    " threshold-exceeded"
+                } else {
+                    ""
+                },
                 granule.base(),
                 granule.len(),
                 granule.pa_mask()
@@ -154,7 +158,7 @@ impl Engine {
         };
         Ok(Self {
             mem,
-            sources: ErrorSources::new(layout, ras::error_source::DEFAULT_QUEUE_DEPTH),
+            sources: ErrorSources::new(layout, DEFAULT_QUEUE_DEPTH),
             notifications,
         })
     }

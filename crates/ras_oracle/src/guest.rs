@@ -2,7 +2,8 @@
 //! The guest: QEMU (TCG, never KVM) with a file-backed RAM, its serial
 //! console read line by line, commands sent on the console, NMIs via QMP.
 
-use std::fs::File;
+use std::fs::{self, File, OpenOptions};
+use std::io::Error as IoError;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ pub enum GuestError {
         /// What was being done.
         what: String,
         /// The error.
-        source: std::io::Error,
+        source: IoError,
     },
     /// The guest did not print what was expected in time.
     #[error("timeout waiting for {0}")]
@@ -35,7 +36,7 @@ pub enum GuestError {
     Qmp(String),
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> GuestError {
+fn io(what: impl Into<String>) -> impl FnOnce(IoError) -> GuestError {
     let what = what.into();
     move |source| GuestError::Io { what, source }
 }
@@ -81,16 +82,30 @@ pub struct Guest {
 impl Guest {
     /// Starts QEMU. The RAM file must exist with [`RAM_SIZE`] bytes.
     pub fn start(cfg: &GuestConfig) -> Result<Self, GuestError> {
-        let _ = std::fs::remove_file(&cfg.qmp);
+        let _ = fs::remove_file(&cfg.qmp);
         let append = format!("console=ttyS0 panic=-1 {}", cfg.cmdline);
         let mut child = Command::new(&cfg.qemu)
-            .args(["-accel", "tcg", "-M", "q35,memory-backend=ram", "-m", "512M"])
+            .args([
+                "-accel",
+                "tcg",
+                "-M",
+                "q35,memory-backend=ram",
+                "-m",
+                "512M",
+            ])
             .arg("-object")
             .arg(format!(
                 "memory-backend-file,id=ram,size={RAM_SIZE},mem-path={},share=on",
                 cfg.ram.display()
             ))
-            .args(["-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot"])
+            .args([
+                "-nodefaults",
+                "-display",
+                "none",
+                "-serial",
+                "stdio",
+                "-no-reboot",
+            ])
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", cfg.qmp.display()))
             .arg("-acpitable")
@@ -106,9 +121,13 @@ impl Guest {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(io(format!("spawning {}", cfg.qemu.display())))?;
-        let stdin = child.stdin.take().ok_or_else(|| GuestError::Qmp("no stdin".into()))?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| GuestError::Qmp("no stdin".into()))?;
         let console = Arc::new((Mutex::new(Console::default()), Condvar::new()));
-        let mut logf = File::create(&cfg.log).map_err(io(format!("creating {}", cfg.log.display())))?;
+        let mut logf =
+            File::create(&cfg.log).map_err(io(format!("creating {}", cfg.log.display())))?;
         let mut errlog = logf.try_clone().map_err(io("log clone"))?;
         if let Some(mut out) = child.stdout.take() {
             let console = Arc::clone(&console);
@@ -138,7 +157,8 @@ impl Guest {
                 let (m, cv) = &*console;
                 if let Ok(mut c) = m.lock() {
                     if !cur.is_empty() {
-                        c.lines.push((Instant::now(), String::from_utf8_lossy(&cur).into_owned()));
+                        c.lines
+                            .push((Instant::now(), String::from_utf8_lossy(&cur).into_owned()));
                     }
                     c.closed = true;
                 }
@@ -246,7 +266,10 @@ impl Guest {
             self.qmp = Some(r);
             self.qmp_cmd(r#"{"execute":"qmp_capabilities"}"#)?;
         }
-        let r = self.qmp.as_mut().ok_or_else(|| GuestError::Qmp("not connected".into()))?;
+        let r = self
+            .qmp
+            .as_mut()
+            .ok_or_else(|| GuestError::Qmp("not connected".into()))?;
         r.get_mut()
             .write_all(format!("{cmd}\n").as_bytes())
             .map_err(io("QMP write"))?;
@@ -271,7 +294,8 @@ impl Guest {
 
     /// Runs a QMP command without arguments (`stop`, `cont`, ...).
     pub fn qmp_execute(&mut self, name: &str) -> Result<(), GuestError> {
-        self.qmp_cmd(&format!(r#"{{"execute":"{name}"}}"#)).map(|_| ())
+        self.qmp_cmd(&format!(r#"{{"execute":"{name}"}}"#))
+            .map(|_| ())
     }
 
     /// Powers the guest off and reaps QEMU (kills it after `timeout`).
@@ -292,7 +316,7 @@ impl Guest {
 
 /// Creates (or truncates) the RAM file with [`RAM_SIZE`] bytes.
 pub fn create_ram_file(path: &Path) -> Result<File, GuestError> {
-    let f = std::fs::OpenOptions::new()
+    let f = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)

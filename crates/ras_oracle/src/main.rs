@@ -10,6 +10,8 @@ mod glue;
 mod guest;
 mod scenarios;
 
+use std::env;
+use std::io::Error as IoError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -34,7 +36,7 @@ pub enum OracleError {
         /// What was done.
         what: String,
         /// The error.
-        source: std::io::Error,
+        source: IoError,
     },
 }
 
@@ -64,7 +66,7 @@ fn parse_args() -> Result<Options, OracleError> {
     let mut initrd = None;
     let mut work = None;
     let mut only = Vec::new();
-    let mut args = std::env::args().skip(1);
+    let mut args = env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or_else(usage);
         match a.as_str() {
@@ -106,9 +108,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let passed = results.iter().filter(|r| r.outcome == scenarios::Outcome::Pass).count();
-    let failed = results.iter().filter(|r| r.outcome == scenarios::Outcome::Fail).count();
-    let skipped = results.iter().filter(|r| r.outcome == scenarios::Outcome::Skip).count();
+    let passed = results
+        .iter()
+        .filter(|r| r.outcome == scenarios::Outcome::Pass)
+        .count();
+    let failed = results
+        .iter()
+        .filter(|r| r.outcome == scenarios::Outcome::Fail)
+        .count();
+    let skipped = results
+        .iter()
+        .filter(|r| r.outcome == scenarios::Outcome::Skip)
+        .count();
     println!();
     println!("== summary ({:.1} s) ==", start.elapsed().as_secs_f64());
     for r in &results {
@@ -118,5 +129,9 @@ fn main() -> ExitCode {
         println!("{skipped} skipped");
     }
     println!("{passed} passed, {failed} failed");
-    if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -4,6 +4,13 @@
 //! that decided each result.
 
 use std::collections::BTreeMap;
+use std::env;
+use std::fs;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::{self, Command};
+use std::slice;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use ras::cper::arm::{info_flags, info_validation, validation as arm_validation};
@@ -15,9 +22,9 @@ use ras::error_source::{Delivery, SourceId};
 use ras::policy::RecordBody;
 use ras::report::GpaGranule;
 
-use crate::glue::{Engine, Record, WINDOW_BASE, WINDOW_LEN, unix_now};
+use crate::glue::{Engine, GlueError, POLL_MS, Record, WINDOW_BASE, WINDOW_LEN, unix_now};
 use crate::guest::{Guest, GuestConfig, create_ram_file};
-use crate::{OracleError, Options};
+use crate::{Options, OracleError};
 
 /// Result of one scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +111,11 @@ impl Check {
             println!("PASS: scenario {}", self.number);
             Outcome::Pass
         } else {
-            println!("FAIL: scenario {} ({} checks failed)", self.number, self.failures.len());
+            println!(
+                "FAIL: scenario {} ({} checks failed)",
+                self.number,
+                self.failures.len()
+            );
             Outcome::Fail
         };
         ScenarioResult {
@@ -125,14 +136,18 @@ fn hex_field(line: &str, key: &str) -> Option<u64> {
     let i = line.find(key)? + key.len();
     let rest = &line[i..];
     let rest = rest.strip_prefix("0x").unwrap_or(rest);
-    let end = rest.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !c.is_ascii_hexdigit())
+        .unwrap_or(rest.len());
     u64::from_str_radix(&rest[..end], 16).ok()
 }
 
 fn dec_field(line: &str, key: &str) -> Option<u64> {
     let i = line.find(key)? + key.len();
     let rest = line[i..].trim_start();
-    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 
@@ -163,7 +178,7 @@ fn is_ghes_line(l: &str) -> bool {
 
 struct Ctx {
     guest: Guest,
-    hest_path: std::path::PathBuf,
+    hest_path: PathBuf,
     eng: Engine,
     /// When the last uncorrected / corrected records were consumed (GHES
     /// prints at most 2 per 5 s per class).
@@ -174,12 +189,14 @@ struct Ctx {
 impl Ctx {
     /// Waits so that the next record's lines are not rate-limited.
     fn space(&mut self) {
-        self.recent.retain(|t| t.elapsed() < Duration::from_millis(5200));
+        self.recent
+            .retain(|t| t.elapsed() < Duration::from_millis(5200));
         while self.recent.len() >= 2 {
             let oldest = self.recent[0];
             let wait = Duration::from_millis(5200).saturating_sub(oldest.elapsed());
-            std::thread::sleep(wait);
-            self.recent.retain(|t| t.elapsed() < Duration::from_millis(5200));
+            thread::sleep(wait);
+            self.recent
+                .retain(|t| t.elapsed() < Duration::from_millis(5200));
         }
     }
 
@@ -193,7 +210,12 @@ impl Ctx {
     /// Submits and notifies if written.
     fn submit(&mut self, s: SourceId, rec: &Record) -> Result<Delivery, OracleError> {
         let d = self.eng.submit(s, rec)?;
-        println!("  engine: submit {} to source {} -> {:?}", rec.describe(), s.0, d);
+        println!(
+            "  engine: submit {} to source {} -> {:?}",
+            rec.describe(),
+            s.0,
+            d
+        );
         if d.must_notify() {
             self.notify(s)?;
         }
@@ -221,16 +243,18 @@ impl Ctx {
             if Instant::now() >= deadline {
                 return Ok(false);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// Starts `workload hold n` and returns its pid and pages.
     fn hold(&mut self, n: usize) -> Result<(u32, Vec<Page>), OracleError> {
         let from = self.guest.mark();
-        self.guest.run(&format!("workload hold {n} &"), Duration::from_secs(20))?;
-        let (_, hold) =
-            self.guest.wait_for(from, Duration::from_secs(20), "ORACLE HOLD", |l| {
+        self.guest
+            .run(&format!("workload hold {n} &"), Duration::from_secs(20))?;
+        let (_, hold) = self
+            .guest
+            .wait_for(from, Duration::from_secs(20), "ORACLE HOLD", |l| {
                 l.contains("ORACLE HOLD")
             })?;
         let pid = dec_field(&hold, "pid=").unwrap_or(0) as u32;
@@ -246,9 +270,10 @@ impl Ctx {
     }
 
     fn hardware_corrupted_kb(&mut self) -> Result<u64, OracleError> {
-        let out = self
-            .guest
-            .run("grep HardwareCorrupted /proc/meminfo", Duration::from_secs(10))?;
+        let out = self.guest.run(
+            "grep HardwareCorrupted /proc/meminfo",
+            Duration::from_secs(10),
+        )?;
         Ok(out
             .iter()
             .find_map(|l| dec_field(l, "HardwareCorrupted:"))
@@ -265,7 +290,7 @@ impl Ctx {
             if missing.is_empty() || Instant::now() >= deadline {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            thread::sleep(Duration::from_millis(50));
         }
         missing
     }
@@ -289,7 +314,7 @@ fn pa_line(pa: u64) -> String {
 
 /// Runs every scenario on one guest.
 pub fn run_all(opts: &Options) -> Result<Vec<ScenarioResult>, OracleError> {
-    std::fs::create_dir_all(&opts.work).map_err(|source| OracleError::Io {
+    fs::create_dir_all(&opts.work).map_err(|source| OracleError::Io {
         what: format!("creating {}", opts.work.display()),
         source,
     })?;
@@ -298,7 +323,7 @@ pub fn run_all(opts: &Options) -> Result<Vec<ScenarioResult>, OracleError> {
     let ram_file = create_ram_file(&ram)?;
     let mut eng = Engine::new(ram_file)?;
     let hest = eng.hest()?;
-    std::fs::write(&hest_path, &hest).map_err(|source| OracleError::Io {
+    fs::write(&hest_path, &hest).map_err(|source| OracleError::Io {
         what: format!("writing {}", hest_path.display()),
         source,
     })?;
@@ -321,14 +346,20 @@ pub fn run_all(opts: &Options) -> Result<Vec<ScenarioResult>, OracleError> {
         ram,
         qmp: opts.work.join("qmp.sock"),
         log: opts.work.join("console.log"),
-        cmdline: format!("memmap={}K${WINDOW_BASE:#x} iomem=relaxed", WINDOW_LEN >> 10),
+        cmdline: format!(
+            "memmap={}K${WINDOW_BASE:#x} iomem=relaxed",
+            WINDOW_LEN >> 10
+        ),
     };
     let guest = Guest::start(&cfg)?;
     println!("oracle: guest console log: {}", cfg.log.display());
     let (_, ready) = guest.wait_for(0, Duration::from_secs(120), "ORACLE-READY", |l| {
         l.contains("ORACLE-READY")
     })?;
-    println!("oracle: guest ready after {:.1} s: {ready}", guest.elapsed());
+    println!(
+        "oracle: guest ready after {:.1} s: {ready}",
+        guest.elapsed()
+    );
     let mut ctx = Ctx {
         guest,
         hest_path: cfg.hest.clone(),
@@ -345,10 +376,22 @@ pub fn run_all(opts: &Options) -> Result<Vec<ScenarioResult>, OracleError> {
     type Scenario = fn(&mut Ctx) -> Result<ScenarioResult, OracleError>;
     let order: [(u32, &'static str, Scenario); 8] = [
         (1, "boot: HEST parsed, every GHES source bound", s1_boot),
-        (2, "recoverable memory error on a process page", s2_recoverable),
-        (4, "second error while the first is unacknowledged", s4_queue),
+        (
+            2,
+            "recoverable memory error on a process page",
+            s2_recoverable,
+        ),
+        (
+            4,
+            "second error while the first is unacknowledged",
+            s4_queue,
+        ),
         (5, "burst across the sources", s5_burst),
-        (6, "corrected error with threshold exceeded", s6_soft_offline),
+        (
+            6,
+            "corrected error with threshold exceeded",
+            s6_soft_offline,
+        ),
         (3, "huge-page-sized loss (PA mask)", s3_huge),
         (8, "every record shape: no firmware warning", s8_shapes),
         (7, "guest scribbles over its error region", s7_scribble),
@@ -373,7 +416,10 @@ pub fn run_all(opts: &Options) -> Result<Vec<ScenarioResult>, OracleError> {
     let all = ctx.guest.lines_since(0);
     let complaints = firmware_complaints(&all);
     println!();
-    println!("oracle: firmware complaints over the whole run: {}", complaints.len());
+    println!(
+        "oracle: firmware complaints over the whole run: {}",
+        complaints.len()
+    );
     for l in &complaints {
         println!("  guest| {l}");
     }
@@ -396,7 +442,8 @@ fn s1_boot(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         "ACPI lists the HEST table",
     );
     c.ok(
-        boot.iter().any(|l| l.contains("HEST: Table parsing has been initialized")),
+        boot.iter()
+            .any(|l| l.contains("HEST: Table parsing has been initialized")),
         "HEST: Table parsing has been initialized",
     );
     let out = ctx.guest.run(
@@ -407,13 +454,19 @@ fn s1_boot(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     for s in ctx.eng.all_sources() {
         let dev = format!("GHES.{}", s.0);
         c.ok(
-            out.iter().any(|l| l.contains(&format!("BOUND /sys/bus/platform/devices/{dev} ")) && l.contains("drivers/GHES")),
+            out.iter().any(|l| {
+                l.contains(&format!("BOUND /sys/bus/platform/devices/{dev} "))
+                    && l.contains("drivers/GHES")
+            }),
             format!("{dev} (source {}) bound to the GHES driver", s.0),
         );
     }
     let complaints = firmware_complaints(&boot);
     c.evidence(&complaints);
-    c.ok(complaints.is_empty(), "no [Firmware Warn]/[Firmware Bug] at boot");
+    c.ok(
+        complaints.is_empty(),
+        "no [Firmware Warn]/[Firmware Bug] at boot",
+    );
     iasl_check(&mut c, &ctx.hest_path);
     c.note("expected and harmless: 'GHES: Failed to enable APEI firmware first mode' (QEMU's DSDT has no WHEA _OSC)");
     Ok(c.finish())
@@ -421,37 +474,36 @@ fn s1_boot(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
 
 /// Host-side check of the HEST bytes with iasl (QEMU rewrites the checksum
 /// of `-acpitable` tables, so the guest cannot check it).
-fn iasl_check(c: &mut Check, hest: &std::path::Path) {
-    let dir = std::env::temp_dir().join(format!("ras-oracle-iasl-{}", std::process::id()));
-    if std::fs::create_dir_all(&dir).is_err() {
+fn iasl_check(c: &mut Check, hest: &Path) {
+    let dir = env::temp_dir().join(format!("ras-oracle-iasl-{}", process::id()));
+    if fs::create_dir_all(&dir).is_err() {
         c.note("iasl check: no temporary directory");
         return;
     }
     let aml = dir.join("hest.aml");
-    let out = std::fs::copy(hest, &aml).ok().and_then(|_| {
-        std::process::Command::new("iasl")
-            .arg("-d")
-            .arg(&aml)
-            .output()
-            .ok()
-    });
+    let out = fs::copy(hest, &aml)
+        .ok()
+        .and_then(|_| Command::new("iasl").arg("-d").arg(&aml).output().ok());
     let Some(out) = out else {
         c.note("iasl not installed: host-side HEST checksum check not run");
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = fs::remove_dir_all(&dir);
         return;
     };
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let dsl = std::fs::read_to_string(dir.join("hest.dsl")).unwrap_or_default();
+    let dsl = fs::read_to_string(dir.join("hest.dsl")).unwrap_or_default();
     let entries = dsl.matches("Subtable Type : 000A").count();
     c.ok(
         out.status.success()
             && !stderr.contains("Incorrect checksum")
             && !dsl.contains("****")
             && !dsl.contains("Unknown"),
-        format!("iasl -d: {}, no checksum warning, no unknown/truncated subtable", out.status),
+        format!(
+            "iasl -d: {}, no checksum warning, no unknown/truncated subtable",
+            out.status
+        ),
     );
     println!("  note: iasl decoded {entries} GHESv2 (type 0x0A) subtables");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 fn s2_recoverable(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
@@ -473,37 +525,57 @@ fn s2_recoverable(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         return Ok(c.finish());
     };
     let d = ctx.submit(src, &rec)?;
-    c.ok(d == Delivery::Written, format!("engine wrote the record ({d:?})"));
+    c.ok(
+        d == Delivery::Written,
+        format!("engine wrote the record ({d:?})"),
+    );
     let idle = ctx.pump(&[src], Duration::from_secs(10))?;
     ctx.recent.push(Instant::now());
     let acked = ctx.eng.counters(src)?.acked - acked0;
     c.ok(
         idle && acked == 1,
-        format!("engine saw the guest's ack ({acked} ack, {:.2} s, POLLED {} ms)", t0.elapsed().as_secs_f64(), crate::glue::POLL_MS),
+        format!(
+            "engine saw the guest's ack ({acked} ack, {:.2} s, POLLED {} ms)",
+            t0.elapsed().as_secs_f64(),
+            POLL_MS
+        ),
     );
     let want = vec![
-        format!("Hardware error from APEI Generic Hardware Error Source: {}", src.0),
+        format!(
+            "Hardware error from APEI Generic Hardware Error Source: {}",
+            src.0
+        ),
         "event severity: recoverable".to_string(),
         "section_type: memory error".to_string(),
         pa_line(page.pa),
-        format!("{} recovery action for dirty LRU page: Recovered", mf_prefix(page.pa)),
+        format!(
+            "{} recovery action for dirty LRU page: Recovered",
+            mf_prefix(page.pa)
+        ),
     ];
     let missing = ctx.expect_lines(from, Duration::from_secs(5), &want);
     for w in &want {
         c.ok(!missing.contains(w), format!("guest: `{w}`"));
     }
     let hc1 = ctx.hardware_corrupted_kb()?;
-    c.ok(hc1 == hc0 + 4, format!("HardwareCorrupted {hc0} kB -> {hc1} kB"));
+    c.ok(
+        hc1 == hc0 + 4,
+        format!("HardwareCorrupted {hc0} kB -> {hc1} kB"),
+    );
     // The owner reads the page again: the poisoned page is gone, SIGBUS.
     let m2 = ctx.guest.mark();
-    ctx.guest.run(&format!("kill -USR1 {pid}"), Duration::from_secs(5))?;
-    let sig = ctx.guest.wait_for(m2, Duration::from_secs(5), "SIGBUS", |l| {
-        l.contains("ORACLE SIGBUS") || l.contains("ORACLE TOUCHED")
-    });
+    ctx.guest
+        .run(&format!("kill -USR1 {pid}"), Duration::from_secs(5))?;
+    let sig = ctx
+        .guest
+        .wait_for(m2, Duration::from_secs(5), "SIGBUS", |l| {
+            l.contains("ORACLE SIGBUS") || l.contains("ORACLE TOUCHED")
+        });
     match sig {
-        Ok((_, l)) => {
-            c.ok(l.contains("ORACLE SIGBUS") && l.contains("lsb=12"), format!("owner touching the page again: `{l}`"))
-        }
+        Ok((_, l)) => c.ok(
+            l.contains("ORACLE SIGBUS") && l.contains("lsb=12"),
+            format!("owner touching the page again: `{l}`"),
+        ),
         Err(_) => c.ok(false, "owner touching the page again reported nothing"),
     };
     let lines = ctx.ghes_lines_since(from);
@@ -530,13 +602,30 @@ fn s4_queue(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     };
     // Written, but the NMI is held back: the guest has not consumed it.
     let d1 = ctx.eng.submit(src, &r1)?;
-    println!("  engine: submit {} to source {} -> {d1:?} (NMI held back)", r1.describe(), src.0);
-    c.ok(d1 == Delivery::Written, format!("first record written ({d1:?})"));
-    std::thread::sleep(Duration::from_millis(300));
-    c.ok(!ctx.eng.idle(src)?, "source busy: no ack before the notification");
+    println!(
+        "  engine: submit {} to source {} -> {d1:?} (NMI held back)",
+        r1.describe(),
+        src.0
+    );
+    c.ok(
+        d1 == Delivery::Written,
+        format!("first record written ({d1:?})"),
+    );
+    thread::sleep(Duration::from_millis(300));
+    c.ok(
+        !ctx.eng.idle(src)?,
+        "source busy: no ack before the notification",
+    );
     let d2 = ctx.eng.submit(src, &r2)?;
-    println!("  engine: submit {} to source {} -> {d2:?}", r2.describe(), src.0);
-    c.ok(d2 == Delivery::Queued { depth: 1 }, format!("second record queued ({d2:?})"));
+    println!(
+        "  engine: submit {} to source {} -> {d2:?}",
+        r2.describe(),
+        src.0
+    );
+    c.ok(
+        d2 == Delivery::Queued { depth: 1 },
+        format!("second record queued ({d2:?})"),
+    );
     ctx.guest.inject_nmi()?;
     let idle = ctx.pump(&[src], Duration::from_secs(10))?;
     ctx.recent.push(Instant::now());
@@ -544,7 +633,9 @@ fn s4_queue(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     let after = ctx.eng.counters(src)?;
     c.ok(idle, "both consumed, queue empty, source free");
     c.ok(
-        after.written - before.written == 2 && after.acked - before.acked == 2 && after.dropped == before.dropped,
+        after.written - before.written == 2
+            && after.acked - before.acked == 2
+            && after.dropped == before.dropped,
         format!(
             "engine counters: written +{}, acked +{}, dropped +{}",
             after.written - before.written,
@@ -557,15 +648,24 @@ fn s4_queue(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     let lines = ctx.ghes_lines_since(from);
     for (i, w) in want.iter().enumerate() {
         let n = lines.iter().filter(|l| l.contains(w.as_str())).count();
-        c.ok(!missing.contains(w) && n == 1, format!("record {}: `{w}` seen {n} time(s)", i + 1));
+        c.ok(
+            !missing.contains(w) && n == 1,
+            format!("record {}: `{w}` seen {n} time(s)", i + 1),
+        );
     }
     let order: Vec<usize> = want
         .iter()
         .filter_map(|w| lines.iter().position(|l| l.contains(w.as_str())))
         .collect();
-    c.ok(order.len() == 2 && order[0] < order[1], "in submission order");
+    c.ok(
+        order.len() == 2 && order[0] < order[1],
+        "in submission order",
+    );
     c.evidence(&lines);
-    c.ok(firmware_complaints(&lines).is_empty(), "no firmware complaint");
+    c.ok(
+        firmware_complaints(&lines).is_empty(),
+        "no firmware complaint",
+    );
     Ok(c.finish())
 }
 
@@ -579,7 +679,10 @@ fn s5_burst(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         return Ok(c.finish());
     }
     ctx.space();
-    let before: Vec<_> = srcs.iter().map(|s| ctx.eng.counters(*s)).collect::<Result<_, _>>()?;
+    let before: Vec<_> = srcs
+        .iter()
+        .map(|s| ctx.eng.counters(*s))
+        .collect::<Result<_, _>>()?;
     let from = ctx.guest.mark();
     let t0 = Instant::now();
     let mut i = 0;
@@ -590,7 +693,10 @@ fn s5_burst(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
                 return Ok(c.finish());
             };
             let d = ctx.submit(*s, &r)?;
-            c.ok(!matches!(d, Delivery::Dropped), format!("record {i} not dropped ({d:?})"));
+            c.ok(
+                !matches!(d, Delivery::Dropped),
+                format!("record {i} not dropped ({d:?})"),
+            );
             i += 1;
         }
     }
@@ -598,19 +704,31 @@ fn s5_burst(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     for _ in 0..(srcs.len() * per).min(2) {
         ctx.recent.push(Instant::now());
     }
-    c.ok(idle, format!("all sources idle after {:.2} s", t0.elapsed().as_secs_f64()));
+    c.ok(
+        idle,
+        format!("all sources idle after {:.2} s", t0.elapsed().as_secs_f64()),
+    );
     for (k, s) in srcs.iter().enumerate() {
         let a = ctx.eng.counters(*s)?;
         let w = a.written - before[k].written;
         let ak = a.acked - before[k].acked;
-        c.ok(w == per as u64 && ak == per as u64, format!("source {}: written {w}, acked {ak}", s.0));
+        c.ok(
+            w == per as u64 && ak == per as u64,
+            format!("source {}: written {w}, acked {ak}", s.0),
+        );
     }
-    let want: Vec<String> = pages[..srcs.len() * per].iter().map(|p| mf_prefix(p.pa)).collect();
+    let want: Vec<String> = pages[..srcs.len() * per]
+        .iter()
+        .map(|p| mf_prefix(p.pa))
+        .collect();
     let missing = ctx.expect_lines(from, Duration::from_secs(5), &want);
     let lines = ctx.ghes_lines_since(from);
     let mut seen = BTreeMap::new();
     for w in &want {
-        seen.insert(w.clone(), lines.iter().filter(|l| l.contains(w.as_str())).count());
+        seen.insert(
+            w.clone(),
+            lines.iter().filter(|l| l.contains(w.as_str())).count(),
+        );
     }
     c.ok(
         missing.is_empty() && seen.values().all(|n| *n == 1),
@@ -618,7 +736,10 @@ fn s5_burst(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     );
     c.evidence(&lines);
     c.note("GHES prints at most 2 records per 5 s: the `[Hardware Error]` blocks are rate-limited, the `Memory failure` lines are not");
-    c.ok(firmware_complaints(&lines).is_empty(), "no firmware complaint");
+    c.ok(
+        firmware_complaints(&lines).is_empty(),
+        "no firmware complaint",
+    );
     Ok(c.finish())
 }
 
@@ -642,9 +763,15 @@ fn s6_soft_offline(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     ctx.submit(src, &rec)?;
     let idle = ctx.pump(&[src], Duration::from_secs(10))?;
     ctx.recent.push(Instant::now());
-    c.ok(idle && ctx.eng.counters(src)?.acked == a0 + 1, "guest consumed and acked the record");
+    c.ok(
+        idle && ctx.eng.counters(src)?.acked == a0 + 1,
+        "guest consumed and acked the record",
+    );
     let want = vec![
-        format!("Hardware error from APEI Generic Hardware Error Source: {}", src.0),
+        format!(
+            "Hardware error from APEI Generic Hardware Error Source: {}",
+            src.0
+        ),
         "event severity: corrected".to_string(),
         pa_line(page.pa),
     ];
@@ -652,14 +779,20 @@ fn s6_soft_offline(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     for w in &want {
         c.ok(!missing.contains(w), format!("guest: `{w}`"));
     }
-    std::thread::sleep(Duration::from_millis(1000));
+    thread::sleep(Duration::from_millis(1000));
     let hc1 = ctx.hardware_corrupted_kb()?;
-    c.ok(hc1 == hc0 + 4, format!("HardwareCorrupted {hc0} kB -> {hc1} kB (page soft-offlined)"));
+    c.ok(
+        hc1 == hc0 + 4,
+        format!("HardwareCorrupted {hc0} kB -> {hc1} kB (page soft-offlined)"),
+    );
     let m = ctx.guest.mark();
-    ctx.guest.run(&format!("kill -USR2 {pid}"), Duration::from_secs(5))?;
-    let _ = ctx.guest.wait_for(m, Duration::from_secs(5), "REPAGE", |l| {
-        l.contains("ORACLE REPAGE") && l.contains("idx=1")
-    });
+    ctx.guest
+        .run(&format!("kill -USR2 {pid}"), Duration::from_secs(5))?;
+    let _ = ctx
+        .guest
+        .wait_for(m, Duration::from_secs(5), "REPAGE", |l| {
+            l.contains("ORACLE REPAGE") && l.contains("idx=1")
+        });
     let re = ctx
         .guest
         .lines_since(m)
@@ -670,14 +803,20 @@ fn s6_soft_offline(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
             let new = hex_field(&l, "pa=");
             c.ok(
                 new.is_some() && new != Some(page.pa) && l.contains("byte=0x40"),
-                format!("the process's page moved to another frame with its data: `{l}` (was {:#x})", page.pa),
+                format!(
+                    "the process's page moved to another frame with its data: `{l}` (was {:#x})",
+                    page.pa
+                ),
             );
         }
         None => c.fail("workload did not re-print its pages"),
     }
     let lines = ctx.ghes_lines_since(from);
     c.evidence(&lines);
-    c.ok(firmware_complaints(&lines).is_empty(), "no firmware complaint");
+    c.ok(
+        firmware_complaints(&lines).is_empty(),
+        "no firmware complaint",
+    );
     Ok(c.finish())
 }
 
@@ -687,8 +826,10 @@ fn s3_huge(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     ctx.guest.run("workload thp &", Duration::from_secs(20))?;
     let (_, thp) = ctx
         .guest
-        .wait_for(from0, Duration::from_secs(20), "ORACLE THP", |l| l.contains("ORACLE THP"))?;
-    c.evidence(std::slice::from_ref(&thp));
+        .wait_for(from0, Duration::from_secs(20), "ORACLE THP", |l| {
+            l.contains("ORACLE THP")
+        })?;
+    c.evidence(slice::from_ref(&thp));
     let Some(pa) = hex_field(&thp, "pa=") else {
         c.fail("workload printed no THP address");
         return Ok(c.finish());
@@ -709,7 +850,10 @@ fn s3_huge(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     ctx.submit(src, &rec)?;
     let idle = ctx.pump(&[src], Duration::from_secs(10))?;
     ctx.recent.push(Instant::now());
-    c.ok(idle && ctx.eng.counters(src)?.acked == a0 + 1, "guest consumed and acked the record");
+    c.ok(
+        idle && ctx.eng.counters(src)?.acked == a0 + 1,
+        "guest consumed and acked the record",
+    );
     let want = vec![
         pa_line(granule.base()),
         format!("physical_address_mask: 0x{:016x}", granule.pa_mask()),
@@ -719,7 +863,7 @@ fn s3_huge(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         c.ok(!missing.contains(w), format!("guest: `{w}`"));
     }
     // Let memory_failure() finish (it runs from a workqueue).
-    std::thread::sleep(Duration::from_millis(1500));
+    thread::sleep(Duration::from_millis(1500));
     let lines = ctx.ghes_lines_since(from);
     let pfns: Vec<u64> = lines
         .iter()
@@ -732,16 +876,22 @@ fn s3_huge(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     pfns.dedup();
     let thp_pid = dec_field(&thp, "pid=").unwrap_or(0);
     let m = ctx.guest.mark();
-    ctx.guest.run(&format!("kill -USR1 {thp_pid}"), Duration::from_secs(5))?;
+    ctx.guest
+        .run(&format!("kill -USR1 {thp_pid}"), Duration::from_secs(5))?;
     let touch = ctx
         .guest
-        .wait_for(m, Duration::from_secs(10), "THPTOUCH", |l| l.contains("ORACLE THPTOUCH"))
+        .wait_for(m, Duration::from_secs(10), "THPTOUCH", |l| {
+            l.contains("ORACLE THPTOUCH")
+        })
         .map(|(_, l)| l)
         .unwrap_or_else(|_| "(the workload did not answer)".into());
-    c.evidence(std::slice::from_ref(&touch));
+    c.evidence(slice::from_ref(&touch));
     c.ok(
         pfns.contains(&(granule.base() >> 12)),
-        format!("guest ran memory_failure() on the first pfn of the range ({:#x})", granule.base() >> 12),
+        format!(
+            "guest ran memory_failure() on the first pfn of the range ({:#x})",
+            granule.base() >> 12
+        ),
     );
     let whole = hc1.saturating_sub(hc0) >= granule.len() >> 10;
     println!(
@@ -752,11 +902,18 @@ fn s3_huge(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         pfns,
         hc0,
         hc1,
-        if whole { "the whole range" } else { "NOT the whole range: the PA mask is printed, not used" },
+        if whole {
+            "the whole range"
+        } else {
+            "NOT the whole range: the PA mask is printed, not used"
+        },
         granule.len() >> 10,
         touch.trim()
     );
-    c.ok(firmware_complaints(&lines).is_empty(), "no firmware complaint");
+    c.ok(
+        firmware_complaints(&lines).is_empty(),
+        "no firmware complaint",
+    );
     Ok(c.finish())
 }
 
@@ -784,7 +941,12 @@ fn s8_shapes(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         c.fail("no granule");
         return Ok(c.finish());
     };
-    let vendor = Guid::from_fields(0x8b6e_2f4c, 0x1d2a, 0x4f5e, [0x9a, 0x11, 0x3c, 0x7d, 0x52, 0x60, 0xa1, 0x0b]);
+    let vendor = Guid::from_fields(
+        0x8b6e_2f4c,
+        0x1d2a,
+        0x4f5e,
+        [0x9a, 0x11, 0x3c, 0x7d, 0x52, 0x60, 0xa1, 0x0b],
+    );
     let raw_data: Vec<u8> = (0u8..32).collect();
     let arm = |pa: u64, ty: ArmErrorType| ArmProcessorSection {
         validation_bits: arm_validation::MPIDR | arm_validation::RUNNING_STATE,
@@ -809,45 +971,93 @@ fn s8_shapes(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     let shapes = vec![
         Shape {
             rec: Record::memory(ga, Severity::Recoverable, false),
-            want: vec![pa_line(ga.base()), "event severity: recoverable".into(), format!("{} recovery action", mf_prefix(ga.base()))],
+            want: vec![
+                pa_line(ga.base()),
+                "event severity: recoverable".into(),
+                format!("{} recovery action", mf_prefix(ga.base())),
+            ],
         },
         Shape {
             rec: Record::memory(g2m, Severity::Corrected, false),
-            want: vec![pa_line(g2m.base()), format!("physical_address_mask: 0x{:016x}", g2m.pa_mask()), "event severity: corrected".into()],
+            want: vec![
+                pa_line(g2m.base()),
+                format!("physical_address_mask: 0x{:016x}", g2m.pa_mask()),
+                "event severity: corrected".into(),
+            ],
         },
         Shape {
             rec: Record::memory(g1g, Severity::Corrected, false),
-            want: vec![pa_line(g1g.base()), format!("physical_address_mask: 0x{:016x}", g1g.pa_mask())],
+            want: vec![
+                pa_line(g1g.base()),
+                format!("physical_address_mask: 0x{:016x}", g1g.pa_mask()),
+            ],
         },
         Shape {
             rec: Record::memory(gb, Severity::Corrected, false),
             want: vec![pa_line(gb.base()), "event severity: corrected".into()],
         },
         Shape {
-            rec: Record::policy("ARM processor, cache error with PA, recoverable", Severity::Recoverable, RecordBody::ArmProcessor(arm(gc.base(), ArmErrorType::Cache))),
-            want: vec!["e19e3d16-bc11-11e4-9caa-c2051d5d46b0".into(), format!("{} recovery action", mf_prefix(gc.base()))],
+            rec: Record::policy(
+                "ARM processor, cache error with PA, recoverable",
+                Severity::Recoverable,
+                RecordBody::ArmProcessor(arm(gc.base(), ArmErrorType::Cache)),
+            ),
+            want: vec![
+                "e19e3d16-bc11-11e4-9caa-c2051d5d46b0".into(),
+                format!("{} recovery action", mf_prefix(gc.base())),
+            ],
         },
         Shape {
-            rec: Record::policy("ARM processor, TLB error, corrected", Severity::Corrected, RecordBody::ArmProcessor(arm(pages[4].pa, ArmErrorType::Tlb))),
-            want: vec!["e19e3d16-bc11-11e4-9caa-c2051d5d46b0".into(), "event severity: corrected".into()],
+            rec: Record::policy(
+                "ARM processor, TLB error, corrected",
+                Severity::Corrected,
+                RecordBody::ArmProcessor(arm(pages[4].pa, ArmErrorType::Tlb)),
+            ),
+            want: vec![
+                "e19e3d16-bc11-11e4-9caa-c2051d5d46b0".into(),
+                "event severity: corrected".into(),
+            ],
         },
         Shape {
-            rec: Record::policy("raw vendor section, recoverable", Severity::Recoverable, RecordBody::Raw { section_type: vendor, data: raw_data.clone() }),
-            want: vec!["8b6e2f4c-1d2a-4f5e-9a11-3c7d5260a10b".into(), "03020100 07060504".into()],
+            rec: Record::policy(
+                "raw vendor section, recoverable",
+                Severity::Recoverable,
+                RecordBody::Raw {
+                    section_type: vendor,
+                    data: raw_data.clone(),
+                },
+            ),
+            want: vec![
+                "8b6e2f4c-1d2a-4f5e-9a11-3c7d5260a10b".into(),
+                "03020100 07060504".into(),
+            ],
         },
         Shape {
             rec: Record::block(
                 "multi-entry: memory recoverable + raw corrected, block raw data",
                 StatusBlock::new()
                     .with_entry(
-                        DataEntry::new(Section::Memory(MemoryErrorSection::for_granule(&GpaGranule::containing(pages[5].pa, 12).unwrap_or(ga))), Severity::Recoverable)
-                            .with_flags(EntryFlags::PRIMARY)
-                            .with_timestamp(Timestamp::from_unix(unix_now())),
+                        DataEntry::new(
+                            Section::Memory(MemoryErrorSection::for_granule(
+                                &GpaGranule::containing(pages[5].pa, 12).unwrap_or(ga),
+                            )),
+                            Severity::Recoverable,
+                        )
+                        .with_flags(EntryFlags::PRIMARY)
+                        .with_timestamp(Timestamp::from_unix(unix_now())),
                     )
-                    .with_entry(DataEntry::new(Section::Raw(RawSection::new(vendor, raw_data)), Severity::Corrected))
+                    .with_entry(DataEntry::new(
+                        Section::Raw(RawSection::new(vendor, raw_data)),
+                        Severity::Corrected,
+                    ))
                     .with_raw_data(vec![0xee; 16]),
             ),
-            want: vec!["Error 0, type: recoverable".into(), "Error 1, type: corrected".into(), pa_line(pages[5].pa), format!("{} recovery action", mf_prefix(pages[5].pa))],
+            want: vec![
+                "Error 0, type: recoverable".into(),
+                "Error 1, type: corrected".into(),
+                pa_line(pages[5].pa),
+                format!("{} recovery action", mf_prefix(pages[5].pa)),
+            ],
         },
     ];
     let src = SourceId(1);
@@ -867,10 +1077,21 @@ fn s8_shapes(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         ctx.recent.push(Instant::now());
         let acked = ctx.eng.counters(src)?.acked - a0;
         let mut want = sh.want.clone();
-        want.insert(0, format!("Hardware error from APEI Generic Hardware Error Source: {}", src.0));
+        want.insert(
+            0,
+            format!(
+                "Hardware error from APEI Generic Hardware Error Source: {}",
+                src.0
+            ),
+        );
         let missing = ctx.expect_lines(from, Duration::from_secs(4), &want);
-        std::thread::sleep(Duration::from_millis(300));
-        let lines: Vec<String> = ctx.guest.lines_since(from).into_iter().filter(|l| l.contains("Hardware Error") || is_ghes_line(l) || l.contains("GHES")).collect();
+        thread::sleep(Duration::from_millis(300));
+        let lines: Vec<String> = ctx
+            .guest
+            .lines_since(from)
+            .into_iter()
+            .filter(|l| l.contains("Hardware Error") || is_ghes_line(l) || l.contains("GHES"))
+            .collect();
         let fw = firmware_complaints(&ctx.guest.lines_since(from));
         c.evidence(&lines);
         c.ok(
@@ -894,7 +1115,7 @@ fn s8_shapes(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     ctx.submit(src, &probe)?;
     ctx.pump(&[src], Duration::from_secs(10))?;
     ctx.recent.push(Instant::now());
-    std::thread::sleep(Duration::from_millis(1500));
+    thread::sleep(Duration::from_millis(1500));
     let lines = ctx.ghes_lines_since(from);
     let acted = lines.iter().any(|l| l.contains(&mf_prefix(pages[4].pa)));
     c.evidence(&lines);
@@ -938,7 +1159,7 @@ fn s7_scribble(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         return Ok(c.finish());
     };
     let encoded_len = rec.block.encoded_len() as u64;
-    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.eng.submit(src, &rec)));
+    let res = panic::catch_unwind(AssertUnwindSafe(|| ctx.eng.submit(src, &rec)));
     let after = ctx.eng.read(base, len as usize)?;
     ctx.guest.qmp_execute("cont")?;
     let delivery = match res {
@@ -952,7 +1173,10 @@ fn s7_scribble(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         }
         Ok(Ok(d)) => Some(d),
     };
-    c.ok(true, format!("engine did not crash; submit -> {delivery:?}"));
+    c.ok(
+        true,
+        format!("engine did not crash; submit -> {delivery:?}"),
+    );
     let t1 = ctx.eng.sources.totals();
     println!(
         "  engine found: {} tampered ESA register(s) re-written; written +{}, queued +{}, dropped +{}",
@@ -963,10 +1187,10 @@ fn s7_scribble(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     );
     let mut allowed: Vec<(u64, u64)> = Vec::new();
     for s in layout.sources() {
-        allowed.push((layout.esa_register(s).map_err(crate::glue::GlueError::from)?, 8));
-        allowed.push((layout.ack_register(s).map_err(crate::glue::GlueError::from)?, 8));
+        allowed.push((layout.esa_register(s).map_err(GlueError::from)?, 8));
+        allowed.push((layout.ack_register(s).map_err(GlueError::from)?, 8));
     }
-    allowed.push((layout.block(src).map_err(crate::glue::GlueError::from)?, encoded_len));
+    allowed.push((layout.block(src).map_err(GlueError::from)?, encoded_len));
     let mut stray = Vec::new();
     let mut changed = 0usize;
     for (i, (a, b)) in before.iter().zip(after.iter()).enumerate() {
@@ -986,10 +1210,16 @@ fn s7_scribble(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
             &stray[..stray.len().min(8)]
         ),
     );
-    c.ok(t1.tampered > t0.tampered, "engine detected the changed ESA registers");
+    c.ok(
+        t1.tampered > t0.tampered,
+        "engine detected the changed ESA registers",
+    );
     let idle = ctx.pump(&[src], Duration::from_secs(10))?;
     ctx.recent.push(Instant::now());
-    c.ok(idle, "the guest consumed and acked the record after the engine restored the region");
+    c.ok(
+        idle,
+        "the guest consumed and acked the record after the engine restored the region",
+    );
     let want = vec![mf_prefix(page.pa)];
     let missing = ctx.expect_lines(from, Duration::from_secs(5), &want);
     c.ok(missing.is_empty(), format!("guest: `{}`", want[0]));
