@@ -486,6 +486,30 @@ mod tests {
         );
     }
 
+    #[cfg(target_arch = "aarch64")]
+    use crate::abort_inject;
+    #[cfg(target_arch = "aarch64")]
+    use crate::caps::RasCaps;
+
+    /// Compile check of the vCPU-loop pattern (borrow of `VcpuExit` ends
+    /// before re-borrowing the vCPU); never run.
+    #[allow(dead_code)]
+    fn vcpu_loop_pattern(vcpu: &mut kvm_ioctls::VcpuFd) -> Option<SeaExit> {
+        match vcpu.run() {
+            Ok(kvm_ioctls::VcpuExit::Unsupported(KVM_EXIT_ARM_SEA)) => {
+                let exit = SeaExit::from_vcpu(vcpu).ok()?;
+                #[cfg(target_arch = "aarch64")]
+                {
+                    let caps = RasCaps::default();
+                    let method = abort_inject::plan(exit.class.kind(), exit.gva, &caps, false);
+                    abort_inject::inject(vcpu, method).ok()?;
+                }
+                Some(exit)
+            }
+            _ => None,
+        }
+    }
+
     #[test]
     fn read_raw_round_trips() {
         let run = kernel_run(1, 2, 3, 4);

@@ -306,6 +306,11 @@ pub struct VcpuSigbusGuard {
 impl VcpuSigbusGuard {
     /// Registers the calling thread as the thread of vCPU `vcpu`. Requires
     /// [`install_handler`] and an unblocked `SIGBUS`.
+    ///
+    /// A test thread that poisons guest RAM with `madvise(MADV_HWPOISON)`
+    /// gets an immediate `BUS_MCEERR_AR` itself on Linux 7.x: register it
+    /// too (any index, e.g. `u32::MAX`) and [`Self::take_pending`] after the
+    /// call, or it takes the crash path.
     pub fn register(vcpu: u32) -> Result<Self, SigbusError> {
         if !INSTALLED.load(Ordering::Acquire) {
             return Err(SigbusError::NotInstalled);
