@@ -62,7 +62,7 @@ pub struct RasCaps {
 }
 
 impl RasCaps {
-    /// Whether [`crate::abort_inject::inject_ext_dabt`] can work.
+    /// Whether `abort_inject::inject_ext_dabt` (arm64) can work.
     pub fn can_inject_ext_dabt(&self) -> bool {
         self.vcpu_events && self.inject_ext_dabt
     }
