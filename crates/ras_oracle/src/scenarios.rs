@@ -1149,19 +1149,20 @@ fn s7_scribble(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         c.skip = Some("the guest kernel refused /dev/mem writes to the region".into());
         return Ok(c.finish());
     }
-    // Freeze the guest so that every byte that changes is the engine's.
-    ctx.guest.qmp_execute("stop")?;
-    let before = ctx.eng.read(base, len as usize)?;
     let src = ctx.eng.polled();
-    let t0 = ctx.eng.sources.totals();
     let Some(rec) = Record::page(page.pa) else {
         c.fail("no granule");
         return Ok(c.finish());
     };
+    // Freeze the guest so that every byte that changes is the engine's.
+    ctx.guest.qmp_execute("stop")?;
+    let before = ctx.eng.read(base, len as usize);
+    let t0 = ctx.eng.sources.totals();
     let encoded_len = rec.block.encoded_len() as u64;
     let res = panic::catch_unwind(AssertUnwindSafe(|| ctx.eng.submit(src, &rec)));
-    let after = ctx.eng.read(base, len as usize)?;
+    let after = ctx.eng.read(base, len as usize);
     ctx.guest.qmp_execute("cont")?;
+    let (before, after) = (before?, after?);
     let delivery = match res {
         Err(_) => {
             c.fail("engine panicked on a scribbled region");
