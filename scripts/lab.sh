@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# The arm64 RAS lab, end to end (see docs/lab.md):
+#   1. fetch QEMU, two arm64 kernels, busybox from the Debian archive
+#      (scripts/lab/fetch.sh; cached under .lab/lab/);
+#   2. build the ras_lab harness as a static aarch64 binary;
+#   3. build one initramfs per kernel (busybox, harness, hwpoison-inject.ko);
+#   4. boot L1 Linux in qemu-system-aarch64 (TCG, EL2) twice: the 7.x kernel
+#      runs every scenario, bookworm's 6.1 runs the capability and SIGBUS
+#      scenarios; the harness runs an L2 bare-metal guest under KVM in L1;
+#   5. parse the serial output; exit non-zero if any scenario failed.
+#
+# Usage: scripts/lab.sh [all|fetch|build|run]
+#   LAB_SCENARIOS (default all) and LAB_SCENARIOS_61 (default caps,sync)
+#   choose what each kernel runs; LAB_KERNELS (default "k73 k61");
+#   LAB_TIMEOUT per boot in seconds (default 600).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export LAB_DIR=${LAB_DIR:-$ROOT/.lab/lab}
+TARGET=aarch64-unknown-linux-gnu
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/h-lab}
+LAB_SCENARIOS=${LAB_SCENARIOS:-all}
+LAB_SCENARIOS_61=${LAB_SCENARIOS_61:-caps,sync}
+LAB_KERNELS=${LAB_KERNELS:-k73 k61}
+LAB_TIMEOUT=${LAB_TIMEOUT:-600}
+log() { echo "lab: $*" >&2; }
+
+fetch() {
+    "$ROOT/scripts/lab/fetch.sh"
+}
+
+build() {
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+        rustup target add "$TARGET"
+    fi
+    log "building ras_lab for $TARGET (static)"
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+        RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+        nice cargo build --manifest-path "$ROOT/Cargo.toml" -p ras_lab \
+        --target "$TARGET" --release
+}
+
+initramfs() {
+    local k=$1 d=$LAB_DIR/initramfs-$1
+    rm -rf "$d" && mkdir -p "$d/bin"
+    cp "$LAB_DIR/busybox" "$d/bin/busybox"
+    ln -s busybox "$d/bin/sh"
+    cp "$CARGO_TARGET_DIR/$TARGET/release/ras_lab" "$d/ras_lab"
+    cp "$LAB_DIR/$k/hwpoison-inject.ko" "$d/hwpoison-inject.ko"
+    install -m 0755 "$ROOT/scripts/lab/init.sh" "$d/init"
+    (cd "$d" && find . | cpio -o -H newc --quiet) | gzip -1 >"$LAB_DIR/initramfs-$k.cpio.gz"
+    rm -rf "$d"
+}
+
+boot() {
+    local k=$1 scen=$2 out=$LAB_DIR/serial-$1.log
+    log "booting L1 $(cat "$LAB_DIR/$k/version") (scenarios: $scen), serial log $out"
+    local t0=$SECONDS
+    timeout --foreground -k 10 "$LAB_TIMEOUT" qemu-system-aarch64 \
+        -M virt,virtualization=on,gic-version=3 -cpu max -smp 2 -m 2G \
+        -nographic -no-reboot \
+        -kernel "$LAB_DIR/$k/vmlinuz" -initrd "$LAB_DIR/initramfs-$k.cpio.gz" \
+        -append "console=ttyAMA0 panic=-1 lab.scenarios=$scen" \
+        </dev/null 2>&1 | tr -d '\r' | tee "$out" | grep -v '^\[ *[0-9.]*\] ' || true
+    log "$k: QEMU finished after $((SECONDS - t0)) s"
+}
+
+# verdict <kernel>: 0 when the L1 run finished and reported no failure.
+verdict() {
+    local out=$LAB_DIR/serial-$1.log line rc
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n1 || true)
+    rc=$(sed -n 's/^LAB-EXIT \([0-9]*\)$/\1/p' "$out" | tail -n1)
+    if [ -z "$line" ] || [ -z "$rc" ]; then
+        echo "$1: no result (L1 did not finish: see $out)"
+        return 1
+    fi
+    echo "$1 ($(cat "$LAB_DIR/$1/version")): $line"
+    [ "$rc" = 0 ]
+}
+
+run() {
+    local k scen fail=0 t0=$SECONDS summary=()
+    for k in $LAB_KERNELS; do
+        case $k in
+            k61) scen=$LAB_SCENARIOS_61 ;;
+            *) scen=$LAB_SCENARIOS ;;
+        esac
+        initramfs "$k"
+        boot "$k" "$scen"
+        if s=$(verdict "$k"); then summary+=("PASS $s"); else summary+=("FAIL $s"); fail=1; fi
+    done
+    echo "=== lab summary ($((SECONDS - t0)) s of QEMU)"
+    grep -h '^RESULT ' "$LAB_DIR"/serial-*.log | sed 's/^/  /' || true
+    printf '%s\n' "${summary[@]}"
+    return $fail
+}
+
+case ${1:-all} in
+    fetch) fetch ;;
+    build) build ;;
+    run) run ;;
+    all) fetch && build && run ;;
+    *) echo "usage: $0 [all|fetch|build|run]" >&2; exit 2 ;;
+esac

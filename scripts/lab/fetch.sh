@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Fetch everything the arm64 lab needs from the Debian archive, reusing the
+# URIs of the machine's own /etc/apt/sources.list.d/debian.sources (no host
+# name is written into any file of this repository).
+#
+#   - qemu-system-arm (amd64, installed) from <codename>-backports
+#   - linux-image-arm64 (7.x) from trixie-backports and bookworm's 6.1 arm64
+#     kernel, busybox-static:arm64: downloaded and unpacked with dpkg -x
+#
+# Output: $LAB_DIR/{k73,k61}/vmlinuz, .../hwpoison-inject.ko,
+#         $LAB_DIR/busybox
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+LAB_DIR=${LAB_DIR:-$ROOT/.lab/lab}
+APT_DIR=$LAB_DIR/apt
+SYS_SOURCES=${LAB_SYS_SOURCES:-/etc/apt/sources.list.d/debian.sources}
+log() { echo "lab-fetch: $*" >&2; }
+
+mkdir -p "$APT_DIR"/{lists/partial,archives/partial,amd64-lists/partial} "$LAB_DIR/debs"
+
+# The first URI of the stanza that serves the main archive (its Suites line
+# names the release itself, not <release>-security).
+main_uri() {
+    awk '
+        /^[[:space:]]*$/ { if (uri != "" && main) { print uri; exit } uri=""; main=0; next }
+        /^URIs:/ { uri=$2 }
+        /^Suites:/ { for (i = 2; i <= NF; i++) if ($i !~ /-security$/) main=1 }
+        END { if (uri != "" && main) print uri }
+    ' "$SYS_SOURCES" | head -n1
+}
+keyring() {
+    awk '/^Signed-By:/ { print $2; exit }' "$SYS_SOURCES"
+}
+
+write_apt_config() {
+    local uri key
+    uri=$(main_uri)
+    key=$(keyring)
+    [ -n "$uri" ] || { log "no archive URI found in $SYS_SOURCES"; exit 1; }
+    log "archive URI (from $SYS_SOURCES): $uri"
+    # Sources for arm64 downloads (kernels, busybox) and the amd64 QEMU.
+    cat >"$APT_DIR/lab.sources" <<SRC
+Types: deb
+URIs: $uri
+Suites: bookworm bookworm-backports trixie trixie-backports
+Components: main
+Signed-By: $key
+SRC
+    cat >"$APT_DIR/arm64.conf" <<CONF
+APT::Architectures { "amd64"; "arm64"; };
+APT::Architecture "amd64";
+Dir::Etc::SourceList "$APT_DIR/lab.sources";
+Dir::Etc::SourceParts "$APT_DIR/none.d";
+Dir::State::Lists "$APT_DIR/lists";
+Dir::Cache::Archives "$APT_DIR/archives";
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+APT::Default-Release "bookworm";
+APT::Sandbox::User "root";
+CONF
+    # Host install of QEMU: the system sources plus bookworm-backports only.
+    cat >"$APT_DIR/amd64.sources" <<SRC
+Types: deb
+URIs: $uri
+Suites: bookworm-backports
+Components: main
+Signed-By: $key
+SRC
+    cat >"$APT_DIR/amd64.conf" <<CONF
+Dir::Etc::SourceParts "$APT_DIR/amd64.d";
+Dir::State::Lists "$APT_DIR/amd64-lists";
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+CONF
+    mkdir -p "$APT_DIR/none.d" "$APT_DIR/amd64.d"
+    cp "$SYS_SOURCES" "$APT_DIR/amd64.d/system.sources"
+    cp "$APT_DIR/amd64.sources" "$APT_DIR/amd64.d/backports.sources"
+}
+
+apt_arm64() { APT_CONFIG="$APT_DIR/arm64.conf" "$@"; }
+apt_amd64() { APT_CONFIG="$APT_DIR/amd64.conf" "$@"; }
+
+install_host_tools() {
+    local need=()
+    command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
+    command -v cpio >/dev/null || need+=(cpio)
+    command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+    [ -e /usr/aarch64-linux-gnu/lib/libc.a ] || need+=(libc6-dev-arm64-cross)
+    command -v xz >/dev/null || need+=(xz-utils)
+    [ ${#need[@]} -eq 0 ] && return 0
+    log "installing ${need[*]} (qemu-system-arm from bookworm-backports)"
+    apt_amd64 apt-get -q update >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt_amd64 apt-get -q -y install \
+        --no-install-recommends -t bookworm-backports "${need[@]}" >/dev/null
+}
+
+# download <pkg>:arm64 [suite] -> path of the .deb in $LAB_DIR/debs
+download() {
+    local pkg=$1 suite=${2:-} d
+    d=$(ls "$LAB_DIR/debs/${pkg}_"*_arm64.deb 2>/dev/null | head -n1 || true)
+    if [ -z "$d" ]; then
+        (cd "$LAB_DIR/debs" && apt_arm64 apt-get -q download ${suite:+-t "$suite"} "$pkg:arm64" >&2)
+        d=$(ls "$LAB_DIR/debs/${pkg}_"*_arm64.deb | head -n1)
+    fi
+    echo "$d"
+}
+
+# The versioned image package a meta package depends on.
+image_of() {
+    local meta=$1 suite=$2
+    apt_arm64 apt-cache depends -t "$suite" "$meta:arm64" 2>/dev/null |
+        awk '/Depends: linux-image-[0-9]/ { sub(/:arm64$/, "", $2); print $2; exit }'
+}
+
+fetch_kernel() {
+    local name=$1 meta=$2 suite=$3 out=$LAB_DIR/$1
+    if [ -s "$out/vmlinuz" ] && [ -s "$out/hwpoison-inject.ko" ]; then return 0; fi
+    local img ver x
+    img=$(image_of "$meta" "$suite")
+    [ -n "$img" ] || { log "cannot resolve $meta in $suite"; exit 1; }
+    ver=${img#linux-image-}
+    ver=${ver%-unsigned}
+    log "$name: $img ($ver)"
+    x=$LAB_DIR/x-$name
+    rm -rf "$x" && mkdir -p "$x" "$out"
+    dpkg -x "$(download "$img" "$suite")" "$x"
+    # 7.x splits the image: vmlinuz + config live in linux-binary-<ver>.
+    if [ -z "$(find "$x" \( -path '*/boot/vmlinuz-*' -o -path '*/modules/*/vmlinuz' \) -print -quit)" ]; then
+        dpkg -x "$(download "linux-binary-$ver" "$suite")" "$x"
+    fi
+    if [ -z "$(find "$x" -name 'hwpoison-inject.ko*' -print -quit)" ]; then
+        dpkg -x "$(download "linux-modules-$ver" "$suite")" "$x"
+    fi
+    local vm
+    vm=$(find "$x" \( -path '*/boot/vmlinuz-*' -o -path '*/modules/*/vmlinuz' \) -print -quit)
+    cp "$vm" "$out/vmlinuz"
+    local ko
+    ko=$(find "$x" -name 'hwpoison-inject.ko*' -print -quit)
+    case "$ko" in
+        *.xz) xz -dc "$ko" >"$out/hwpoison-inject.ko" ;;
+        *.zst) zstd -dc "$ko" >"$out/hwpoison-inject.ko" ;;
+        *) cp "$ko" "$out/hwpoison-inject.ko" ;;
+    esac
+    echo "$ver" >"$out/version"
+    rm -rf "$x"
+    # The .debs are large (the modules package is ~100 MB): keep only what
+    # the lab uses.
+    rm -f "$LAB_DIR"/debs/linux-*
+}
+
+fetch_busybox() {
+    [ -s "$LAB_DIR/busybox" ] && return 0
+    local x=$LAB_DIR/x-busybox
+    rm -rf "$x" && mkdir -p "$x"
+    dpkg -x "$(download busybox-static bookworm)" "$x"
+    cp "$x/bin/busybox" "$LAB_DIR/busybox"
+    rm -rf "$x"
+}
+
+write_apt_config
+install_host_tools
+if [ ! -s "$LAB_DIR/k73/vmlinuz" ] || [ ! -s "$LAB_DIR/k61/vmlinuz" ] || [ ! -s "$LAB_DIR/busybox" ]; then
+    log "updating private package lists"
+    apt_arm64 apt-get -q update >/dev/null
+fi
+fetch_busybox
+fetch_kernel k73 linux-image-arm64 trixie-backports
+fetch_kernel k61 linux-image-arm64 bookworm
+log "done: $(cat "$LAB_DIR/k73/version") and $(cat "$LAB_DIR/k61/version")"
