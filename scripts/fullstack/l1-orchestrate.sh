@@ -13,6 +13,8 @@
 # "FULLSTACK RESULT <n> <name> PASS|FAIL" with the evidence, then the
 # measured figures and "FULLSTACK SUMMARY N passed, M failed".
 set -u
+# Writes into a VMM's serial FIFO after the VMM died must not kill us.
+trap '' PIPE
 FSD=${FSD:-/fullstack}
 . "$FSD/config.sh"
 CH=$FSD/cloud-hypervisor

@@ -267,6 +267,16 @@ static int do_hunt(int argc, char **argv)
 	want = strtoull(argv[2], NULL, 0) & ~(uint64_t)(page_size - 1);
 	maxmb = strtoull(argv[3], NULL, 0);
 	install_sigbus();
+	/* Stay clear of the OOM killer: at most MemAvailable - 48 MiB. */
+	FILE *mi = fopen("/proc/meminfo", "r");
+	char l[128];
+	unsigned long long kb;
+	while (mi && fgets(l, sizeof(l), mi))
+		if (sscanf(l, "MemAvailable: %llu kB", &kb) == 1 && kb / 1024 > 48 &&
+		    kb / 1024 - 48 < maxmb)
+			maxmb = kb / 1024 - 48;
+	if (mi)
+		fclose(mi);
 	for (uint64_t mb = 0; mb < maxmb; mb++) {
 		unsigned char *c = mmap(NULL, chunk, PROT_READ | PROT_WRITE,
 					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
