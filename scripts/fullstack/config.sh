@@ -31,6 +31,10 @@ GUEST_MEM=${GUEST_MEM:-512M}
 GUEST_MEM_BYTES=${GUEST_MEM_BYTES:-0x20000000}
 GUEST_RAM_BASE=${GUEST_RAM_BASE:-0x40000000}
 GUEST_CPUS=${GUEST_CPUS:-2}
+# Guest RAM: "anon" (the VMM's anonymous mapping, found by its size) or
+# "file" (--memory size=0,shared=on + --memory-zone file=<tmpfs file>,
+# found by its path).
+MEM_BACKING=${MEM_BACKING:-anon}
 # Serial: the VMM's stdin/stdout (stdin is a FIFO the orchestrator writes).
 CH_SERIAL=${CH_SERIAL:---serial tty --console off}
 # Seconds to wait for the guest's agent after the VMM starts.

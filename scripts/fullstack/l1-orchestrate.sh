@@ -50,9 +50,16 @@ vm_start() {
     SER=$D/serial.log; EVT=$D/events.json; API=$D/api.sock
     mkfifo "$D/in"
     : >"$SER"
+    if [ "$MEM_BACKING" = file ]; then
+        # Guest RAM in a named file: the VMM's mapping is found by its path.
+        MEM_FILE=$D/guest-ram
+        set -- --memory "size=0,shared=on" --memory-zone "id=ram0,size=$GUEST_MEM,file=$MEM_FILE,shared=on" "$@"
+    else
+        MEM_FILE=
+        set -- --memory "size=$GUEST_MEM" "$@"
+    fi
     set -- --firmware "$FW" --disk "path=$ESP,readonly=on" --cpus "boot=$GUEST_CPUS" \
-        --memory "size=$GUEST_MEM" $CH_SERIAL --api-socket "path=$API" \
-        --event-monitor "path=$EVT" "$@"
+        $CH_SERIAL --api-socket "path=$API" --event-monitor "path=$EVT" "$@"
     [ -n "$ras" ] && set -- "$@" "$RAS_FLAG" "$ras"
     echo "$CH $*" >"$D/cmdline"
     ev "start $VM: cloud-hypervisor $*"
@@ -118,7 +125,7 @@ guest_gpa() { # TAG PAGE -> GPA printed by "rastest hold"
 guest_pid() { grep -a "RASTEST ready tag=$1 " "$SER" | tail -n1 | sed 's/.*pid=\([0-9]*\).*/\1/'; }
 # poison GPA: corrupt-pfn on the host page behind it (sets PFN, HVA)
 poison() {
-    out=$("$RT" hostpfn "$CHPID" "$1" "$GUEST_RAM_BASE" "$GUEST_MEM_BYTES")
+    out=$("$RT" hostpfn "$CHPID" "$1" "$GUEST_RAM_BASE" "$GUEST_MEM_BYTES" ${MEM_FILE:+"$MEM_FILE"})
     ev "$out"
     PFN=$(echo "$out" | sed -n 's/.* pfn=\(0x[0-9a-f]*\).*/\1/p')
     HVA=$(echo "$out" | sed -n 's/.* hva=\(0x[0-9a-f]*\).*/\1/p')
@@ -445,6 +452,14 @@ if want 8; then
         vm_stop
     fi
 fi
+
+# ---- logs: every VM's serial log, events, VMM stderr (run.sh files them) ---
+for d in "$W"/*/; do
+    vm=$(basename "$d")
+    for f in cmdline serial.log events.json ch.log; do
+        [ -s "$d$f" ] && tr -d '\r' <"$d$f" | sed "s|^|FSLOG $vm/$f |"
+    done
+done
 
 # ---- figures -------------------------------------------------------------
 if [ -n "${BOOT_RAS:-}" ] && [ -n "${BOOT_BASE:-}" ]; then

@@ -84,7 +84,7 @@ cp "$HWPOISON_KO" "$R/fullstack/hwpoison-inject.ko"
     printf 'ONLY=%q\nexport SELFTEST=%q\n' "$ONLY" "$SELFTEST"
     # Pass overrides of config.sh (environment) into L1.
     for v in RAS_FLAG RAS_OPTS RAS_OPTS_SYNC INJECT_MEM_ARGS INJECT_ARM_ARGS GUEST_MEM \
-        GUEST_MEM_BYTES GUEST_RAM_BASE GUEST_CPUS CH_SERIAL BOOT_TIMEOUT; do
+        GUEST_MEM_BYTES GUEST_RAM_BASE GUEST_CPUS MEM_BACKING CH_SERIAL BOOT_TIMEOUT; do
         [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
     done
 } >"$R/fullstack/run.env"
@@ -104,6 +104,15 @@ timeout "$L1_TIMEOUT" nice qemu-system-aarch64 -M virt,virtualization=on,gic-ver
 qrc=${PIPESTATUS[0]}
 set -e
 ln -sf "$(basename "$LOG")" "$FS_DIR/run-latest.log"
+# File the per-VM logs the orchestrator dumped ("FSLOG <vm>/<file> <line>").
+LOGDIR=${LOG%.log}
+if grep -q '^FSLOG ' "$LOG"; then
+    mkdir -p "$LOGDIR"
+    awk -v dir="$LOGDIR" '/^FSLOG / {
+        n = $2; gsub(/\//, "-", n); f = dir "/" n; line = $0; sub(/^FSLOG [^ ]+ /, "", line)
+        print line > f }' "$LOG"
+    fs_log "per-VM logs (guest serial, events, VMM stderr): $LOGDIR"
+fi
 if [ "$SELFTEST" = 1 ]; then
     n=$(grep -c '^FULLSTACK SELFTEST .*: ok' "$LOG" || true)
     echo "selftest: $n/2 ok (qemu status $qrc)"
