@@ -105,6 +105,7 @@ vm_boot() { # wait for the agent; sets BOOT_MS
     return 1
 }
 # g CMD...: run a shell command in the guest, wait for it, print its output
+# (also left in $D/g.out; never call g in $(...): SEQ must advance here)
 g() {
     SEQ=$((SEQ + 1))
     before=$(wc -l <"$SER")
@@ -114,7 +115,8 @@ g() {
     else
         G_RC=timeout
     fi
-    tail -n +"$((before + 1))" "$SER" | tr -d '\r' | grep -av '^RASCMD-END' | sed 's/^/    guest: /'
+    tail -n +"$((before + 1))" "$SER" | tr -d '\r' | grep -av '^RASCMD-END' | sed 's/^/    guest: /' >"$D/g.out"
+    cat "$D/g.out"
     return 0
 }
 # gbg CMD: start a background command in the guest (no wait)
@@ -202,12 +204,13 @@ if want 1 || want 3 || want 7; then
         BOOT_RAS=$BOOT_MS; vmm_mem; RSS_RAS=$RSS; HWM_RAS=$HWM
         if want 1; then
             say "--- scenario 1: boot (HEST parsed, SEA + async sources registered)"
-            g "rastest hest; ls /sys/bus/platform/drivers/GHES/ | grep -c GHES; dmesg | grep -aiE 'HEST|GHES|APEI|ACPI.*Error'"
-            g "dmesg" >"$D/dmesg-boot.txt"
+            g "rastest hest; ls -l /sys/bus/platform/drivers/GHES/; dmesg | grep -aiE 'HEST|GHES|APEI|ACPI.*Error'"
+            g "dmesg" >/dev/null; cp "$D/g.out" "$D/dmesg-boot.txt"
             nsrc=$(grep -a 'RASTEST hest source=' "$SER" | grep -c .)
             nsea=$(grep -a 'RASTEST hest source=' "$SER" | grep -c 'notify=8(SEA)')
             nasync=$((nsrc - nsea))
-            nbound=$(g "ls /sys/bus/platform/drivers/GHES/ | grep -c GHES" | sed -n 's/.*guest: \([0-9][0-9]*\)$/\1/p' | tail -n1)
+            g "echo bound=\$(ls /sys/bus/platform/drivers/GHES/ | grep -c GHES)"
+            nbound=$(sed -n 's/.*guest: bound=\([0-9][0-9]*\)$/\1/p' "$D/g.out" | tail -n1)
             errs=$(acpi_errors "$D/dmesg-boot.txt")
             [ -n "$errs" ] && echo "$errs" | sed 's/^/    acpi-error: /'
             if grep -aq "HEST: Table parsing has been initialized" "$D/dmesg-boot.txt" && [ "$nsea" -ge 1 ] &&
@@ -257,7 +260,7 @@ if want 1 || want 3 || want 7; then
                 "$CHR" --api-socket "$API" inject-error $INJECT_ARM_ARGS >"$D/inject-arm.out" 2>&1; ra_=$?
                 sed 's/^/    ch-remote: /' "$D/inject-arm.out"
                 sleep 3
-                g "dmesg" >"$D/dmesg-drill.txt"
+                g "dmesg" >/dev/null; cp "$D/g.out" "$D/dmesg-drill.txt"
                 grep -aiE 'hardware error|section_type|physical_address|error_type|severity' "$D/dmesg-drill.txt" | tail -n 30
                 ras_events 10
                 memok=$(grep -aic 'section_type: memory error' "$D/dmesg-drill.txt")
@@ -299,11 +302,13 @@ if want 2 || want 4 || want 5; then
                 ras_events
                 sig=$(grep -a "RASTEST sigbus tag=s2 " "$SER" | tail -n1)
                 dt=$(echo "$sig" | sed -n 's/.*dt_us=\([0-9]*\).*/\1/p')
-                w2a=$(g "tail -n1 /tmp/w2.log" | grep -ao 'n=[0-9]*' | tail -n1)
+                g "tail -n1 /tmp/w2.log"
+                w2a=$(grep -ao 'n=[0-9]*' "$D/g.out" | tail -n1)
                 sleep 2
-                w2b=$(g "tail -n1 /tmp/w2.log" | grep -ao 'n=[0-9]*' | tail -n1)
+                g "tail -n1 /tmp/w2.log"
+                w2b=$(grep -ao 'n=[0-9]*' "$D/g.out" | tail -n1)
                 ev "second workload progress: $w2a -> $w2b"
-                g "dmesg" >"$D/dmesg-s2.txt"
+                g "dmesg" >/dev/null; cp "$D/g.out" "$D/dmesg-s2.txt"
                 pa_ok=$(grep -aic "physical_address: 0x0*${gpa#0x}" "$D/dmesg-s2.txt")
                 kill_ok=$(grep -aE "Memory failure: $gpfn: (Sending SIGBUS|Killing) .*$pid" "$D/dmesg-s2.txt" | grep -c .)
                 [ -n "$dt" ] && figure "sigbus_latency_us=$dt (guest: touch of poisoned page -> SIGBUS handler, CLOCK_MONOTONIC in L2)"
