@@ -194,6 +194,10 @@ def rewrite_cargo_toml(crate, data=None):
     known = {"package", "dependencies", "dev-dependencies", "build-dependencies", "features", "target", "lints", "lib"}
     if "lib" in src:
         out += ["", "[lib]"] + [f"{k} = {toml_value(src['lib'][k])}" for k in sorted(src["lib"])]
+    for kind in ("bin", "example", "test", "bench"):
+        known.add(kind)
+        for target in src.get(kind, []):
+            out += ["", f"[[{kind}]]"] + [f"{k} = {toml_value(target[k])}" for k in sorted(target)]
     extra = set(src) - known
     if extra:
         die(f"{crate}: unsupported Cargo.toml sections {sorted(extra)}")
