@@ -182,12 +182,14 @@ static void *devmem(uint64_t addr, size_t len, int *fd)
 		printf("ORACLE DEVMEM open failed errno=%d\n", errno);
 		return NULL;
 	}
-	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, (off_t)addr);
+	uint64_t base = addr & ~4095ULL;
+	size_t off = (size_t)(addr - base);
+	char *m = mmap(NULL, len + off, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, (off_t)base);
 	if (m == MAP_FAILED) {
 		printf("ORACLE DEVMEM mmap failed errno=%d\n", errno);
 		return NULL;
 	}
-	return m;
+	return m + off;
 }
 
 int main(int argc, char **argv)

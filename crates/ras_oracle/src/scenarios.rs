@@ -1224,6 +1224,32 @@ fn s7_scribble(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     let want = vec![mf_prefix(page.pa)];
     let missing = ctx.expect_lines(from, Duration::from_secs(5), &want);
     c.ok(missing.is_empty(), format!("guest: `{}`", want[0]));
+    // Second scribble: the guest zeroes its POLLED source's ack register,
+    // i.e. claims it never consumed the last record.
+    let ack = layout.ack_register(src).map_err(GlueError::from)?;
+    let blk = layout.block(src).map_err(GlueError::from)?;
+    let out = ctx.guest.run(&format!("workload scribble8 {ack:#x} 8 0"), Duration::from_secs(10))?;
+    c.evidence(&out);
+    let block_before = ctx.eng.read(blk, 64)?;
+    let (_, more) = ctx.hold(1)?;
+    if !out.iter().any(|l| l.contains("ORACLE SCRIBBLED")) {
+        c.fail("the guest could not zero its ack register");
+    } else if let Some(rec) = more.first().and_then(|p| Record::page(p.pa)) {
+        let res = panic::catch_unwind(AssertUnwindSafe(|| ctx.eng.submit(src, &rec)));
+        match res {
+            Err(_) => c.fail("engine panicked on a zeroed ack register"),
+            Ok(r) => {
+                let block_after = ctx.eng.read(blk, 64)?;
+                c.ok(
+                    matches!(r, Ok(Delivery::Queued { .. })) && block_before == block_after,
+                    format!(
+                        "ack register zeroed by the guest: submit -> {r:?}, block untouched (the record waits in the engine's queue, queue length {})",
+                        ctx.eng.sources.queue_len(src).map_err(GlueError::from)?
+                    ),
+                );
+            }
+        }
+    }
     let lines = ctx.ghes_lines_since(from);
     c.evidence(&lines);
     Ok(c.finish())
