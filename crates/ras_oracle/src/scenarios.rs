@@ -1221,6 +1221,10 @@ fn s7_scribble(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         idle,
         "the guest consumed and acked the record after the engine restored the region",
     );
+    println!(
+        "  engine found (after its service passes): {} tampered ESA register(s) re-written in all",
+        ctx.eng.sources.totals().tampered - t0.tampered
+    );
     let want = vec![mf_prefix(page.pa)];
     let missing = ctx.expect_lines(from, Duration::from_secs(5), &want);
     c.ok(missing.is_empty(), format!("guest: `{}`", want[0]));
@@ -1228,7 +1232,10 @@ fn s7_scribble(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     // i.e. claims it never consumed the last record.
     let ack = layout.ack_register(src).map_err(GlueError::from)?;
     let blk = layout.block(src).map_err(GlueError::from)?;
-    let out = ctx.guest.run(&format!("workload scribble8 {ack:#x} 8 0"), Duration::from_secs(10))?;
+    let out = ctx.guest.run(
+        &format!("workload scribble8 {ack:#x} 8 0"),
+        Duration::from_secs(10),
+    )?;
     c.evidence(&out);
     let block_before = ctx.eng.read(blk, 64)?;
     let (_, more) = ctx.hold(1)?;
