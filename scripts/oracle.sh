@@ -114,7 +114,8 @@ cmd_setup() {
 }
 
 cmd_run() {
-	"$CARGO_TARGET_DIR/debug/ras_oracle" \
+	# timeout signals its whole process group: QEMU goes down with the test.
+	timeout "${ORACLE_TIMEOUT:-900}" "$CARGO_TARGET_DIR/debug/ras_oracle" \
 		--qemu "$(command -v qemu-system-x86_64)" \
 		--kernel "$LAB/kernel/vmlinuz" \
 		--initrd "$LAB/initramfs.cpio.gz" \

@@ -299,7 +299,7 @@ impl Guest {
     }
 
     /// Powers the guest off and reaps QEMU (kills it after `timeout`).
-    pub fn stop(mut self, timeout: Duration) {
+    pub fn stop(&mut self, timeout: Duration) {
         let _ = writeln!(self.stdin, "t0 poweroff -f");
         let _ = self.stdin.flush();
         let deadline = Instant::now() + timeout;
@@ -311,6 +311,16 @@ impl Guest {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        // Never leave a QEMU behind (e.g. after an infrastructure error).
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
