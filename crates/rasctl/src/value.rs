@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Parsers for command-line values: numbers, sizes, severities, hex bytes.
+
+use std::str::FromStr;
+
+use ras::cper::{Guid, Severity};
+use ras::report::{MAX_GRANULE_SHIFT, MIN_GRANULE_SHIFT};
+
+/// Parses a u64 written in decimal or with a `0x` prefix.
+pub fn parse_u64(s: &str) -> Result<u64, String> {
+    let s = s.replace('_', "");
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("'{s}' is not a number ({e})"))
+}
+
+/// Parses a granule: `4K`, `2M`, `1G` or a shift written `shift=N`.
+pub fn parse_granule_shift(s: &str) -> Result<u8, String> {
+    let shift = match s.to_ascii_uppercase().as_str() {
+        "4K" | "4KIB" => 12,
+        "64K" | "64KIB" => 16,
+        "2M" | "2MIB" => 21,
+        "32M" | "32MIB" => 25,
+        "512M" | "512MIB" => 29,
+        "1G" | "1GIB" => 30,
+        other => match other.strip_prefix("SHIFT=") {
+            Some(n) => n
+                .parse::<u8>()
+                .map_err(|e| format!("'{s}': bad shift ({e})"))?,
+            None => {
+                return Err(format!(
+                    "'{s}': expected 4K, 64K, 2M, 32M, 512M, 1G or shift=N"
+                ));
+            }
+        },
+    };
+    if !(MIN_GRANULE_SHIFT..=MAX_GRANULE_SHIFT).contains(&shift) {
+        return Err(format!(
+            "'{s}': granule shift {shift} outside {MIN_GRANULE_SHIFT}..={MAX_GRANULE_SHIFT}"
+        ));
+    }
+    Ok(shift)
+}
+
+/// Parses a CPER severity name.
+pub fn parse_severity(s: &str) -> Result<Severity, String> {
+    match s {
+        "recoverable" => Ok(Severity::Recoverable),
+        "fatal" => Ok(Severity::Fatal),
+        "corrected" => Ok(Severity::Corrected),
+        "info" | "informational" => Ok(Severity::Informational),
+        _ => Err(format!(
+            "'{s}': expected recoverable, fatal, corrected or informational"
+        )),
+    }
+}
+
+/// The name `parse_severity` accepts for `sev`.
+pub fn severity_name(sev: Severity) -> &'static str {
+    match sev {
+        Severity::Recoverable => "recoverable",
+        Severity::Fatal => "fatal",
+        Severity::Corrected => "corrected",
+        Severity::Informational => "informational",
+    }
+}
+
+/// Parses a GUID `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+pub fn parse_guid(s: &str) -> Result<Guid, String> {
+    Guid::from_str(s).map_err(|e| format!("'{s}': {e}"))
+}
+
+/// Bytes given on the command line (a newtype: clap reads a bare `Vec` as
+/// several values).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HexBytes(pub Vec<u8>);
+
+/// Parses bytes written in hex (spaces and `:` ignored).
+pub fn parse_hex_bytes(s: &str) -> Result<HexBytes, String> {
+    let digits: String = s
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':')
+        .collect();
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!("'{s}': odd number of hex digits"));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&digits[i..i + 2], 16)
+                .map_err(|e| format!("'{s}': bad hex at {i} ({e})"))
+        })
+        .collect::<Result<Vec<u8>, String>>()
+        .map(HexBytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u64("0x4000_1000"), Ok(0x4000_1000));
+        assert_eq!(parse_u64("4096"), Ok(4096));
+        assert!(parse_u64("0xg").is_err());
+        assert!(parse_u64("").is_err());
+    }
+
+    #[test]
+    fn granules() {
+        assert_eq!(parse_granule_shift("4K"), Ok(12));
+        assert_eq!(parse_granule_shift("2m"), Ok(21));
+        assert_eq!(parse_granule_shift("1G"), Ok(30));
+        assert_eq!(parse_granule_shift("shift=13"), Ok(13));
+        assert!(parse_granule_shift("shift=11").is_err());
+        assert!(parse_granule_shift("3M").is_err());
+    }
+
+    #[test]
+    fn severities_round_trip() {
+        for s in [
+            Severity::Recoverable,
+            Severity::Fatal,
+            Severity::Corrected,
+            Severity::Informational,
+        ] {
+            assert_eq!(parse_severity(severity_name(s)), Ok(s));
+        }
+        assert!(parse_severity("bad").is_err());
+    }
+
+    #[test]
+    fn hex() {
+        assert_eq!(
+            parse_hex_bytes("de:ad be ef"),
+            Ok(HexBytes(vec![0xde, 0xad, 0xbe, 0xef]))
+        );
+        assert!(parse_hex_bytes("abc").is_err());
+        assert!(parse_hex_bytes("zz").is_err());
+    }
+}
