@@ -2,9 +2,9 @@
 //! Runs the `rasctl` binary and checks its output files with the engine's
 //! decoders, and its refusals of bad input.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::{env, fs, process};
 
 use ras::config::RasConfig;
 use ras::cper::{Record, Section, Severity, StatusBlock};
@@ -19,7 +19,7 @@ fn rasctl(args: &[&str]) -> Output {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rasctl-test-{}", std::process::id()));
+    let dir = env::temp_dir().join(format!("rasctl-test-{}", process::id()));
     fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
