@@ -62,6 +62,8 @@ pub struct Record {
     pub desc: String,
     /// The engine's status block.
     pub block: StatusBlock,
+    /// The time stamp given to the engine (seconds since the Unix epoch).
+    pub unix_time: u64,
 }
 
 /// Seconds since the Unix epoch.
@@ -75,14 +77,16 @@ pub fn unix_now() -> u64 {
 impl Record {
     /// A record as the engine's policy emits it (`CperRecord::to_status_block`).
     pub fn policy(desc: impl Into<String>, severity: Severity, body: RecordBody) -> Self {
+        let unix_time = unix_now();
         let rec = CperRecord {
             severity,
-            unix_time: unix_now(),
+            unix_time,
             body,
         };
         Record {
             desc: desc.into(),
             block: rec.to_status_block(),
+            unix_time,
         }
     }
 
@@ -122,6 +126,7 @@ impl Record {
         Record {
             desc: desc.into(),
             block,
+            unix_time: unix_now(),
         }
     }
 
@@ -233,5 +238,40 @@ impl Engine {
                 msg: e.to_string(),
             })?;
         Ok(v)
+    }
+}
+
+/// `YYYY-MM-DD hh:mm:ss` (UTC) of a Unix time, as Linux prints a CPER
+/// timestamp (`precise tstamp: ...`).
+pub fn utc_string(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_string;
+
+    #[test]
+    fn utc() {
+        assert_eq!(utc_string(0), "1970-01-01 00:00:00");
+        assert_eq!(utc_string(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(utc_string(1_795_545_806), "2026-11-24 18:43:26");
     }
 }

@@ -22,7 +22,9 @@ use ras::error_source::{Delivery, SourceId};
 use ras::policy::RecordBody;
 use ras::report::GpaGranule;
 
-use crate::glue::{Engine, GlueError, POLL_MS, Record, WINDOW_BASE, WINDOW_LEN, unix_now};
+use crate::glue::{
+    Engine, GlueError, POLL_MS, Record, WINDOW_BASE, WINDOW_LEN, unix_now, utc_string,
+};
 use crate::guest::{Guest, GuestConfig, create_ram_file};
 use crate::{Options, OracleError};
 
@@ -548,6 +550,7 @@ fn s2_recoverable(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         "event severity: recoverable".to_string(),
         "section_type: memory error".to_string(),
         pa_line(page.pa),
+        format!("precise tstamp: {}", utc_string(rec.unix_time)),
         format!(
             "{} recovery action for dirty LRU page: Recovered",
             mf_prefix(page.pa)
