@@ -641,3 +641,73 @@ fn injected_record(payload: &InjectPayload, unix_time: u64) -> CperRecord {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(body: RecordBody, severity: Severity) -> CperRecord {
+        CperRecord {
+            severity,
+            unix_time: 1_763_000_000,
+            body,
+        }
+    }
+
+    #[test]
+    fn memory_record_is_the_standard_memory_error_block() {
+        let g = GpaGranule::containing(0x4020_0000, 21).unwrap();
+        let r = record(
+            RecordBody::Memory {
+                granule: g,
+                threshold_exceeded: false,
+            },
+            Severity::Recoverable,
+        );
+        let b = r.to_status_block();
+        assert_eq!(
+            b,
+            StatusBlock::memory_error(&g, Severity::Recoverable, 1_763_000_000)
+        );
+        assert_eq!(StatusBlock::decode(&b.encode()), Ok(b));
+        assert_eq!(r.granule(), Some(g));
+        assert_eq!(r.section_name(), "memory");
+    }
+
+    #[test]
+    fn every_body_encodes_and_decodes() {
+        let g = GpaGranule::containing(0x1000, 12).unwrap();
+        let bodies = [
+            RecordBody::Memory {
+                granule: g,
+                threshold_exceeded: true,
+            },
+            RecordBody::ArmProcessor(ArmProcessorSection::default()),
+            RecordBody::Raw {
+                section_type: Guid::from_fields(1, 2, 3, [4; 8]),
+                data: vec![9; 24],
+            },
+        ];
+        for body in bodies {
+            for sev in [Severity::Corrected, Severity::Fatal] {
+                let r = record(body.clone(), sev);
+                let b = r.to_status_block();
+                assert_eq!(b.error_severity(), Some(sev));
+                let e = &b.entries[0];
+                assert!(e.flags.contains(EntryFlags::PRIMARY));
+                assert_eq!(
+                    e.flags.contains(EntryFlags::THRESHOLD_EXCEEDED),
+                    matches!(
+                        body,
+                        RecordBody::Memory {
+                            threshold_exceeded: true,
+                            ..
+                        }
+                    )
+                );
+                assert_eq!(e.timestamp, Some(Timestamp::from_unix(1_763_000_000)));
+                assert_eq!(StatusBlock::decode(&b.encode()), Ok(b), "{body:?}");
+            }
+        }
+    }
+}
