@@ -447,6 +447,46 @@ def add_gitlint_components(ch):
     f.write_text(text[:m.start(1)] + body + text[m.end(1):])
 
 
+DEP5_STANZA = """
+Files: {files}
+Copyright: 2026 The guest RAS authors
+License: Apache-2.0
+"""
+
+
+def add_reuse_dep5(ch):
+    # Cloud Hypervisor's `reuse lint` wants copyright and license for every
+    # file; the crates carry only SPDX-License-Identifier lines.
+    f = Path(ch) / ".reuse/dep5"
+    text = f.read_text()
+    files = " ".join(f"{d}/*" for d in CRATES.values())
+    if f"Files: {files}\n" not in text:
+        f.write_text(text.rstrip("\n") + "\n" + DEP5_STANZA.format(files=files))
+
+
+# Words of the crates (and of the series) that Cloud Hypervisor's typos
+# check would flag.
+TYPOS_WORDS = {
+    "HED": "HED\" # ACPI hardware error device (PNP0C33)",
+    "ede": "ede\" # hex digits in GUID test vectors",
+    "sigfault": "sigfault\" # Linux siginfo_t _sigfault member",
+}
+
+
+def add_typos_words(ch):
+    f = Path(ch) / ".typos.toml"
+    lines = f.read_text().split("\n")
+    start = lines.index("[default.extend-words]") + 1
+    end = start
+    while end < len(lines) and lines[end].strip() and not lines[end].startswith("["):
+        end += 1
+    entries = lines[start:end]
+    have = {e.split("=")[0].strip() for e in entries}
+    entries += [f'{k} = "{v}' for k, v in TYPOS_WORDS.items() if k not in have]
+    entries.sort(key=lambda e: e.split("=")[0].strip())
+    f.write_text("\n".join(lines[:start] + entries + lines[end:]))
+
+
 def cmd_gen(ch, update_lock=True):
     ch = Path(ch).resolve()
     if not (ch / "vmm").is_dir() or not (ch / ".git").exists():
@@ -474,6 +514,8 @@ def cmd_gen(ch, update_lock=True):
         p.write_bytes(data)
     add_workspace_members(ch)
     add_gitlint_components(ch)
+    add_reuse_dep5(ch)
+    add_typos_words(ch)
     if update_lock:
         # Resolve the new crates into Cargo.lock (minimal change).
         r = subprocess.run(["cargo", "metadata", "--format-version", "1", "--offline"],
@@ -483,7 +525,7 @@ def cmd_gen(ch, update_lock=True):
         if r.returncode != 0:
             die("cargo metadata failed:\n" + r.stderr.decode())
         fix_lock(ch, BASE_COMMIT)
-    git(ch, "add", "-A", "Cargo.toml", "Cargo.lock", "scripts/gitlint", *CRATES.values())
+    git(ch, "add", "-A", "Cargo.toml", "Cargo.lock", "scripts/gitlint", ".reuse/dep5", ".typos.toml", *CRATES.values())
     msg = f"{IMPORT_TITLE}\n\n{IMPORT_BODY}\nSigned-off-by: {SIGNOFF}\n"
     with tempfile.NamedTemporaryFile("w", delete=False) as t:
         t.write(msg)
