@@ -11,9 +11,10 @@
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use vm_memory::GuestMemory;
+use vm_memory::{Bytes, GuestAddress, GuestMemory};
 
 use crate::config::{AsyncMode, ConfigError, RasConfig, SeaSources};
+use crate::cper::StatusBlock;
 use crate::error_source::{
     Delivery, ErrorSourceError, ErrorSources, RegionLayout, SourceId, SourceKind,
     SourceNotifications,
@@ -344,10 +345,17 @@ impl RasEngine {
         }
     }
 
-    /// Restores a snapshot taken by an engine with the same configuration.
-    /// The region itself is in guest memory and restored with it; call
-    /// [`RasEngine::init`] only for a fresh boot, not after a restore.
-    pub fn restore(&mut self, snapshot: RasSnapshot) -> Result<(), EngineError> {
+    /// Restores a snapshot taken by an engine with the same configuration,
+    /// on the restored guest memory (which holds the error-source region).
+    /// Records the guest had not yet acknowledged (ack register 0 and a
+    /// valid status block) are re-delivered after the region is
+    /// re-initialized; anything else in the region is reset. Do not call
+    /// [`RasEngine::init`] after a restore.
+    pub fn restore<M: GuestMemory>(
+        &mut self,
+        snapshot: RasSnapshot,
+        mem: &M,
+    ) -> Result<(), EngineError> {
         let running = self.config.to_option_string();
         if snapshot.config != running {
             return Err(EngineError::ConfigMismatch {
@@ -355,11 +363,49 @@ impl RasEngine {
                 running,
             });
         }
+        if snapshot.poison.limit() != self.config.max_poisoned as usize {
+            return Err(EngineError::ConfigMismatch {
+                snapshot: format!("max_poisoned={}", snapshot.poison.limit()),
+                running,
+            });
+        }
+        let in_flight = self.in_flight_records(mem)?;
+        self.sources.init(mem)?;
+        for (source, block) in in_flight {
+            self.sources.submit(mem, source, &block)?;
+        }
         self.poison = snapshot.poison;
         self.counters = snapshot.counters;
         self.storm.clear();
+        self.stopped = None;
         self.initialized = true;
         Ok(())
+    }
+
+    /// Valid records written but not acknowledged, per source. The block
+    /// contents are guest-writable: they are decoded and re-encoded, never
+    /// used as addresses.
+    fn in_flight_records<M: GuestMemory>(
+        &self,
+        mem: &M,
+    ) -> Result<Vec<(SourceId, StatusBlock)>, EngineError> {
+        let layout = *self.sources.layout();
+        let mut buf = vec![0u8; layout.block_len() as usize];
+        let mut out = Vec::new();
+        for s in layout.sources() {
+            if self.sources.is_free(mem, s)? {
+                continue;
+            }
+            let addr = layout.block(s)?;
+            mem.read_slice(&mut buf, GuestAddress(addr))
+                .map_err(|source| ErrorSourceError::Memory { addr, source })?;
+            if let Ok(block) = StatusBlock::decode(&buf)
+                && !block.entries.is_empty()
+            {
+                out.push((s, block));
+            }
+        }
+        Ok(out)
     }
 
     fn emit(&mut self, platform: &mut dyn Platform, out: &mut Outcome, event: RasEvent) {

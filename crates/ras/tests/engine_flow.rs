@@ -470,30 +470,46 @@ fn reset_returns_poison_and_reinitializes() {
 }
 
 #[test]
-fn snapshot_restores_poison_and_counters() {
+fn snapshot_restores_poison_counters_and_records_in_flight() {
     let mem = memory();
     let mut e = engine(RasConfig::default(), 2, &mem);
     let mut p = Recorder::default();
-    e.handle(&sigbus(1, g(RAM + 0x20_0000, 21), 0), &mem, &mut p)
-        .unwrap();
+    let first = g(RAM + 0x20_0000, 21);
+    e.handle(&sigbus(1, first, 0), &mem, &mut p).unwrap();
+    // vCPU 0's record was consumed and acked; vCPU 1's is still in flight.
+    e.handle(&sigbus(0, g(RAM, 12), 0), &mem, &mut p).unwrap();
+    guest_ack(&e, &mem, SourceId(0));
     let json = serde_json::to_string(&e.snapshot()).unwrap();
 
     let mut restored = RasEngine::new(RasConfig::default(), REGION, 2).unwrap();
     restored
-        .restore(serde_json::from_str(&json).unwrap())
+        .restore(serde_json::from_str(&json).unwrap(), &mem)
         .unwrap();
     assert_eq!(restored.poison(), e.poison());
     assert_eq!(restored.counters(), e.counters());
-    // The restored engine works on the restored memory without init.
-    guest_ack(&restored, &mem, SourceId(1));
-    restored
-        .handle(&sigbus(1, g(RAM + 0x21_0000, 12), 5), &mem, &mut p)
-        .unwrap();
-    assert_eq!(restored.poison().len(), 1);
+    // The unacknowledged record is still there for the guest, the source
+    // still busy; the acked one stays free and empty.
+    let want = StatusBlock::memory_error(&first, Severity::Recoverable, UNIX);
+    assert_eq!(block(&restored, &mem, SourceId(1)), Some(want));
+    assert_eq!(ack_value(&restored, &mem, SourceId(1)), 0);
+    assert_eq!(block(&restored, &mem, SourceId(0)), None);
+    assert_eq!(ack_value(&restored, &mem, SourceId(0)), 1);
+    // And it keeps working without init.
+    let next = g(RAM + 0x1_0000, 12);
+    let out = restored.handle(&sigbus(0, next, 5), &mem, &mut p).unwrap();
+    assert!(matches!(out.events[1], RasEvent::RecordWritten { .. }));
+    assert_eq!(
+        block(&restored, &mem, SourceId(0)),
+        Some(StatusBlock::memory_error(
+            &next,
+            Severity::Recoverable,
+            UNIX
+        ))
+    );
 
     let mut other = RasEngine::new(RasConfig::parse("async=off").unwrap(), REGION, 2).unwrap();
     assert!(matches!(
-        other.restore(e.snapshot()),
+        other.restore(e.snapshot(), &mem),
         Err(EngineError::ConfigMismatch { .. })
     ));
 }
