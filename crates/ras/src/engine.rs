@@ -262,9 +262,10 @@ impl RasEngine {
                     }
                 }
                 Action::NotifyAsync => {
-                    // A record that waits in the queue is signalled when it
-                    // is written (`service`); a dropped one never is.
-                    if last_async.is_none_or(|d| d.must_notify()) {
+                    // Signal only a record now in the block: one that waits
+                    // in the queue is signalled when `service` writes it; a
+                    // dropped or failed one never is.
+                    if last_async.is_some_and(|d| d.must_notify()) {
                         self.notify(platform, &mut out);
                     }
                 }

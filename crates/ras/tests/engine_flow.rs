@@ -549,3 +549,28 @@ fn hest_describes_the_layout() {
     // Error source count at offset 36: 3 SEA + 1 async.
     assert_eq!(u32::from_le_bytes(hest[36..40].try_into().unwrap()), 4);
 }
+
+#[test]
+fn dropped_async_record_is_not_signalled_but_poison_is_kept() {
+    let mem = memory();
+    let mut e = engine(RasConfig::parse("queue_depth=0").unwrap(), 1, &mem);
+    let mut p = Recorder::default();
+    e.handle(&ao(g(RAM, 12), 0), &mem, &mut p).unwrap();
+    let out = e.handle(&ao(g(RAM + 0x1000, 12), 1), &mem, &mut p).unwrap();
+    assert!(out.events.contains(&RasEvent::RecordDropped {
+        source: SourceTarget::Async,
+        granule: Some(g(RAM + 0x1000, 12)),
+    }));
+    assert_eq!(p.calls, vec![Call::Notify]);
+    assert!(e.poison().contains(RAM + 0x1000));
+    assert_eq!(e.counters().records_dropped, 1);
+    // The guest still sees only the first record.
+    assert_eq!(
+        block(&e, &mem, e.layout().async_source()),
+        Some(StatusBlock::memory_error(
+            &g(RAM, 12),
+            Severity::Recoverable,
+            UNIX
+        ))
+    );
+}
