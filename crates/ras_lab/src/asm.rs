@@ -205,6 +205,10 @@ pub fn cmp_imm(rn: u32, imm: u32) -> u32 {
     assert!(imm < 4096);
     0xF100_0000 | (imm << 10) | (rn << 5) | XZR
 }
+/// `cmp xn, xm` (`subs xzr, xn, xm`)
+pub fn cmp(rn: u32, rm: u32) -> u32 {
+    0xEB00_0000 | (rm << 16) | (rn << 5) | XZR
+}
 /// `add xd, xn, xm, lsl #s`
 pub fn add_lsl(rd: u32, rn: u32, rm: u32, s: u32) -> u32 {
     0x8B00_0000 | (rm << 16) | (s << 10) | (rn << 5) | rd
@@ -285,6 +289,7 @@ mod tests {
         assert_eq!(movz(0, 0x1234, 0), 0xd282_4680);
         assert_eq!(movk(0, 0x4000, 1), 0xf2a8_0000);
         assert_eq!(eor(19, 3, 17), 0xca11_0073);
+        assert_eq!(cmp(9, 24), 0xeb18_013f);
         assert_eq!(and(19, 19, 18), 0x8a12_0273);
     }
 

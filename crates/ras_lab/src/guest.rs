@@ -39,17 +39,14 @@ pub const MMIO_DONE: u64 = 0x00;
 pub const MMIO_LOADED: u64 = 0x08;
 pub const MMIO_ABORT: u64 = 0x10;
 pub const MMIO_UNEXPECTED: u64 = 0x18;
+/// "I acknowledged records: service the sources" (queued records land).
+pub const MMIO_SERVICE: u64 = 0x20;
 
 pub const CODE: u64 = RAM_BASE;
 pub const VECTORS_OFF: u64 = 0x800;
 /// Per-vCPU control blocks, 4 KiB each.
 pub const VCPU_BLOCK: u64 = RAM_BASE + 0x1_0000;
 pub const HEST_ADDR: u64 = RAM_BASE + 0x2_0000;
-/// Error Status Address registers and read-ack registers (16 bytes / source).
-pub const GHES_REGS: u64 = RAM_BASE + 0x2_1000;
-/// Error status blocks, `BLOCK_LEN` apart.
-pub const GHES_BLOCKS: u64 = RAM_BASE + 0x2_2000;
-pub const BLOCK_LEN: u64 = 0x400;
 /// Pages the scenarios poison.
 pub const DATA: u64 = RAM_BASE + 0x10_0000;
 
@@ -100,7 +97,8 @@ pub struct Program {
 /// Registers on entry: x20 = control block, x23 = MMIO base.
 pub fn program() -> Program {
     // Register use: x20 control block, x21 items left, x22 next item,
-    // x23 MMIO base (all preserved by the handler); x0..x19 scratch;
+    // x23 MMIO base, x24 final-pass count (all preserved by the handler);
+    // x0..x19 scratch;
     // x30 link (saved in x8 by the handler).
     let mut a = Asm::new(CODE);
     a.label("entry");
@@ -127,13 +125,23 @@ pub fn program() -> Program {
     a.emit(asm::blr(0));
     a.b("loop");
     a.label("done");
-    // Deferred acks: acknowledge everything still pending (mode 2).
+    // Deferred acks (mode 2): acknowledge everything pending, ask the VMM
+    // to service the sources (a queued record may land), repeat until a
+    // pass acknowledges nothing new. x24 = acks counted so far.
     a.emit(asm::ldr_x(10, 20, CB_DEFER as u32));
     a.cbz(10, "finish");
+    a.emit(asm::mov(24, XZR));
+    a.label("final_pass");
     a.mov64(10, 2);
     a.emit(asm::add_imm(12, 20, CB_FINAL as u32));
     a.emit(asm::mov(3, XZR));
     a.bl("scan");
+    a.emit(asm::str_x(20, 23, MMIO_SERVICE as u32));
+    a.emit(asm::ldr_x(9, 20, (CB_FINAL + R_ACKED) as u32));
+    a.emit(asm::cmp(9, 24));
+    a.b_cond(EQ, "finish");
+    a.emit(asm::mov(24, 9));
+    a.b("final_pass");
     a.label("finish");
     a.emit(asm::str_x(20, 23, MMIO_DONE as u32));
     a.label("halt");

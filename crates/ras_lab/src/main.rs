@@ -20,8 +20,6 @@ mod runner;
 #[cfg(target_arch = "aarch64")]
 mod scenarios;
 #[cfg(target_arch = "aarch64")]
-mod sig;
-#[cfg(target_arch = "aarch64")]
 mod vmm;
 
 use std::process;

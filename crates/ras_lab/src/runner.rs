@@ -5,8 +5,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use std::{env, thread};
 
+use ras_kvm::sigbus;
+
 use crate::scenarios::{self, ALL, Verdict};
-use crate::sig;
 
 const EXIT_PASS: i32 = 0;
 const EXIT_FAIL: i32 = 1;
@@ -15,7 +16,7 @@ const CHILD_LIMIT: Duration = Duration::from_secs(90);
 
 pub fn main() -> i32 {
     let args: Vec<String> = env::args().skip(1).collect();
-    if let Err(e) = sig::install() {
+    if let Err(e) = sigbus::install_handler() {
         eprintln!("ras_lab: cannot install the SIGBUS handler: {e}");
         return 2;
     }

@@ -1,31 +1,35 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The lab VMM: one VM with the bare-metal guest, vCPU run loops, SIGBUS
-//! handling, abort injection.
+//! The lab VMM: one VM with the bare-metal guest, vCPU run loops. Memory
+//! errors go through the KVM layer (`ras_kvm`: SIGBUS capture, HVA -> GPA,
+//! abort injection, capabilities) into the engine (`ras`: policy, CPER
+//! records in the GHESv2 status blocks, HEST), exactly as a VMM would.
 
 use std::fmt::Write as _;
-use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use std::{io, result};
+use std::{fmt, io, result};
 
-use kvm_bindings::{kvm_enable_cap, kvm_userspace_memory_region, kvm_vcpu_events, kvm_vcpu_init};
+use kvm_bindings::{kvm_userspace_memory_region, kvm_vcpu_events, kvm_vcpu_init};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use ras::config::{AsyncMode, RasConfig, SeaSources};
+use ras::engine::{Platform, RasEngine};
+use ras::error_source::SourceId;
+use ras::event::RasEvent;
+use ras::policy::StopReason;
+use ras::report::{AbortKind, ErrorCause, ErrorReport};
+use ras_kvm::abort_inject::{self, EntryKind, InjectMethod, reg_id};
+use ras_kvm::caps::{self, RasCaps, SeaToUser};
+use ras_kvm::clock::ReportTime;
+use ras_kvm::memory_map::GuestRamMap;
+use ras_kvm::sigbus::{SigbusRecord, VcpuSigbusGuard};
 use vm_memory::{
     Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
     MmapRegion,
 };
 
-use crate::ghes::Ghes;
+use crate::ghes;
 use crate::guest::{self, Program};
-use crate::sig::{self, BUS_MCEERR_AR, Sigbus};
-
-/// KVM_CAP_ARM_SEA_TO_USER (Linux 6.19+, not in kvm-bindings 0.14.1).
-pub const KVM_CAP_ARM_SEA_TO_USER: u32 = 245;
-pub const KVM_CAP_VCPU_EVENTS: u32 = 41;
-pub const KVM_CAP_ARM_INJECT_EXT_DABT: u32 = 178;
-/// _IOW(KVMIO, 0xa3, struct kvm_enable_cap)
-const KVM_ENABLE_CAP: libc::c_ulong = 0x4068_AEA3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -35,6 +39,10 @@ pub enum LabError {
     Memory(String),
     #[error("{0}")]
     Guest(String),
+    #[error("RAS engine: {0}")]
+    Engine(String),
+    #[error("KVM layer: {0}")]
+    KvmLayer(String),
     #[error("I/O: {0}: {1}")]
     Io(&'static str, #[source] io::Error),
 }
@@ -44,57 +52,57 @@ pub type Result<T> = result::Result<T, LabError>;
 fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> LabError {
     move |e| LabError::Kvm(what, e)
 }
-
-const CORE_BASE: u64 = 0x6030_0000_0010_0000;
-/// Register id of a u64 in `struct kvm_regs` at byte offset `off`.
-pub const fn core_reg(off: u64) -> u64 {
-    CORE_BASE | (off / 4)
+fn layer<E: fmt::Display>(e: E) -> LabError {
+    LabError::KvmLayer(e.to_string())
 }
-pub const REG_SP: u64 = core_reg(248);
-pub const REG_PC: u64 = core_reg(256);
-pub const REG_PSTATE: u64 = core_reg(264);
-pub const REG_ELR_EL1: u64 = core_reg(280);
-pub const REG_SPSR_EL1: u64 = core_reg(288);
+fn engine_err<E: fmt::Display>(e: E) -> LabError {
+    LabError::Engine(e.to_string())
+}
+
+/// Register id of general-purpose register `xn`.
 pub const fn xreg(n: u64) -> u64 {
-    core_reg(8 * n)
+    reg_id::core_reg(8 * n)
 }
-pub const fn sys_reg(op0: u64, op1: u64, crn: u64, crm: u64, op2: u64) -> u64 {
-    0x6030_0000_0013_0000 | (op0 << 14) | (op1 << 11) | (crn << 7) | (crm << 3) | op2
-}
-pub const REG_ESR_EL1: u64 = sys_reg(3, 0, 5, 2, 0);
-pub const REG_FAR_EL1: u64 = sys_reg(3, 0, 6, 0, 0);
-pub const REG_VBAR_EL1: u64 = sys_reg(3, 0, 12, 0, 0);
+/// SP (SP_EL0 in `struct user_pt_regs`).
+const REG_SP: u64 = reg_id::core_reg(31 * 8);
 
-pub fn get_reg(vcpu: &VcpuFd, id: u64) -> Result<u64> {
-    let mut b = [0u8; 8];
-    vcpu.get_one_reg(id, &mut b)
-        .map_err(kvm_err("KVM_GET_ONE_REG"))?;
-    Ok(u64::from_le_bytes(b))
-}
 pub fn set_reg(vcpu: &VcpuFd, id: u64, v: u64) -> Result<()> {
     vcpu.set_one_reg(id, &v.to_le_bytes())
         .map_err(kvm_err("KVM_SET_ONE_REG"))?;
     Ok(())
 }
 
+/// Guest-physical base of the engine's error-source region (registers +
+/// status blocks), inside the RAM memslot, away from code and data.
+pub const RAS_REGION: u64 = guest::RAM_BASE + 0x4_0000;
+
 /// How an error was put into the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Injected {
     /// KVM_SET_VCPU_EVENTS with ext_dabt_pending.
     DataAbort,
-    /// Register-level instruction abort (ESR/FAR/ELR/SPSR_EL1, PSTATE, PC).
-    InstructionAbort { esr: u64, vector: u64, spsr: u64 },
+    /// Register-level exception entry (ESR/FAR/ELR/SPSR_EL1, PSTATE, PC).
+    Registers {
+        kind: EntryKind,
+        esr: u64,
+        vector: u64,
+        spsr: u64,
+    },
 }
 
 /// One memory error handled on a vCPU thread.
 #[derive(Clone, Debug)]
 pub struct Handled {
     pub vcpu: u64,
-    pub sig: Sigbus,
+    pub hva: u64,
+    pub lsb: u8,
     pub gpa: u64,
-    pub granule_lsb: u16,
+    pub granule_lsb: u8,
     pub source: u16,
-    pub injected: Injected,
+    pub injected: Option<Injected>,
+    pub events: Vec<String>,
+    /// The record as the lab's own decoder read it right after the engine wrote it.
+    pub record: String,
     /// KVM_RUN returned with the SIGBUS -> next KVM_RUN with the abort pending.
     pub handling: Duration,
 }
@@ -106,21 +114,77 @@ pub struct VcpuReport {
     pub handled: Vec<Handled>,
     pub loads: u64,
     pub abort_reports: Vec<u64>,
+    pub services: u64,
     pub error: Option<String>,
 }
 
-/// The VM and its engine state.
+/// The engine's view of the VMM for one call.
+pub struct LabPlatform<'a> {
+    pub vcpu: Option<&'a VcpuFd>,
+    pub caps: RasCaps,
+    pub injected: Option<Injected>,
+    pub events: Vec<String>,
+    pub notified: &'a AtomicU32,
+    pub stop: Option<String>,
+}
+
+impl Platform for LabPlatform<'_> {
+    fn inject_abort(
+        &mut self,
+        _vcpu: u32,
+        kind: AbortKind,
+        far: Option<u64>,
+    ) -> result::Result<(), String> {
+        let vcpu = self.vcpu.ok_or("no vCPU on this thread")?;
+        let mut far = far;
+        if kind == AbortKind::Instruction && far.is_none() {
+            // The faulting address of an instruction abort is the PC.
+            far = abort_inject::get_reg(vcpu, reg_id::PC).ok();
+        }
+        let method = abort_inject::plan(kind, far, &self.caps, false);
+        let w = abort_inject::inject(vcpu, method).map_err(|e| e.to_string())?;
+        self.injected = Some(match (method, w) {
+            (InjectMethod::Registers { kind, .. }, Some(w)) => {
+                let vbar = abort_inject::get_reg(vcpu, reg_id::VBAR_EL1).unwrap_or(0) & !0x7ff;
+                Injected::Registers {
+                    kind,
+                    esr: w.esr_el1,
+                    vector: w.pc.wrapping_sub(vbar),
+                    spsr: w.spsr_el1,
+                }
+            }
+            _ => Injected::DataAbort,
+        });
+        Ok(())
+    }
+    fn notify_async(&mut self) -> result::Result<(), String> {
+        // The notify hook: Cloud Hypervisor raises the GED event here.
+        self.notified.fetch_add(1, Ordering::SeqCst);
+        self.events
+            .push("notify hook fired (asynchronous source)".into());
+        Ok(())
+    }
+    fn stop_vm(&mut self, reason: &StopReason) {
+        self.stop = Some(format!("{reason:?}"));
+    }
+    fn emit(&mut self, event: &RasEvent) {
+        self.events.push(format!("event: {event}"));
+    }
+}
+
+/// The VM and its engine.
 pub struct Lab {
     /// Keeps /dev/kvm open for the VM's lifetime.
     #[allow(dead_code)]
     pub kvm: Kvm,
     pub vm: VmFd,
     pub mem: GuestMemoryMmap,
+    pub ram: GuestRamMap,
     pub prog: Program,
-    pub sea_to_user: bool,
-    pub ghes: Mutex<Ghes>,
+    pub sea_to_user: SeaToUser,
+    pub caps: RasCaps,
+    pub engine: Mutex<RasEngine>,
     pub notified: AtomicU32,
-    pub story: Mutex<Vec<String>>,
 }
 
 fn region(addr: u64, size: usize, huge: bool) -> Result<GuestRegionMmap> {
@@ -136,8 +200,7 @@ fn region(addr: u64, size: usize, huge: bool) -> Result<GuestRegionMmap> {
             ))
         })?;
     if !huge {
-        // Keep 4 KiB pages: a poisoned THP is split anyway, but this keeps
-        // the granule predictable.
+        // Keep 4 KiB pages (a poisoned THP would be split anyway).
         // SAFETY: madvise on a mapping we own; advisory only.
         unsafe { libc::madvise(r.as_ptr().cast(), size, libc::MADV_NOHUGEPAGE) };
     }
@@ -145,9 +208,10 @@ fn region(addr: u64, size: usize, huge: bool) -> Result<GuestRegionMmap> {
 }
 
 impl Lab {
-    /// A VM with the guest program loaded, the HEST and GHES blocks in
-    /// place; `huge` adds a 2 MiB hugetlb memslot at [`guest::HUGE_BASE`].
-    pub fn new(huge: bool) -> Result<Lab> {
+    /// A VM for `vcpus` vCPUs with the guest program loaded, the engine's
+    /// HEST and error sources in place; `huge` adds a 2 MiB hugetlb memslot
+    /// at [`guest::HUGE_BASE`].
+    pub fn new(vcpus: u32, huge: bool) -> Result<Lab> {
         let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
         let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
         let mut regions = vec![region(guest::RAM_BASE, guest::RAM_SIZE, false)?];
@@ -156,62 +220,63 @@ impl Lab {
         }
         let mem =
             GuestMemoryMmap::from_regions(regions).map_err(|e| LabError::Memory(e.to_string()))?;
-        sig::clear_guest_ram();
         for (slot, r) in mem.iter().enumerate() {
-            let host = r.as_ptr() as u64;
-            sig::add_guest_ram(host, r.len());
             let mr = kvm_userspace_memory_region {
                 slot: slot as u32,
                 flags: 0,
                 guest_phys_addr: r.start_addr().0,
                 memory_size: r.len(),
-                userspace_addr: host,
+                userspace_addr: r.as_ptr() as u64,
             };
-            // SAFETY: the region stays mapped as long as `mem` (owned by
-            // the Lab, dropped after the VM fd).
+            // SAFETY: the region stays mapped as long as `mem`, which the
+            // Lab owns together with the VM fd.
             unsafe { vm.set_user_memory_region(mr) }
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
         }
-        let sea_to_user = vm.check_extension_raw(KVM_CAP_ARM_SEA_TO_USER.into()) > 0;
-        if sea_to_user {
-            enable_cap(&vm, KVM_CAP_ARM_SEA_TO_USER)
-                .map_err(|e| LabError::Io("KVM_ENABLE_CAP(ARM_SEA_TO_USER)", e))?;
-        }
+        let ram = GuestRamMap::from_guest_memory(&mem);
+        ram.register_for_sigbus().map_err(layer)?;
+        let sea_to_user = caps::enable_sea_to_user(&vm).map_err(layer)?;
+        let caps = caps::probe(&vm);
         let prog = guest::program();
         mem.write_slice(&guest::bytes(&prog.words), GuestAddress(guest::CODE))
             .map_err(|e| LabError::Memory(e.to_string()))?;
-        let ghes = Ghes::install(&mem)?;
+        let config = RasConfig {
+            sea_sources: SeaSources::PerVcpu,
+            async_mode: AsyncMode::Gpio,
+            ..RasConfig::default()
+        };
+        let mut engine = RasEngine::new(config, RAS_REGION, vcpus).map_err(engine_err)?;
+        assert!(
+            RAS_REGION + engine.layout().total_len() <= guest::DATA,
+            "error-source region too large"
+        );
+        engine.init(&mem).map_err(engine_err)?;
+        let hest = engine.hest().map_err(engine_err)?;
+        assert!(hest.len() <= 0x1000);
+        mem.write_slice(&hest, GuestAddress(guest::HEST_ADDR))
+            .map_err(|e| LabError::Memory(e.to_string()))?;
         Ok(Lab {
             kvm,
             vm,
             mem,
+            ram,
             prog,
             sea_to_user,
-            ghes: Mutex::new(ghes),
+            caps,
+            engine: Mutex::new(engine),
             notified: AtomicU32::new(0),
-            story: Mutex::new(Vec::new()),
         })
     }
 
-    pub fn say(&self, line: String) {
+    pub fn say(&self, line: impl fmt::Display) {
         println!("    {line}");
-        self.story.lock().unwrap().push(line);
     }
 
     /// Host virtual address of a guest-physical address.
     pub fn hva(&self, gpa: u64) -> Result<u64> {
-        self.mem
-            .get_host_address(GuestAddress(gpa))
-            .map(|p| p as u64)
-            .map_err(|e| LabError::Memory(format!("gpa {gpa:#x}: {e}")))
-    }
-
-    /// Guest-physical address of a host virtual address in guest RAM.
-    pub fn gpa_of(&self, hva: u64) -> Option<u64> {
-        self.mem.iter().find_map(|r| {
-            let start = r.as_ptr() as u64;
-            (hva >= start && hva - start < r.len()).then(|| r.start_addr().0 + (hva - start))
-        })
+        self.ram
+            .gpa_to_hva(gpa)
+            .ok_or_else(|| LabError::Memory(format!("gpa {gpa:#x} is not RAM")))
     }
 
     pub fn read_u64(&self, gpa: u64) -> u64 {
@@ -221,6 +286,29 @@ impl Lab {
         self.mem
             .write_obj(v, GuestAddress(gpa))
             .expect("guest write");
+    }
+
+    /// Status block address of engine source `s`.
+    pub fn block(&self, s: u16) -> u64 {
+        self.engine
+            .lock()
+            .unwrap()
+            .layout()
+            .block(SourceId(s))
+            .unwrap_or(0)
+    }
+    /// Synchronous source of a vCPU.
+    pub fn sync_source(&self, vcpu: u32) -> u16 {
+        self.engine
+            .lock()
+            .unwrap()
+            .layout()
+            .sync_source(vcpu)
+            .map(|s| s.0)
+            .unwrap_or(u16::MAX)
+    }
+    pub fn async_source(&self) -> u16 {
+        self.engine.lock().unwrap().layout().async_source().0
     }
 
     /// Per-vCPU control block address.
@@ -250,31 +338,55 @@ impl Lab {
         for (i, w) in work.iter().enumerate() {
             self.write_u64(cb + guest::CB_WORK + 8 * i as u64, *w);
         }
-        set_reg(&vcpu, REG_PC, guest::CODE)?;
+        set_reg(&vcpu, reg_id::PC, guest::CODE)?;
         set_reg(&vcpu, xreg(20), cb)?;
         set_reg(&vcpu, xreg(23), guest::MMIO_BASE)?;
         set_reg(&vcpu, REG_SP, cb + 0x1000)?;
         Ok(vcpu)
     }
 
-    /// Run a vCPU until the guest reports done (or `limit` passes).
+    /// Run a vCPU on this thread until the guest reports done (or `limit`).
     pub fn run(&self, vcpu: &mut VcpuFd, id: u64, limit: Duration) -> VcpuReport {
         let mut rep = VcpuReport::default();
-        if let Err(e) = self.run_inner(vcpu, id, limit, &mut rep) {
+        let r = VcpuSigbusGuard::register(id as u32)
+            .map_err(layer)
+            .and_then(|guard| self.run_inner(vcpu, &guard, id, limit, &mut rep));
+        if let Err(e) = r {
             rep.error = Some(e.to_string());
         }
         rep
     }
 
+    fn service(&self, id: u64) -> Result<()> {
+        let mut p = LabPlatform {
+            vcpu: None,
+            caps: self.caps,
+            injected: None,
+            events: Vec::new(),
+            notified: &self.notified,
+            stop: None,
+        };
+        let ev = self
+            .engine
+            .lock()
+            .unwrap()
+            .service(&self.mem, &mut p)
+            .map_err(engine_err)?;
+        for e in ev {
+            self.say(format!("vCPU{id}: guest acked; engine service: {e}"));
+        }
+        Ok(())
+    }
+
     fn run_inner(
         &self,
         vcpu: &mut VcpuFd,
+        guard: &VcpuSigbusGuard,
         id: u64,
         limit: Duration,
         rep: &mut VcpuReport,
     ) -> Result<()> {
         let start = Instant::now();
-        // Handling in progress: (signal, returned-from-KVM_RUN instant).
         let mut pending: Option<(Handled, Instant)> = None;
         loop {
             if start.elapsed() > limit {
@@ -286,8 +398,7 @@ impl Lab {
                 h.handling = t0.elapsed();
                 rep.handled.push(h);
             }
-            let exit = vcpu.run();
-            match exit {
+            match vcpu.run() {
                 Ok(VcpuExit::MmioWrite(addr, data)) => {
                     let mut b = [0u8; 8];
                     b[..data.len()].copy_from_slice(data);
@@ -300,11 +411,11 @@ impl Lab {
                         guest::MMIO_LOADED => rep.loads += 1,
                         guest::MMIO_ABORT => {
                             rep.abort_reports.push(v);
-                            for s in self.ghes.lock().unwrap().poll_acks(&self.mem) {
-                                self.say(format!(
-                                    "vCPU{id}: VMM saw the guest's read-ack of source {s}"
-                                ));
-                            }
+                            self.service(id)?;
+                        }
+                        guest::MMIO_SERVICE => {
+                            rep.services += 1;
+                            self.service(id)?;
                         }
                         guest::MMIO_UNEXPECTED => {
                             return Err(LabError::Guest(format!(
@@ -326,9 +437,8 @@ impl Lab {
                 }
                 Err(e) if e.errno() == libc::EINTR => {
                     let t0 = Instant::now();
-                    if let Some(s) = sig::take() {
-                        let h = self.handle_sigbus(vcpu, id, s)?;
-                        pending = Some((h, t0));
+                    if let Some(rec) = guard.take_pending() {
+                        pending = Some((self.handle_sigbus(vcpu, id, rec)?, t0));
                     }
                 }
                 Err(e) => return Err(LabError::Kvm("KVM_RUN", e)),
@@ -336,49 +446,71 @@ impl Lab {
         }
     }
 
-    /// The SIGBUS path: locate the granule, write the record, inject.
-    fn handle_sigbus(&self, vcpu: &VcpuFd, id: u64, s: Sigbus) -> Result<Handled> {
-        if s.code != BUS_MCEERR_AR {
-            return Err(LabError::Guest(format!(
-                "vCPU{id}: unexpected {} on a vCPU thread",
-                s.code_name()
-            )));
-        }
-        let lsb = if s.lsb == 0 { 12 } else { s.lsb };
-        let gran = 1u64 << lsb;
-        let hva = s.addr & !(gran - 1);
-        let gpa = self.gpa_of(hva).ok_or_else(|| {
-            LabError::Guest(format!("SIGBUS address {:#x} is not guest RAM", s.addr))
-        })?;
-        let source = self
-            .ghes
-            .lock()
-            .unwrap()
-            .write_sync(&self.mem, gpa, lsb)?
-            .ok_or_else(|| {
-                LabError::Guest(
-                    "no free synchronous error source (all records unacknowledged)".into(),
-                )
-            })?;
-        let pc = get_reg(vcpu, REG_PC)?;
-        let injected = if pc & !(gran - 1) == gpa {
-            inject_iabt(vcpu, pc)?
-        } else {
-            let mut ev = kvm_vcpu_events::default();
-            ev.exception.ext_dabt_pending = 1;
-            vcpu.set_vcpu_events(&ev)
-                .map_err(kvm_err("KVM_SET_VCPU_EVENTS"))?;
-            Injected::DataAbort
+    /// The SIGBUS path: report -> engine (record + abort via the platform).
+    fn handle_sigbus(&self, vcpu: &VcpuFd, id: u64, rec: SigbusRecord) -> Result<Handled> {
+        let SigbusRecord::ActionRequired { hva, lsb, .. } = rec else {
+            return Err(LabError::Guest(format!("vCPU{id}: unexpected {rec:?}")));
         };
+        let mut report = self.ram.to_report(&rec, ReportTime::now()).map_err(layer)?;
+        let pc = abort_inject::get_reg(vcpu, reg_id::PC).map_err(layer)?;
+        let mut gpa = 0;
+        let mut glsb = 0;
+        if let ErrorCause::SyncConsumption {
+            abort,
+            granule: Some(g),
+            ..
+        } = &mut report.cause
+        {
+            // The host does not say which access failed: if the vCPU's PC
+            // (MMU off: VA == IPA) is in the lost granule, it was a fetch.
+            *abort = if g.contains(pc) {
+                AbortKind::Instruction
+            } else {
+                AbortKind::Data
+            };
+            gpa = g.base();
+            glsb = g.shift();
+        }
+        let (injected, events) = self.handle_report(Some(vcpu), &report)?;
+        let source = self.sync_source(id as u32);
+        let record = ghes::decode(&self.mem, self.block(source)).to_string();
         Ok(Handled {
             vcpu: id,
-            sig: s,
+            hva,
+            lsb,
             gpa,
-            granule_lsb: lsb,
+            granule_lsb: glsb,
             source,
             injected,
+            events,
+            record,
             handling: Duration::ZERO,
         })
+    }
+
+    /// Hand a report to the engine; returns what was injected and the events.
+    pub fn handle_report(
+        &self,
+        vcpu: Option<&VcpuFd>,
+        report: &ErrorReport,
+    ) -> Result<(Option<Injected>, Vec<String>)> {
+        let mut p = LabPlatform {
+            vcpu,
+            caps: self.caps,
+            injected: None,
+            events: Vec::new(),
+            notified: &self.notified,
+            stop: None,
+        };
+        self.engine
+            .lock()
+            .unwrap()
+            .handle(report, &self.mem, &mut p)
+            .map_err(engine_err)?;
+        if let Some(s) = p.stop {
+            return Err(LabError::Engine(format!("the engine stopped the VM: {s}")));
+        }
+        Ok((p.injected, p.events))
     }
 
     /// Median cost of a plain KVM_SET_VCPU_EVENTS (nothing pending).
@@ -395,16 +527,16 @@ impl Lab {
         Ok(v[v.len() / 2])
     }
 
-    /// Describe a guest abort record (for the story).
+    /// Describe a guest abort record.
     pub fn describe_record(&self, id: u64, n: u64) -> String {
         let r = Self::cb(id) + guest::CB_RECS + 64 * n;
+        let esr = self.read_u64(r + guest::R_ESR);
         let mut s = String::new();
         let _ = write!(
             s,
-            "ESR_EL1 {:#x} (EC {:#x}, FSC {:#x}) FAR_EL1 {:#x} ELR_EL1 {:#x} SPSR_EL1 {:#x}; record PA {:#x} mask {:#x}, matched {}, acked {}",
-            self.read_u64(r + guest::R_ESR),
-            (self.read_u64(r + guest::R_ESR) >> 26) & 0x3f,
-            self.read_u64(r + guest::R_ESR) & 0x3f,
+            "ESR_EL1 {esr:#x} (EC {:#x}, FSC {:#x}) FAR_EL1 {:#x} ELR_EL1 {:#x} SPSR_EL1 {:#x}; status block PA {:#x} mask {:#x}, matched {}, acked {}",
+            (esr >> 26) & 0x3f,
+            esr & 0x3f,
             self.read_u64(r + guest::R_FAR),
             self.read_u64(r + guest::R_ELR),
             self.read_u64(r + guest::R_SPSR),
@@ -417,55 +549,7 @@ impl Lab {
     }
 }
 
-/// Inject a synchronous external instruction abort at register level (what
-/// KVM_EXIT_ARM_SEA with an instruction-abort ESR needs: KVM has no
-/// instruction-abort form of KVM_SET_VCPU_EVENTS).
-pub fn inject_iabt(vcpu: &VcpuFd, pc: u64) -> Result<Injected> {
-    let pstate = get_reg(vcpu, REG_PSTATE)?;
-    let vbar = get_reg(vcpu, REG_VBAR_EL1)?;
-    // Target EL1. From EL0: lower-EL vector, EC 0x20; from EL1t: +0x000;
-    // from EL1h: +0x200, EC 0x21. IL = 1, FSC 0x10 (synchronous external).
-    let (vector, ec) = match pstate & 0xf {
-        0x0 => (0x400, 0x20),
-        0x4 => (0x000, 0x21),
-        _ => (0x200, 0x21),
-    };
-    let esr = (ec << 26) | (1 << 25) | 0x10;
-    set_reg(vcpu, REG_ESR_EL1, esr)?;
-    set_reg(vcpu, REG_FAR_EL1, pc)?;
-    set_reg(vcpu, REG_ELR_EL1, pc)?;
-    set_reg(vcpu, REG_SPSR_EL1, pstate)?;
-    // EL1h with D, A, I, F masked.
-    set_reg(vcpu, REG_PSTATE, 0x3c5)?;
-    set_reg(vcpu, REG_PC, vbar + vector)?;
-    Ok(Injected::InstructionAbort {
-        esr,
-        vector,
-        spsr: pstate,
-    })
-}
-
-pub fn enable_cap(vm: &VmFd, cap: u32) -> io::Result<()> {
-    let c = kvm_enable_cap {
-        cap,
-        ..Default::default()
-    };
-    // SAFETY: KVM_ENABLE_CAP reads a kvm_enable_cap that lives across the call.
-    let r = unsafe {
-        libc::ioctl(
-            vm.as_raw_fd(),
-            KVM_ENABLE_CAP as _,
-            &c as *const kvm_enable_cap,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// Note for AO handling: notify hook counter.
-pub fn bump(c: &AtomicU32) {
-    c.fetch_add(1, Ordering::SeqCst);
-}
+pub use ras_kvm::caps::enable_cap_raw;
+pub use ras_kvm::sea_exit::KVM_CAP_ARM_SEA_TO_USER;
+pub const KVM_CAP_VCPU_EVENTS: u32 = 41;
+pub const KVM_CAP_ARM_INJECT_EXT_DABT: u32 = 178;
