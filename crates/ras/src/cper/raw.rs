@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 //! A section of any type: its GUID and body bytes, copied verbatim (UEFI
 //! 2.10 N.2.2 allows any section type; Linux prints unknown ones as
-//! "section type: unknown, <guid>" and hex-dumps them).
+//! `section type: unknown, <guid>` and hex-dumps them).
 
 use serde::{Deserialize, Serialize};
 
 use super::{CperError, Guid};
 
-/// A section of any type, kept as raw bytes.
+/// A section of any type, kept as raw bytes. Decoding yields a typed
+/// [`Section`](super::Section) for the memory and ARM processor GUIDs, so a
+/// raw section of those types round-trips only if its body is valid.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RawSection {
     /// Section type GUID.
