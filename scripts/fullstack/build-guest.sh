@@ -29,7 +29,7 @@ aarch64-linux-gnu-strip "$FS_DIR/rastest"
 
 # 2. The guest initramfs.
 R=$G/root
-rm -rf "$R" && mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,etc,root}
+rm -rf "$R" && mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc,root}
 cp "$BUSYBOX" "$R/bin/busybox"
 ln -s busybox "$R/bin/sh"
 cp "$FS_DIR/rastest" "$R/bin/rastest"

@@ -35,7 +35,8 @@ GUEST_CPUS=${GUEST_CPUS:-2}
 # "file" (--memory size=0,shared=on + --memory-zone file=<tmpfs file>,
 # found by its path).
 MEM_BACKING=${MEM_BACKING:-anon}
-# Serial: the VMM's stdin/stdout (stdin is a FIFO the orchestrator writes).
+# Serial: the VMM's stdin/stdout, a pseudo-terminal made by `rastest pty`
+# (Cloud Hypervisor reads serial input only when stdin is a terminal).
 CH_SERIAL=${CH_SERIAL:---serial tty --console off}
 # Seconds to wait for the guest's agent after the VMM starts.
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-240}

@@ -9,6 +9,7 @@
 /bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
 /bin/busybox --install -s
 mount -t debugfs debugfs /sys/kernel/debug
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 mount -t tmpfs -o size=90% tmpfs /tmp
 insmod /fullstack/hwpoison-inject.ko || echo "FULLSTACK WARN: insmod hwpoison-inject failed"
 [ -e /fullstack/run.env ] && . /fullstack/run.env

@@ -64,7 +64,9 @@ vm_start() {
     echo "$CH $*" >"$D/cmdline"
     ev "start $VM: cloud-hypervisor $*"
     T_START=$(now_ms)
-    "$CH" "$@" <"$D/in" >"$SER" 2>"$D/ch.log" &
+    # The VMM's stdin/stdout on a pseudo-terminal (--serial tty only reads
+    # input from a terminal): output -> $SER, lines written to fd 3 -> input.
+    "$RT" pty "$SER" "$D/in" "$CH" "$@" 2>"$D/ch.log" &
     CHPID=$!
     exec 3>"$D/in"
     SEQ=0
@@ -78,7 +80,7 @@ vm_restore() { # NAME SNAPDIR
     set -- --api-socket "path=$API" --event-monitor "path=$EVT" --restore "source_url=file://$2"
     echo "$CH $*" >"$D/cmdline"
     ev "start $VM: cloud-hypervisor $*"
-    "$CH" "$@" <"$D/in" >"$SER" 2>"$D/ch.log" &
+    "$RT" pty "$SER" "$D/in" "$CH" "$@" 2>"$D/ch.log" &
     CHPID=$!
     exec 3>"$D/in"
     SEQ=100

@@ -69,7 +69,7 @@ command -v qemu-system-aarch64 >/dev/null || fs_die "qemu-system-aarch64 missing
 # 2. The L1 initramfs.
 L1=$FS_DIR/l1
 R=$L1/root
-rm -rf "$R" && mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,etc,fullstack}
+rm -rf "$R" && mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc,fullstack}
 cp "$BUSYBOX" "$R/bin/busybox"
 ln -s busybox "$R/bin/sh"
 cp "$HERE/l1-init.sh" "$R/init"

@@ -29,6 +29,16 @@
  *                                 -> host PFN (/proc/PID/pagemap); prints
  *                                 "hva=0x... pfn=0x...".
  *
+ *   rastest pty LOG FIFO CMD [ARGS...]
+ *                                 run CMD (exec'd in this very process, so
+ *                                 its pid and exit status are the caller's
+ *                                 $! and wait) with stdin/stdout on a new
+ *                                 pseudo-terminal; a child copies the
+ *                                 terminal's output to LOG and what is
+ *                                 written into FIFO to its input. (Cloud
+ *                                 Hypervisor's `--serial tty` only reads
+ *                                 input when stdin is a terminal.)
+ *
  * Every line starts with "RASTEST " so the orchestrator can grep for it.
  */
 #define _GNU_SOURCE
@@ -42,8 +52,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pty.h>
 #include <sys/mman.h>
 #include <sys/types.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -425,6 +438,72 @@ static int do_hostpfn(int argc, char **argv)
 	return 0;
 }
 
+static int do_pty(int argc, char **argv)
+{
+	int master, slave, log, fifo;
+	struct termios tio;
+	pid_t pid;
+
+	if (argc < 5)
+		return 2;
+	log = open(argv[2], O_WRONLY | O_CREAT | O_APPEND, 0644);
+	/* O_RDWR: never sees end-of-file when the writer closes and reopens. */
+	fifo = open(argv[3], O_RDWR);
+	if (log < 0 || fifo < 0 || openpty(&master, &slave, NULL, NULL, NULL)) {
+		perror("rastest pty");
+		return 1;
+	}
+	if (!tcgetattr(slave, &tio)) {
+		cfmakeraw(&tio);
+		tcsetattr(slave, TCSANOW, &tio);
+	}
+	pid = fork();
+	if (pid < 0)
+		return 1;
+	if (pid > 0) {
+		/* Parent: becomes CMD on the terminal. */
+		close(master);
+		close(log);
+		close(fifo);
+		dup2(slave, 0);
+		dup2(slave, 1);
+		if (slave > 2)
+			close(slave);
+		execvp(argv[4], argv + 4);
+		perror("rastest pty: exec");
+		_exit(127);
+	}
+	/* Child: the copier; ends when the terminal is gone (EIO/HUP). */
+	close(slave);
+	for (;;) {
+		struct pollfd p[2] = {{.fd = master, .events = POLLIN}, {.fd = fifo, .events = POLLIN}};
+		char buf[4096];
+		ssize_t n;
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			n = read(master, buf, sizeof(buf));
+			if (n <= 0 && errno != EINTR && errno != EAGAIN)
+				break;
+			if (n > 0)
+				(void)!write(log, buf, n);
+		}
+		if (p[1].revents & POLLIN) {
+			n = read(fifo, buf, sizeof(buf));
+			for (ssize_t o = 0; n > 0 && o < n;) {
+				ssize_t w = write(master, buf + o, n - o);
+				if (w <= 0)
+					break;
+				o += w;
+			}
+		}
+	}
+	_exit(0);
+}
+
 int main(int argc, char **argv)
 {
 	page_size = sysconf(_SC_PAGESIZE);
@@ -445,12 +524,15 @@ int main(int argc, char **argv)
 		r = do_kpf(argc, argv);
 	else if (!strcmp(argv[1], "hest"))
 		r = do_hest(argc, argv);
+	else if (!strcmp(argv[1], "pty"))
+		r = do_pty(argc, argv);
 	else if (!strcmp(argv[1], "hostpfn"))
 		r = do_hostpfn(argc, argv);
 	if (r != 2)
 		return r;
 usage:
 	fprintf(stderr, "usage: rastest hold TAG NPAGES CPU | spin TAG SECONDS | hunt GPA MAXMB |"
-			" kpf PFN | hest [FILE] | now | hostpfn PID GPA RAMBASE RAMSIZE [PATH]\n");
+			" kpf PFN | hest [FILE] | now | hostpfn PID GPA RAMBASE RAMSIZE [PATH] |"
+			" pty LOG FIFO CMD [ARGS...]\n");
 	return 2;
 }
