@@ -5,13 +5,13 @@
 //! `ras::error_source::ErrorSources` runtime over a `vm-memory` mapping of
 //! the guest's RAM file.
 
-use ras::error_source::DEFAULT_QUEUE_DEPTH;
 use std::fs::File;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ras::cper::{Severity, StatusBlock};
 use ras::error_source::{
-    Counters, Delivery, ErrorSourceError, ErrorSources, RegionLayout, SourceId, SourceNotifications,
+    Counters, DEFAULT_QUEUE_DEPTH, Delivery, ErrorSourceError, ErrorSources, RegionLayout,
+    SourceId, SourceNotifications,
 };
 use ras::hest::{HestError, Notification};
 use ras::policy::{CperRecord, RecordBody};

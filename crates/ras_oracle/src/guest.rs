@@ -3,8 +3,7 @@
 //! console read line by line, commands sent on the console, NMIs via QMP.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Error as IoError;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Error as IoError, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};

@@ -4,14 +4,11 @@
 //! that decided each result.
 
 use std::collections::BTreeMap;
-use std::env;
-use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{self, Command};
-use std::slice;
-use std::thread;
 use std::time::{Duration, Instant};
+use std::{env, fs, slice, thread};
 
 use ras::cper::arm::{info_flags, info_validation, validation as arm_validation};
 use ras::cper::{
