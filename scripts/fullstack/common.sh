@@ -7,8 +7,9 @@
 # configuration under $FS_DIR/apt.
 
 FS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-LAB_DIR=${LAB_DIR:-$FS_ROOT/.lab}
-FS_DIR=${FS_DIR:-$LAB_DIR/fullstack}
+# scripts/lab.sh exports LAB_DIR=.lab/lab: the full-stack cache stays in
+# .lab/fullstack whoever calls.
+FS_DIR=${FS_DIR:-$FS_ROOT/.lab/fullstack}
 FS_APT=$FS_DIR/apt
 SYS_SOURCES=${LAB_SYS_SOURCES:-/etc/apt/sources.list.d/debian.sources}
 

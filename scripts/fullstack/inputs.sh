@@ -56,7 +56,7 @@ fs_fetch_busybox() {
 fs_inputs_kernel() {
     if [ -z "${L1_KERNEL:-}" ] || [ -z "${HWPOISON_KO:-}" ]; then
         local d
-        for d in "$LAB_DIR/lab/k73" "$LAB_DIR/k73" "$FS_DIR/k73"; do
+        for d in ${LAB_DIR:+"$LAB_DIR/k73"} "$FS_ROOT/.lab/lab/k73" "$FS_ROOT/.lab/k73" "$FS_DIR/k73"; do
             if [ -s "$d/vmlinuz" ] && [ -s "$d/hwpoison-inject.ko" ]; then
                 L1_KERNEL=${L1_KERNEL:-$d/vmlinuz}
                 HWPOISON_KO=${HWPOISON_KO:-$d/hwpoison-inject.ko}
@@ -75,7 +75,8 @@ fs_inputs_kernel() {
 
 fs_inputs_busybox() {
     if [ -z "${BUSYBOX:-}" ]; then
-        BUSYBOX=$(fs_first_existing "$LAB_DIR/lab/busybox" "$LAB_DIR/busybox" "$FS_DIR/busybox") || {
+        BUSYBOX=$(fs_first_existing ${LAB_DIR:+"$LAB_DIR/busybox"} "$FS_ROOT/.lab/lab/busybox" \
+            "$FS_ROOT/.lab/busybox" "$FS_DIR/busybox") || {
             fs_fetch_busybox
             BUSYBOX=$FS_DIR/busybox
         }
