@@ -99,7 +99,7 @@ set +e
 timeout "$L1_TIMEOUT" nice qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max \
     -smp 2 -m "$L1_MEM" -nographic -no-reboot \
     -kernel "$L1_KERNEL" -initrd "$L1/initramfs.cpio.gz" \
-    -append "console=ttyAMA0 panic=-1 quiet" </dev/null 2>&1 | tr -d '\r' | tee "$LOG" |
+    -append "console=ttyAMA0 panic=-1 quiet" </dev/null 2>&1 | sed -u 's/\r//g' | tee "$LOG" |
     grep --line-buffered -E '^(FULLSTACK|    )'
 qrc=${PIPESTATUS[0]}
 set -e
