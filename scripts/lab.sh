@@ -92,7 +92,9 @@ run() {
         if s=$(verdict "$k"); then summary+=("PASS $s"); else summary+=("FAIL $s"); fail=1; fi
     done
     echo "=== lab summary ($((SECONDS - t0)) s of QEMU)"
-    grep -h '^RESULT ' "$LAB_DIR"/serial-*.log | sed 's/^/  /' || true
+    for k in $LAB_KERNELS; do
+        grep -h '^RESULT ' "$LAB_DIR/serial-$k.log" | sed "s/^/  $k /" || true
+    done
     printf '%s\n' "${summary[@]}"
     return $fail
 }

@@ -93,8 +93,18 @@ install_host_tools() {
     [ ${#need[@]} -eq 0 ] && return 0
     log "installing ${need[*]} (qemu-system-arm from bookworm-backports)"
     apt_amd64 apt-get -q update >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt_amd64 apt-get -q -y install \
-        --no-install-recommends -t bookworm-backports "${need[@]}" >/dev/null
+    # Retry: another dpkg run on the machine may hold the lock for a while.
+    local try
+    for try in 1 2 3; do
+        if DEBIAN_FRONTEND=noninteractive apt_amd64 apt-get -q -y \
+            -o DPkg::Lock::Timeout=120 install --no-install-recommends \
+            -t bookworm-backports "${need[@]}" >/dev/null; then
+            return 0
+        fi
+        log "apt-get install failed (attempt $try), retrying"
+        sleep 5
+    done
+    return 1
 }
 
 # download <pkg>:arm64 [suite] -> path of the .deb in $LAB_DIR/debs

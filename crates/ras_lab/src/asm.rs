@@ -35,6 +35,7 @@ enum Fix {
 /// Condition codes used by `b_cond`.
 pub const EQ: u32 = 0;
 pub const NE: u32 = 1;
+pub const LO: u32 = 3;
 
 /// An instruction stream with labels, placed at a known guest address.
 pub struct Asm {

@@ -16,7 +16,8 @@
 //! status block; then an MMIO write to `MMIO_DONE`.
 //!
 //! The synchronous exception vector (VBAR_EL1 + 0x200, current EL with
-//! SP_ELx) records ESR/FAR/ELR/SPSR_EL1 into the next abort record, walks
+//! SP_ELx) records ESR/FAR/ELR/SPSR_EL1 into the next abort record, checks
+//! that ESR is a synchronous external abort (EC, FSC 0x10), walks
 //! the HEST the VMM placed in memory (entry -> Error Status Address
 //! register -> status block), finds a valid block whose memory-error
 //! section covers FAR (`(FAR ^ PA) & mask == 0`), records PA and mask,
@@ -58,7 +59,8 @@ pub const CB_NABORT: u64 = 0x18;
 pub const CB_NLOADED: u64 = 0x20;
 pub const CB_FINAL: u64 = 0x40; // a record used by the deferred-ack pass
 pub const CB_WORK: u64 = 0x100; // u64 work items, up to 16
-pub const CB_RECS: u64 = 0x200; // abort records, 64 bytes each, up to 8
+pub const CB_RECS: u64 = 0x200; // abort records, REC_LEN bytes each, up to 8
+pub const REC_LEN: u64 = 128;
 pub const MAX_WORK: usize = 16;
 pub const MAX_RECS: u64 = 8;
 
@@ -71,6 +73,9 @@ pub const R_PA: u64 = 32;
 pub const R_MASK: u64 = 40;
 pub const R_MATCHED: u64 = 48;
 pub const R_ACKED: u64 = 56;
+/// The guest's own verdict on the syndrome: 1 when ESR_EL1 is a
+/// synchronous external abort (EC 0x20/0x21/0x24/0x25, FSC 0x10).
+pub const R_ESR_OK: u64 = 64;
 
 // HEST / GHESv2 / CPER offsets the guest code follows.
 const HEST_COUNT: u32 = 36;
@@ -170,11 +175,11 @@ pub fn program() -> Program {
     a.emit(asm::mov(8, 30));
     a.emit(asm::ldr_x(9, 20, CB_NABORT as u32));
     a.emit(asm::cmp_imm(9, (MAX_RECS - 1) as u32));
-    a.b_cond(asm::NE, "slot_ok");
-    a.emit(asm::sub_imm(9, 9, 1)); // keep writing the last record
+    a.b_cond(asm::LO, "slot_ok");
+    a.mov64(9, MAX_RECS - 1); // keep writing the last record
     a.label("slot_ok");
     a.emit(asm::add_imm(12, 20, CB_RECS as u32));
-    a.emit(asm::add_lsl(12, 12, 9, 6));
+    a.emit(asm::add_lsl(12, 12, 9, 7)); // * REC_LEN
     a.emit(asm::mrs(2, asm::ESR_EL1));
     a.emit(asm::str_x(2, 12, R_ESR as u32));
     a.emit(asm::mrs(3, asm::FAR_EL1));
@@ -183,6 +188,21 @@ pub fn program() -> Program {
     a.emit(asm::str_x(4, 12, R_ELR as u32));
     a.emit(asm::mrs(5, asm::SPSR_EL1));
     a.emit(asm::str_x(5, 12, R_SPSR as u32));
+    // Check the syndrome: FSC 0x10 and EC one of the abort classes.
+    a.emit(asm::str_x(XZR, 12, R_ESR_OK as u32));
+    a.emit(asm::ubfx(6, 2, 26, 6));
+    a.emit(asm::ubfx(7, 2, 0, 6));
+    a.emit(asm::cmp_imm(7, 0x10));
+    a.b_cond(asm::NE, "esr_done");
+    for ec in [0x20, 0x21, 0x24, 0x25] {
+        a.emit(asm::cmp_imm(6, ec));
+        a.b_cond(EQ, "esr_ok");
+    }
+    a.b("esr_done");
+    a.label("esr_ok");
+    a.mov64(7, 1);
+    a.emit(asm::str_x(7, 12, R_ESR_OK as u32));
+    a.label("esr_done");
     a.emit(asm::str_x(XZR, 12, R_MATCHED as u32));
     a.emit(asm::str_x(XZR, 12, R_ACKED as u32));
     a.emit(asm::ldr_x(10, 20, CB_DEFER as u32)); // mode 0 (ack) or 1 (defer)

@@ -268,10 +268,11 @@ struct Rec {
     mask: u64,
     matched: u64,
     acked: u64,
+    esr_ok: u64,
 }
 
 fn rec(lab: &Lab, id: u64, n: u64) -> Rec {
-    let r = Lab::cb(id) + guest::CB_RECS + 64 * n;
+    let r = Lab::cb(id) + guest::CB_RECS + guest::REC_LEN * n;
     Rec {
         esr: lab.read_u64(r + guest::R_ESR),
         far: lab.read_u64(r + guest::R_FAR),
@@ -281,6 +282,7 @@ fn rec(lab: &Lab, id: u64, n: u64) -> Rec {
         mask: lab.read_u64(r + guest::R_MASK),
         matched: lab.read_u64(r + guest::R_MATCHED),
         acked: lab.read_u64(r + guest::R_ACKED),
+        esr_ok: lab.read_u64(r + guest::R_ESR_OK),
     }
 }
 
@@ -316,8 +318,8 @@ fn check_dabt(
         lab.describe_record(id, n)
     );
     c.check(
-        ec(r.esr) == 0x25 && r.esr & 0x3f == 0x10,
-        format!("vCPU{id}#{n}: ESR is a sync external data abort from EL1 (EC 0x25, FSC 0x10)"),
+        ec(r.esr) == 0x25 && r.esr & 0x3f == 0x10 && r.esr_ok == 1,
+        format!("vCPU{id}#{n}: ESR is a sync external data abort from EL1 (EC 0x25, FSC 0x10; the guest's vector agrees)"),
     );
     c.check(
         r.far == load,
@@ -716,8 +718,8 @@ fn iabt() -> Result<Verdict, LabError> {
     let r = rec(&lab, 0, 0);
     println!("    guest abort: {}", lab.describe_record(0, 0));
     c.check(
-        ec(r.esr) == 0x21 && r.esr & 0x3f == 0x10,
-        "guest saw EC 0x21 (instruction abort, current EL), FSC 0x10",
+        ec(r.esr) == 0x21 && r.esr & 0x3f == 0x10 && r.esr_ok == 1,
+        "guest saw EC 0x21 (instruction abort, current EL), FSC 0x10 (its vector agrees)",
     );
     c.check(
         r.far == code,

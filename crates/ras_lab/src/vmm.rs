@@ -529,12 +529,12 @@ impl Lab {
 
     /// Describe a guest abort record.
     pub fn describe_record(&self, id: u64, n: u64) -> String {
-        let r = Self::cb(id) + guest::CB_RECS + 64 * n;
+        let r = Self::cb(id) + guest::CB_RECS + guest::REC_LEN * n;
         let esr = self.read_u64(r + guest::R_ESR);
         let mut s = String::new();
         let _ = write!(
             s,
-            "ESR_EL1 {esr:#x} (EC {:#x}, FSC {:#x}) FAR_EL1 {:#x} ELR_EL1 {:#x} SPSR_EL1 {:#x}; status block PA {:#x} mask {:#x}, matched {}, acked {}",
+            "ESR_EL1 {esr:#x} (EC {:#x}, FSC {:#x}) FAR_EL1 {:#x} ELR_EL1 {:#x} SPSR_EL1 {:#x}; status block PA {:#x} mask {:#x}, matched {}, acked {}, guest ESR check {}",
             (esr >> 26) & 0x3f,
             esr & 0x3f,
             self.read_u64(r + guest::R_FAR),
@@ -544,6 +544,11 @@ impl Lab {
             self.read_u64(r + guest::R_MASK),
             self.read_u64(r + guest::R_MATCHED),
             self.read_u64(r + guest::R_ACKED),
+            if self.read_u64(r + guest::R_ESR_OK) == 1 {
+                "ok"
+            } else {
+                "FAILED"
+            },
         );
         s
     }
