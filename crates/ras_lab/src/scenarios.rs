@@ -383,6 +383,15 @@ fn sync() -> Result<Verdict, LabError> {
         );
         c.check(d.block_status == 0, "block_status cleared by the guest");
         check_dabt(&mut c, &lab, 0, 0, load, DATA, !0xfff, true);
+        let ack_now = lab.ack_value(h.source);
+        lab.say(format!(
+            "story:   VMM reads the read-ack register of source {}: {:#x} after the record was written, {ack_now:#x} after the guest's ack",
+            h.source, h.ack_at_write
+        ));
+        c.check(
+            ack_now != h.ack_at_write && ack_now & 1 == 1,
+            "VMM sees the guest's GHESv2 read-ack (register changed, write bit set)",
+        );
         c.check(
             h.events.iter().any(|e| e.contains("bort")),
             "engine asked the platform to inject the abort",

@@ -103,6 +103,8 @@ pub struct Handled {
     pub events: Vec<String>,
     /// The record as the lab's own decoder read it right after the engine wrote it.
     pub record: String,
+    /// Read-ack register value right after the engine wrote the record.
+    pub ack_at_write: u64,
     /// KVM_RUN returned with the SIGBUS -> next KVM_RUN with the abort pending.
     pub handling: Duration,
 }
@@ -297,6 +299,16 @@ impl Lab {
             .block(SourceId(s))
             .unwrap_or(0)
     }
+    /// Current value of the read-ack register of engine source `s`.
+    pub fn ack_value(&self, s: u16) -> u64 {
+        let reg = self
+            .engine
+            .lock()
+            .unwrap()
+            .layout()
+            .ack_register(SourceId(s));
+        reg.map(|r| self.read_u64(r)).unwrap_or(u64::MAX)
+    }
     /// Synchronous source of a vCPU.
     pub fn sync_source(&self, vcpu: u32) -> u16 {
         self.engine
@@ -474,6 +486,7 @@ impl Lab {
         let (injected, events) = self.handle_report(Some(vcpu), &report)?;
         let source = self.sync_source(id as u32);
         let record = ghes::decode(&self.mem, self.block(source)).to_string();
+        let ack_at_write = self.ack_value(source);
         Ok(Handled {
             vcpu: id,
             hva,
@@ -484,6 +497,7 @@ impl Lab {
             injected,
             events,
             record,
+            ack_at_write,
             handling: Duration::ZERO,
         })
     }
