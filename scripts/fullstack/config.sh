@@ -38,5 +38,7 @@ MEM_BACKING=${MEM_BACKING:-anon}
 # Serial: the VMM's stdin/stdout, a pseudo-terminal made by `rastest pty`
 # (Cloud Hypervisor reads serial input only when stdin is a terminal).
 CH_SERIAL=${CH_SERIAL:---serial tty --console off}
+# Extra boots (pairs with and without --ras) for the boot-time figure.
+BOOT_BENCH=${BOOT_BENCH:-0}
 # Seconds to wait for the guest's agent after the VMM starts.
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-240}
