@@ -102,6 +102,14 @@ run() {
             awk -v k="$k" '{ v[NR] = $1 } END { if (NR) printf "  %s measured: SIGBUS -> next KVM_RUN = %.0fx a plain KVM_SET_VCPU_EVENTS (median of %d errors, min %.0fx, max %.0fx)\n", k, v[int((NR + 1) / 2)], NR, v[1], v[NR] }'
     done
     printf '%s\n' "${summary[@]}"
+    local np=0 nf=0 p f
+    for k in $LAB_KERNELS; do
+        read -r p f < <(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$LAB_DIR/serial-$k.log" | tail -n1) || true
+        np=$((np + ${p:-0}))
+        nf=$((nf + ${f:-0}))
+    done
+    [ "$fail" = 0 ] || [ "$nf" -gt 0 ] || nf=1 # a boot that did not finish
+    echo "$np passed, $nf failed"
     return $fail
 }
 
