@@ -58,6 +58,10 @@ pub const ALL: &[(&str, &str)] = &[
         "huge",
         "5 hugetlb 2 MiB guest page: the record covers the whole 2 MiB",
     ),
+    (
+        "syncpfn",
+        "2b scenario 2 with the page poisoned from outside (debugfs corrupt-pfn), as hardware would",
+    ),
 ];
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -94,6 +98,7 @@ pub fn run(name: &str) -> Verdict {
         "second" => second(),
         "twovcpu" => twovcpu(),
         "huge" => huge(),
+        "syncpfn" => sync_pfn(),
         "ao" => ao(),
         "nonram" => nonram(),
         "iabt" => iabt(),
@@ -345,6 +350,39 @@ fn check_dabt(
 }
 
 fn sync() -> Result<Verdict, LabError> {
+    sync_with(false)
+}
+
+fn sync_pfn() -> Result<Verdict, LabError> {
+    if !Path::new(CORRUPT_PFN).exists() {
+        return Ok(Verdict::Skip(format!(
+            "{CORRUPT_PFN} missing (hwpoison-inject not loaded or debugfs not mounted)"
+        )));
+    }
+    sync_with(true)
+}
+
+/// Poison the host page behind `gpa` from outside: debugfs corrupt-pfn
+/// with the PFN from /proc/self/pagemap (a background memory failure: no
+/// signal now, the kernel unmaps the page everywhere).
+fn poison_pfn(lab: &Lab, gpa: u64) -> Result<(), LabError> {
+    let hva = lab.hva(gpa)?;
+    let pfn = pfn_of(hva).map_err(|e| LabError::Io("pagemap", e))?;
+    if pfn == 0 {
+        return Err(LabError::Guest(format!("no PFN for host page {hva:#x}")));
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .open(CORRUPT_PFN)
+        .and_then(|mut f| f.write_all(format!("{pfn:#x}\n").as_bytes()))
+        .map_err(|e| LabError::Io("write corrupt-pfn", e))?;
+    lab.say(format!(
+        "poisoned GPA {gpa:#x} = host VA {hva:#x} = PFN {pfn:#x} via {CORRUPT_PFN}"
+    ));
+    Ok(())
+}
+
+fn sync_with(by_pfn: bool) -> Result<Verdict, LabError> {
     let lab = Lab::new(1, false)?;
     lab.say(format!(
         "KVM_CAP_ARM_SEA_TO_USER: {:?}; caps {:?}",
@@ -352,7 +390,11 @@ fn sync() -> Result<Verdict, LabError> {
     ));
     lab.write_u64(DATA, 0x5afe);
     let load = DATA + 0x80;
-    poison(&lab, DATA, "one guest page")?;
+    if by_pfn {
+        poison_pfn(&lab, DATA)?;
+    } else {
+        poison(&lab, DATA, "one guest page")?;
+    }
     let mut vcpu = lab.vcpu(0, &[load], false)?;
     let base = Lab::baseline_set_events(&vcpu)?;
     let rep = lab.run(&mut vcpu, 0, LIMIT);
