@@ -13,7 +13,7 @@ use std::{env, fs};
 use ras::cper::arm::{info_flags, info_validation, validation as arm_validation};
 use ras::cper::record::notification;
 use ras::cper::{
-    ArmContextInfo, ArmErrorInfo, ArmErrorType, ArmProcessorSection, DataEntry, EntryFlags, Guid,
+    ArmContextInfo, ArmErrorInfo, ArmErrorTypes, ArmProcessorSection, DataEntry, EntryFlags, Guid,
     RawSection, Record, Section, Severity, StatusBlock, Timestamp,
 };
 use ras::report::GpaGranule;
@@ -37,23 +37,23 @@ fn arm_section() -> ArmProcessorSection {
         error_info: vec![
             ArmErrorInfo {
                 validation_bits: info_validation::FLAGS | info_validation::PHYSICAL_FAULT_ADDRESS,
-                error_type: ArmErrorType::Cache,
+                error_type: ArmErrorTypes::CACHE,
                 flags: info_flags::FIRST_ERROR | info_flags::LAST_ERROR,
                 physical_fault_address: 0x4020_0000,
                 ..Default::default()
             },
             ArmErrorInfo {
                 validation_bits: info_validation::VIRTUAL_FAULT_ADDRESS,
-                error_type: ArmErrorType::Tlb,
+                error_type: ArmErrorTypes::TLB,
                 virtual_fault_address: 0xffff_8000_1234_5000,
                 ..Default::default()
             },
             ArmErrorInfo {
-                error_type: ArmErrorType::Bus,
+                error_type: ArmErrorTypes::BUS,
                 ..Default::default()
             },
             ArmErrorInfo {
-                error_type: ArmErrorType::MicroArchitectural,
+                error_type: ArmErrorTypes::MICRO_ARCHITECTURAL,
                 ..Default::default()
             },
         ],

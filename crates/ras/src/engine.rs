@@ -582,7 +582,7 @@ fn report_event(report: &ErrorReport) -> RasEvent {
             },
             section: match payload {
                 InjectPayload::Memory { .. } => "memory",
-                InjectPayload::ArmProcessor(_) => "arm-processor",
+                InjectPayload::ArmProcessor { .. } => "arm-processor",
                 InjectPayload::Raw { .. } => "raw",
             },
         },

@@ -620,10 +620,8 @@ fn injected_record(payload: &InjectPayload, unix_time: u64) -> CperRecord {
                 threshold_exceeded: *threshold_exceeded,
             },
         },
-        InjectPayload::ArmProcessor(section) => CperRecord {
-            // The ARM processor section carries no severity of its own:
-            // report it as recoverable.
-            severity: Severity::Recoverable,
+        InjectPayload::ArmProcessor { section, severity } => CperRecord {
+            severity: *severity,
             unix_time,
             body: RecordBody::ArmProcessor(section.clone()),
         },

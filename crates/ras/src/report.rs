@@ -107,7 +107,14 @@ pub enum InjectPayload {
         threshold_exceeded: bool,
     },
     /// An ARM processor error section.
-    ArmProcessor(ArmProcessorSection),
+    ArmProcessor {
+        /// The section.
+        section: ArmProcessorSection,
+        /// CPER severity to report (the section has no severity field of
+        /// its own; Linux acts on a cache error with a physical address
+        /// only when it is recoverable).
+        severity: Severity,
+    },
     /// A raw section: any section-type GUID and body bytes.
     Raw {
         /// Section type.

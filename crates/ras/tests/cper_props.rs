@@ -11,7 +11,7 @@ use ras::cper::arm::{info_validation, validation as arm_validation};
 use ras::cper::memory::validation as mem_validation;
 use ras::cper::record::notification;
 use ras::cper::{
-    ARM_PROCESSOR_SECTION_GUID, ArmContextInfo, ArmErrorInfo, ArmErrorType, ArmProcessorSection,
+    ARM_PROCESSOR_SECTION_GUID, ArmContextInfo, ArmErrorInfo, ArmErrorTypes, ArmProcessorSection,
     DataEntry, EntryFlags, Guid, MEMORY_ERROR_SECTION_GUID, MemoryErrorSection, RawSection, Record,
     Section, Severity, StatusBlock, Timestamp,
 };
@@ -82,7 +82,7 @@ fn arm_error_info() -> impl Strategy<Value = ArmErrorInfo> {
     (
         any::<u8>(),
         any::<u16>(),
-        0u8..4,
+        (1u8..16).prop_map(|t| t << 1), // non-empty subsets of bits 1..=4
         any::<u16>(),
         any::<u8>(),
         any::<[u64; 3]>(),
@@ -90,7 +90,7 @@ fn arm_error_info() -> impl Strategy<Value = ArmErrorInfo> {
         .prop_map(|(version, v, t, multiple_error, flags, a)| ArmErrorInfo {
             version,
             validation_bits: v & info_validation::ALL,
-            error_type: ArmErrorType::from_u8(t).unwrap(),
+            error_type: ArmErrorTypes::from_bits(t).unwrap(),
             multiple_error,
             flags,
             error_information: a[0],

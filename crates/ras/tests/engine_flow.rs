@@ -7,7 +7,10 @@
 use std::sync::atomic::Ordering;
 
 use ras::config::{AsyncMode, RasConfig, SeaSources};
-use ras::cper::{EntryFlags, Severity, StatusBlock};
+use ras::cper::arm::info_validation;
+use ras::cper::{
+    ArmErrorInfo, ArmErrorTypes, ArmProcessorSection, EntryFlags, Section, Severity, StatusBlock,
+};
 use ras::engine::{EngineError, Platform, RasEngine};
 use ras::error_source::SourceId;
 use ras::event::RasEvent;
@@ -426,6 +429,47 @@ fn injected_error_is_written_as_asked() {
     assert!(b.entries[0].flags.contains(EntryFlags::THRESHOLD_EXCEEDED));
     assert_eq!(p.calls, vec![Call::Inject(1, AbortKind::Data, None)]);
     // Simulated: not poisoned.
+    assert!(e.poison().is_empty());
+    assert_eq!(e.counters().injected, 1);
+}
+
+#[test]
+fn injected_arm_error_keeps_its_severity_and_type_bitmap() {
+    let mem = memory();
+    let mut e = engine(RasConfig::default(), 2, &mem);
+    let mut p = Recorder::default();
+    let section = ArmProcessorSection {
+        error_info: vec![ArmErrorInfo {
+            validation_bits: info_validation::PHYSICAL_FAULT_ADDRESS,
+            error_type: ArmErrorTypes::BUS,
+            physical_fault_address: RAM + 0x4000,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let report = ErrorReport {
+        cause: ErrorCause::Injected {
+            target: InjectTarget::Sync { vcpu: 0 },
+            payload: InjectPayload::ArmProcessor {
+                section: section.clone(),
+                severity: Severity::Fatal,
+            },
+        },
+        unix_time: UNIX,
+        monotonic_ms: 0,
+    };
+    e.handle(&report, &mem, &mut p).unwrap();
+    let b = block(&e, &mem, e.layout().sync_source(0).unwrap()).unwrap();
+    assert_eq!(b.error_severity(), Some(Severity::Fatal));
+    assert_eq!(b.entries.len(), 1);
+    assert_eq!(b.entries[0].severity, Severity::Fatal);
+    assert_eq!(b.entries[0].section, Section::ArmProcessor(section));
+    // The error-info type byte (section offset 40 + 4) is the UEFI 2.10
+    // bitmap: bus = bit 3.
+    let mut raw = vec![0u8; b.entries[0].section.encoded_len()];
+    b.entries[0].section.encode_into(&mut raw).unwrap();
+    assert_eq!(raw[44], 0x08);
+    assert_eq!(p.calls, vec![Call::Inject(0, AbortKind::Data, None)]);
     assert!(e.poison().is_empty());
     assert_eq!(e.counters().injected, 1);
 }

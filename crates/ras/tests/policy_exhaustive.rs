@@ -483,8 +483,11 @@ fn payloads() -> Vec<InjectPayload> {
             severity,
             data: vec![1, 2, 3],
         });
+        v.push(InjectPayload::ArmProcessor {
+            section: ArmProcessorSection::default(),
+            severity,
+        });
     }
-    v.push(InjectPayload::ArmProcessor(ArmProcessorSection::default()));
     v
 }
 
@@ -507,7 +510,8 @@ fn injected_all_combinations() {
             }
         }
     }
-    assert_eq!(checked, 108 * 3 * 13 * 5 * 20);
+    // 16 payloads: per severity (4), two memory, one raw, one ARM.
+    assert_eq!(checked, 108 * 3 * 16 * 5 * 20);
 }
 
 fn check_injected(
@@ -574,9 +578,14 @@ fn check_injected(
                     "{ctx}"
                 );
             }
-            InjectPayload::ArmProcessor(s) => {
-                assert_eq!(rec.severity, Severity::Recoverable, "{ctx}");
-                assert_eq!(rec.body, RecordBody::ArmProcessor(s.clone()), "{ctx}");
+            InjectPayload::ArmProcessor { section, severity } => {
+                assert_eq!(rec.severity, *severity, "{ctx}");
+                assert_eq!(
+                    rec.to_status_block().error_severity(),
+                    Some(*severity),
+                    "{ctx}"
+                );
+                assert_eq!(rec.body, RecordBody::ArmProcessor(section.clone()), "{ctx}");
             }
         }
     };

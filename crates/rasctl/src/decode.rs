@@ -170,8 +170,9 @@ fn entry_text(s: &mut String, i: usize, e: &DataEntry) {
             for info in &a.error_info {
                 let _ = writeln!(
                     s,
-                    "      {:?}: VA {:#x}, PA {:#x} (validation {:#x})",
+                    "      {} (type {:#04x}): VA {:#x}, PA {:#x} (validation {:#x})",
                     info.error_type,
+                    info.error_type.bits(),
                     info.virtual_fault_address,
                     info.physical_fault_address,
                     info.validation_bits

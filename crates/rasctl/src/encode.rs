@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use ras::config::RasConfig;
 use ras::cper::record::notification;
 use ras::cper::{
-    ARM_PROCESSOR_SECTION_GUID, ArmErrorInfo, ArmErrorType, ArmProcessorSection, DataEntry,
+    ARM_PROCESSOR_SECTION_GUID, ArmErrorInfo, ArmErrorTypes, ArmProcessorSection, DataEntry,
     EntryFlags, Guid, MemoryErrorSection, RawSection, Record, Section, Severity, StatusBlock,
     Timestamp,
 };
@@ -19,7 +19,8 @@ use ras::report::GpaGranule;
 
 use crate::{CliError, SyncNotification};
 
-/// ARM error-information type (UEFI 2.9 enumeration, see `ras::cper::arm`).
+/// ARM error-information type (one bit of the UEFI 2.10 bitmap, see
+/// `ras::cper::arm`).
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ArmType {
     /// Cache error.
@@ -119,10 +120,10 @@ pub fn arm(
     use ras::cper::arm::{info_validation, validation};
     let mut info = ArmErrorInfo {
         error_type: match error_type {
-            ArmType::Cache => ArmErrorType::Cache,
-            ArmType::Tlb => ArmErrorType::Tlb,
-            ArmType::Bus => ArmErrorType::Bus,
-            ArmType::Uarch => ArmErrorType::MicroArchitectural,
+            ArmType::Cache => ArmErrorTypes::CACHE,
+            ArmType::Tlb => ArmErrorTypes::TLB,
+            ArmType::Bus => ArmErrorTypes::BUS,
+            ArmType::Uarch => ArmErrorTypes::MICRO_ARCHITECTURAL,
         },
         ..Default::default()
     };

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::{env, fs, process};
 
 use ras::config::RasConfig;
-use ras::cper::{Record, Section, Severity, StatusBlock};
+use ras::cper::{ArmErrorTypes, Record, Section, Severity, StatusBlock};
 use ras::engine::RasEngine;
 use ras::hest;
 
@@ -157,7 +157,15 @@ fn record_wraps_the_block_for_other_readers() {
         panic!("not an ARM section: {r:?}");
     };
     assert_eq!(a.error_info[0].physical_fault_address, 0x8000_1000);
+    assert_eq!(a.error_info[0].error_type, ArmErrorTypes::TLB);
+    // `--error-type tlb` is bit 2 of the UEFI 2.10 bitmap on the wire: the
+    // record ends with this section (40-byte header, then the error info,
+    // whose type byte is at offset 4).
+    let info = bytes.len() - a.encoded_len() + 40;
+    assert_eq!(bytes[info + 4], 0x04);
     assert_eq!(r.sections[0].severity, Severity::Corrected);
+    let text = ok(&["decode", path(&record)]);
+    assert!(text.contains("TLB (type 0x04)"), "{text}");
     let json = ok(&["decode", "--json", path(&record)]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["kind"], "record");

@@ -3,16 +3,31 @@
 //! `N` 32-byte error information entries (N.2.4.4.1), `M` processor context
 //! entries (N.2.4.4.2) and optional vendor-specific bytes.
 //!
-//! # Error-info `type` encoding: UEFI 2.9 enum
+//! # Error-info `type` encoding: UEFI 2.10 bitmap
 //!
 //! The encoding of the error information `type` byte changed between spec
 //! revisions: UEFI 2.6..2.9 define an enumeration (0 cache, 1 TLB, 2 bus,
-//! 3 micro-architectural), UEFI 2.9A and later a bitmap (bit 1 cache, bit 2
-//! TLB, bit 3 bus, bit 4 micro-architectural). This module uses the **UEFI
-//! 2.9 enumeration** ([`ArmErrorType`]), because the independent decoder we
-//! check against (libcper, through its Python binding) decodes that
-//! enumeration; with the bitmap it would name every cache error "TLB", etc.
-//! Decoding rejects type values above 3 ([`CperError::BadArmErrorType`]).
+//! 3 micro-architectural), UEFI 2.9A and later (2.10 N.2.4.4.1, the error
+//! information `Type` field) a bitmap: bit 1 cache, bit 2 TLB, bit 3 bus,
+//! bit 4 micro-architectural, bit 0 and bits 5..7 reserved. This module
+//! uses the **UEFI 2.10 bitmap** ([`ArmErrorTypes`]) because the reader that
+//! acts on the record is the guest kernel, and Linux reads the bitmap
+//! (`CPER_ARM_ERR_TYPE_MASK`, mainline and stable backports such as Debian's
+//! 6.1): it calls memory_failure() on a recoverable error info only when the
+//! cache bit is set and the physical fault address is valid. With the old
+//! enumeration the guest warned `Unhandled processor error type 0x00` for a
+//! cache error and took a "bus" error (2) for a cache error.
+//!
+//! libcper 0.0.4 (the independent decoder `tests/libcper` checks against)
+//! still reads the old enumeration, so it mis-names our types: cache (2) as
+//! "Bus", TLB (4), bus (8) and micro-architectural (16) as an unknown type.
+//! The test pins the raw bytes and that known disagreement.
+//!
+//! Decoding rejects a type with no bit set or with a reserved bit set
+//! ([`CperError::EmptyArmErrorType`], [`CperError::BadArmErrorType`]).
+
+use core::fmt;
+use core::ops::BitOr;
 
 use serde::{Deserialize, Serialize};
 use zerocopy::little_endian::{U16, U32, U64};
@@ -29,8 +44,12 @@ pub const ARM_PROCESSOR_SECTION_GUID: Guid = Guid::from_fields(
 );
 
 /// The spec revision whose error-info `type` encoding this module uses.
-pub const ARM_ERROR_TYPE_ENCODING: &str =
-    "UEFI 2.9 enumeration (0 cache, 1 TLB, 2 bus, 3 micro-arch)";
+///
+/// UEFI 2.10 bitmap, because the guest kernel (Linux
+/// `CPER_ARM_ERR_TYPE_MASK`) reads the bitmap; libcper 0.0.4 reads the older
+/// UEFI 2.9 enumeration and mis-names these values (see the module docs).
+pub const ARM_ERROR_TYPE_ENCODING: &str = "UEFI 2.10 bitmap (bit 1 cache, bit 2 TLB, bit 3 bus, \
+     bit 4 micro-arch; guest kernels read the bitmap, libcper 0.0.4 the 2.9 enum)";
 
 /// Size of the section header.
 pub const ARM_HEADER_LEN: usize = 40;
@@ -143,40 +162,116 @@ pub struct ArmContextHeaderWire {
     pub register_array_size: U32,
 }
 
-/// Error information `type`, UEFI 2.9 enumeration (see the module docs).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ArmErrorType {
-    /// 0: cache error.
-    #[default]
-    Cache,
-    /// 1: TLB error.
-    Tlb,
-    /// 2: bus error.
-    Bus,
-    /// 3: micro-architectural error.
-    MicroArchitectural,
-}
+/// Error information `type`: the UEFI 2.10 bitmap (see the module docs).
+///
+/// A non-empty set of [`ArmErrorTypes::CACHE`], [`ArmErrorTypes::TLB`],
+/// [`ArmErrorTypes::BUS`] and [`ArmErrorTypes::MICRO_ARCHITECTURAL`]; the
+/// spec defines the field as a bitmap, so several may be set. The value
+/// never holds a reserved bit or no bit at all: construct it from the
+/// constants (combined with `|`) or with [`ArmErrorTypes::from_bits`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub struct ArmErrorTypes(u8);
 
-impl ArmErrorType {
+impl ArmErrorTypes {
+    /// Bit 1: cache error.
+    pub const CACHE: Self = Self(1 << 1);
+    /// Bit 2: TLB error.
+    pub const TLB: Self = Self(1 << 2);
+    /// Bit 3: bus error.
+    pub const BUS: Self = Self(1 << 3);
+    /// Bit 4: micro-architectural error.
+    pub const MICRO_ARCHITECTURAL: Self = Self(1 << 4);
+    /// Every defined bit; bit 0 and bits 5..7 are reserved.
+    pub const DEFINED_BITS: u8 = 0x1e;
+
+    const NAMES: [(Self, &'static str); 4] = [
+        (Self::CACHE, "cache"),
+        (Self::TLB, "TLB"),
+        (Self::BUS, "bus"),
+        (Self::MICRO_ARCHITECTURAL, "micro-architectural"),
+    ];
+
     /// On-wire value.
-    pub const fn to_u8(self) -> u8 {
-        match self {
-            ArmErrorType::Cache => 0,
-            ArmErrorType::Tlb => 1,
-            ArmErrorType::Bus => 2,
-            ArmErrorType::MicroArchitectural => 3,
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// From the on-wire value: at least one defined bit and no reserved bit.
+    pub const fn from_bits(value: u8) -> Result<Self, CperError> {
+        if value == 0 {
+            Err(CperError::EmptyArmErrorType)
+        } else if value & !Self::DEFINED_BITS != 0 {
+            Err(CperError::BadArmErrorType {
+                value,
+                reserved: value & !Self::DEFINED_BITS,
+            })
+        } else {
+            Ok(Self(value))
         }
     }
 
-    /// From the on-wire value, `None` above 3.
-    pub const fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            0 => Some(ArmErrorType::Cache),
-            1 => Some(ArmErrorType::Tlb),
-            2 => Some(ArmErrorType::Bus),
-            3 => Some(ArmErrorType::MicroArchitectural),
-            _ => None,
+    /// Both sets of types.
+    #[must_use]
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// Whether every type in `other` is set.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl Default for ArmErrorTypes {
+    /// A cache error.
+    fn default() -> Self {
+        Self::CACHE
+    }
+}
+
+impl BitOr for ArmErrorTypes {
+    type Output = Self;
+
+    fn bitor(self, rhs: Self) -> Self {
+        self.union(rhs)
+    }
+}
+
+impl TryFrom<u8> for ArmErrorTypes {
+    type Error = CperError;
+
+    fn try_from(value: u8) -> Result<Self, CperError> {
+        Self::from_bits(value)
+    }
+}
+
+impl From<ArmErrorTypes> for u8 {
+    fn from(t: ArmErrorTypes) -> u8 {
+        t.bits()
+    }
+}
+
+impl fmt::Display for ArmErrorTypes {
+    /// The type names joined by `+`, e.g. `cache+TLB`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (t, name) in Self::NAMES {
+            if self.contains(t) {
+                if !first {
+                    f.write_str("+")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
         }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ArmErrorTypes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ArmErrorTypes({:#04x}: {self})", self.0)
     }
 }
 
@@ -187,8 +282,8 @@ pub struct ArmErrorInfo {
     pub version: u8,
     /// Which fields are valid ([`info_validation`]).
     pub validation_bits: u16,
-    /// Error type.
-    pub error_type: ArmErrorType,
+    /// Error type bitmap (UEFI 2.10).
+    pub error_type: ArmErrorTypes,
     /// Multiple error count.
     pub multiple_error: u16,
     /// Flags ([`info_flags`]).
@@ -291,7 +386,7 @@ impl ArmProcessorSection {
                 version: info.version,
                 length: ARM_ERROR_INFO_LEN as u8,
                 validation_bits: info.validation_bits.into(),
-                error_type: info.error_type.to_u8(),
+                error_type: info.error_type.bits(),
                 multiple_error: info.multiple_error.into(),
                 flags: info.flags,
                 error_information: info.error_information.into(),
@@ -325,7 +420,7 @@ impl ArmProcessorSection {
 
     /// Decodes a section body. `section_length` must equal the body length,
     /// the counts must fit in it, every error info must be 32 bytes long and
-    /// use a known type, and no reserved validation bit may be set.
+    /// have a valid type bitmap, and no reserved validation bit may be set.
     pub fn decode(body: &[u8]) -> Result<Self, CperError> {
         let (h, mut rest) =
             ArmHeaderWire::read_from_prefix(body).map_err(|_| CperError::Truncated {
@@ -380,10 +475,7 @@ impl ArmProcessorSection {
                     value: v.into(),
                 });
             }
-            let error_type =
-                ArmErrorType::from_u8(w.error_type).ok_or(CperError::BadArmErrorType {
-                    value: w.error_type,
-                })?;
+            let error_type = ArmErrorTypes::from_bits(w.error_type)?;
             error_info.push(ArmErrorInfo {
                 version: w.version,
                 validation_bits: v,
@@ -480,13 +572,13 @@ mod tests {
                 ArmErrorInfo {
                     validation_bits: info_validation::FLAGS
                         | info_validation::PHYSICAL_FAULT_ADDRESS,
-                    error_type: ArmErrorType::Cache,
+                    error_type: ArmErrorTypes::CACHE,
                     flags: info_flags::FIRST_ERROR,
                     physical_fault_address: 0x4020_0000,
                     ..Default::default()
                 },
                 ArmErrorInfo {
-                    error_type: ArmErrorType::MicroArchitectural,
+                    error_type: ArmErrorTypes::MICRO_ARCHITECTURAL | ArmErrorTypes::BUS,
                     ..Default::default()
                 },
             ],
@@ -508,8 +600,8 @@ mod tests {
         assert_eq!(s.encode_into(&mut buf), Ok(len));
         assert_eq!(&buf[4..12], &[2, 0, 1, 0, 0x72, 0x01, 0, 0]);
         assert_eq!(buf[40 + 1], 32);
-        assert_eq!(buf[40 + 4], 0); // cache, UEFI 2.9 enum
-        assert_eq!(buf[72 + 4], 3); // micro-arch
+        assert_eq!(buf[40 + 4], 0x02); // cache: bit 1, UEFI 2.10 bitmap
+        assert_eq!(buf[72 + 4], 0x18); // micro-arch (bit 4) + bus (bit 3)
         assert_eq!(&buf[104..112], &[0, 0, 4, 0, 0, 1, 0, 0]);
         assert_eq!(ArmProcessorSection::decode(&buf), Ok(s));
     }
@@ -523,11 +615,19 @@ mod tests {
             ArmProcessorSection::decode(&buf[..len - 1]),
             Err(CperError::LengthMismatch { .. })
         ));
+        for (value, reserved) in [(0x01, 0x01), (0x03, 0x01), (0x20, 0x20), (0xff, 0xe1)] {
+            let mut b = buf.clone();
+            b[40 + 4] = value;
+            assert_eq!(
+                ArmProcessorSection::decode(&b),
+                Err(CperError::BadArmErrorType { value, reserved })
+            );
+        }
         let mut b = buf.clone();
-        b[40 + 4] = 4;
+        b[72 + 4] = 0;
         assert_eq!(
             ArmProcessorSection::decode(&b),
-            Err(CperError::BadArmErrorType { value: 4 })
+            Err(CperError::EmptyArmErrorType)
         );
         let mut b = buf.clone();
         b[40 + 1] = 31;
@@ -564,6 +664,34 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn error_type_bitmap_values() {
+        assert_eq!(ArmErrorTypes::CACHE.bits(), 0x02);
+        assert_eq!(ArmErrorTypes::TLB.bits(), 0x04);
+        assert_eq!(ArmErrorTypes::BUS.bits(), 0x08);
+        assert_eq!(ArmErrorTypes::MICRO_ARCHITECTURAL.bits(), 0x10);
+        assert_eq!(ArmErrorTypes::default(), ArmErrorTypes::CACHE);
+        for v in 0..=u8::MAX {
+            let ok = v != 0 && v & !0x1e == 0;
+            assert_eq!(ArmErrorTypes::from_bits(v).is_ok(), ok, "{v:#04x}");
+            if ok {
+                assert_eq!(ArmErrorTypes::from_bits(v).unwrap().bits(), v);
+            }
+        }
+        let t = ArmErrorTypes::CACHE | ArmErrorTypes::TLB;
+        assert!(t.contains(ArmErrorTypes::CACHE) && t.contains(ArmErrorTypes::TLB));
+        assert!(!t.contains(ArmErrorTypes::BUS));
+        assert_eq!(t.to_string(), "cache+TLB");
+        assert_eq!(
+            ArmErrorTypes::MICRO_ARCHITECTURAL.to_string(),
+            "micro-architectural"
+        );
+        assert_eq!(serde_json::to_string(&t).unwrap(), "6");
+        assert_eq!(serde_json::from_str::<ArmErrorTypes>("6").unwrap(), t);
+        assert!(serde_json::from_str::<ArmErrorTypes>("1").is_err());
+        assert!(serde_json::from_str::<ArmErrorTypes>("0").is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //!   [`Section`] it carries;
 //! - [`memory`]: Platform Memory Error section (UEFI 2.10 N.2.5);
 //! - [`arm`]: ARM Processor Error section (UEFI 2.10 N.2.4.4; error-info
-//!   `type` uses the UEFI 2.9 enumeration, see [`arm`]);
+//!   `type` is the UEFI 2.10 bitmap the guest kernel reads, see [`arm`]);
 //! - [`raw`]: any section type as raw bytes;
 //! - [`record`]: a standard CPER record ("CPER" header + section
 //!   descriptors, UEFI 2.10 N.2.1/N.2.2) wrapping a status block's entries.
@@ -31,7 +31,7 @@ pub mod status_block;
 pub mod timestamp;
 
 pub use arm::{
-    ARM_PROCESSOR_SECTION_GUID, ArmContextInfo, ArmErrorInfo, ArmErrorType, ArmProcessorSection,
+    ARM_PROCESSOR_SECTION_GUID, ArmContextInfo, ArmErrorInfo, ArmErrorTypes, ArmProcessorSection,
 };
 pub use data_entry::{DataEntry, EntryFlags, Section};
 pub use guid::Guid;
@@ -158,12 +158,21 @@ pub enum CperError {
         /// The 8 on-wire bytes, little-endian.
         raw: u64,
     },
-    /// An ARM error information type outside the UEFI 2.9 enumeration.
-    #[error("Bad ARM error info type {value} (UEFI 2.9 enumeration: 0..=3)")]
+    /// An ARM error information type with a reserved bit set (UEFI 2.10
+    /// bitmap: bit 1 cache, bit 2 TLB, bit 3 bus, bit 4 micro-architectural;
+    /// bit 0 and bits 5..7 reserved).
+    #[error(
+        "Bad ARM error info type {value:#04x}: reserved bit(s) {reserved:#04x} set (UEFI 2.10 bitmap: bit 1 cache, bit 2 TLB, bit 3 bus, bit 4 micro-arch)"
+    )]
     BadArmErrorType {
         /// Value found.
         value: u8,
+        /// The reserved bits of `value` that are set.
+        reserved: u8,
     },
+    /// An ARM error information type with no bit set (UEFI 2.10 bitmap).
+    #[error("Bad ARM error info type 0: no error type bit set (UEFI 2.10 bitmap)")]
+    EmptyArmErrorType,
     /// A record signature is wrong.
     #[error("Bad {what}: {found:#010x}")]
     BadSignature {
