@@ -2,28 +2,22 @@
 //! The lab scenarios. Each runs in its own process (see `main`), prints what
 //! it saw and returns a verdict.
 
+use std::io::{Read, Seek, SeekFrom, Write as _};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 use std::{env, fs, io, ptr, thread};
 
-use vm_memory::GuestAddress;
-
-use crate::asm;
-use std::io::{Read, Seek, SeekFrom, Write as _};
-
-use std::time::{Duration, Instant};
-use vm_memory::Bytes;
-
-use ras_kvm::caps;
 use ras_kvm::clock::ReportTime;
-use ras_kvm::early_kill;
 use ras_kvm::sigbus::{self, SigbusRecord, VcpuSigbusGuard};
+use ras_kvm::{caps, early_kill};
+use vm_memory::{Bytes, GuestAddress};
 
-use crate::ghes;
 use crate::guest::{self, DATA};
 use crate::vmm::{self, Handled, Injected, Lab, LabError, VcpuReport};
+use crate::{asm, ghes};
 
 pub enum Verdict {
     Pass(String),
