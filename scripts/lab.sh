@@ -11,7 +11,11 @@
 #      every scenario; the harness runs an L2 bare-metal guest under KVM in L1;
 #   5. parse the serial output; exit non-zero if any scenario failed.
 #
-# Usage: scripts/lab.sh [all|fetch|build|run]
+# Usage: scripts/lab.sh [--ch CLOUD_HYPERVISOR] [all|fetch|build|run]
+#   --ch: after the embedded lab, run the full-stack scenarios
+#   (scripts/fullstack/run.sh) with that patched Cloud Hypervisor binary;
+#   without it they print `SKIP: no Cloud Hypervisor binary` and count
+#   neither as passed nor as failed.
 #   LAB_SCENARIOS (default all) and LAB_SCENARIOS_61 (default all)
 #   choose what each kernel runs; LAB_KERNELS (default "k73 k61");
 #   LAB_TIMEOUT per boot in seconds (default 600).
@@ -113,10 +117,27 @@ run() {
     return $fail
 }
 
+# fullstack: the full-stack scenarios with a patched Cloud Hypervisor, or a
+# SKIP line without one. Prints its own `N passed, M failed` line.
+fullstack() {
+    if [ -z "$CH_BIN" ]; then
+        echo "SKIP: no Cloud Hypervisor binary (full-stack scenarios; give one with --ch)"
+        return 0
+    fi
+    "$ROOT/scripts/fullstack/run.sh" --ch "$CH_BIN"
+}
+
+CH_BIN=
+if [ "${1:-}" = --ch ]; then
+    CH_BIN=${2:?--ch needs the path of a cloud-hypervisor binary}
+    [ -x "$CH_BIN" ] || { echo "lab: $CH_BIN is not an executable" >&2; exit 2; }
+    shift 2
+fi
+
 case ${1:-all} in
     fetch) fetch ;;
     build) build ;;
-    run) run ;;
-    all) fetch && build && run ;;
-    *) echo "usage: $0 [all|fetch|build|run]" >&2; exit 2 ;;
+    run) run && fullstack ;;
+    all) fetch && build && run && fullstack ;;
+    *) echo "usage: $0 [--ch CLOUD_HYPERVISOR] [all|fetch|build|run]" >&2; exit 2 ;;
 esac
