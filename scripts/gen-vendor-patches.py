@@ -367,6 +367,10 @@ def cmd_check():
         elif carried[p] != expected[p]:
             print(f"differs from crates/: {p}")
             ok = False
+    for name in series:
+        if "registry+" in (PATCH_DIR / name).read_text():
+            print(f"{name} names the package registry (regenerate to trim it)")
+            ok = False
     # Later patches must not touch the generated crates.
     for name in series[1:]:
         touched = parse_new_files((PATCH_DIR / name).read_bytes())
@@ -542,6 +546,48 @@ def cmd_gen(ch, update_lock=True):
     write_series(ch)
 
 
+def trim_lock_context(text):
+    """Drops Cargo.lock context lines that name the package registry.
+
+    Context is not needed to apply onto the exact base; dropping it keeps
+    the registry's address out of the series. Hunk headers are adjusted.
+    """
+    out = []
+    lines = text.split("\n")
+    i = 0
+    in_lock = False
+    while i < len(lines):
+        ln = lines[i]
+        if ln.startswith("diff --git "):
+            in_lock = ln.endswith(" b/Cargo.lock")
+        m = re.match(r"^@@ -(\d+),(\d+) \+(\d+),(\d+) @@(.*)$", ln) if in_lock else None
+        if not m:
+            out.append(ln)
+            i += 1
+            continue
+        old_start, old_len, new_start, new_len = (int(g) for g in m.groups()[:4])
+        body = []
+        j = i + 1
+        while j < len(lines) and lines[j][:1] in (" ", "+", "-", "\\"):
+            body.append(lines[j])
+            j += 1
+        lead = 0
+        while lead < len(body) and body[lead].startswith(" "):
+            lead += 1
+        drop_lead = max((k + 1 for k in range(lead) if "registry+" in body[k]), default=0)
+        trail = 0
+        while trail < len(body) and body[len(body) - 1 - trail].startswith(" "):
+            trail += 1
+        drop_trail = max((k + 1 for k in range(trail) if "registry+" in body[len(body) - 1 - k]), default=0)
+        body = body[drop_lead:len(body) - drop_trail]
+        old_len -= drop_lead + drop_trail
+        new_len -= drop_lead + drop_trail
+        out.append(f"@@ -{old_start + drop_lead},{old_len} +{new_start + drop_lead},{new_len} @@{m.group(5)}")
+        out += body
+        i = j
+    return "\n".join(out)
+
+
 def write_series(ch):
     ch = Path(ch).resolve()
     PATCH_DIR.mkdir(exist_ok=True)
@@ -550,6 +596,9 @@ def write_series(ch):
     out = git(ch, "format-patch", "--zero-commit", "--no-signature", "--no-numbered",
               "--full-index", "--binary", "-o", str(PATCH_DIR), f"{BASE_COMMIT}..HEAD")
     names = [Path(x).name for x in out.split()]
+    for n in names:
+        f = PATCH_DIR / n
+        f.write_text(trim_lock_context(f.read_text()))
     (PATCH_DIR / "series").write_text(
         "# Apply in this order onto the base named in BASE (git am).\n" + "".join(n + "\n" for n in names))
     (PATCH_DIR / "BASE").write_text(
