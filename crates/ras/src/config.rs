@@ -203,8 +203,7 @@ trait Keyword: Sized + Copy + PartialEq + 'static {
         Self::WORDS
             .iter()
             .find(|(_, v)| *v == self)
-            .map(|(w, _)| *w)
-            .unwrap_or("?")
+            .map_or("?", |(w, _)| *w)
     }
 
     fn parse_word(key: &'static str, value: &str) -> Result<Self, ConfigError> {
@@ -348,7 +347,7 @@ impl RasConfig {
             "sea_sources" => self.sea_sources = SeaSources::parse_word(key, value)?,
             "async" => self.async_mode = AsyncMode::parse_word(key, value)?,
             "poll_interval_ms" => {
-                self.poll_interval_ms = parse_u32(key, value, limits::POLL_INTERVAL_MS)?
+                self.poll_interval_ms = parse_u32(key, value, limits::POLL_INTERVAL_MS)?;
             }
             "queue_depth" => self.queue_depth = parse_u32(key, value, limits::QUEUE_DEPTH)?,
             "block_size" => {
@@ -365,7 +364,7 @@ impl RasConfig {
             "no_gpa" => self.no_gpa = NoGpaPolicy::parse_word(key, value)?,
             "storm_limit" => self.storm_limit = parse_u32(key, value, limits::STORM_LIMIT)?,
             "storm_window_ms" => {
-                self.storm_window_ms = parse_u32(key, value, limits::STORM_WINDOW_MS)?
+                self.storm_window_ms = parse_u32(key, value, limits::STORM_WINDOW_MS)?;
             }
             "rate_limit" => self.rate_limit = parse_u32(key, value, limits::RATE_LIMIT)?,
             "early_kill" => self.early_kill = bool::parse_word(key, value)?,

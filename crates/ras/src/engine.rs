@@ -273,7 +273,7 @@ impl RasEngine {
                     pending_stop.get_or_insert(reason.clone());
                 }
                 Action::Ignore { reason } => {
-                    self.emit(platform, &mut out, RasEvent::Ignored { reason: *reason })
+                    self.emit(platform, &mut out, RasEvent::Ignored { reason: *reason });
                 }
             }
         }

@@ -436,7 +436,7 @@ mod tests {
             granules: vec![g(0x1000, 12), g(0, 21)],
         };
         let json = serde_json::to_string(&overlapping).unwrap();
-        assert!(serde_json::from_str::<PoisonRegistry>(&json).is_err());
+        serde_json::from_str::<PoisonRegistry>(&json).unwrap_err();
         assert_eq!(
             PoisonRegistry::try_from(overlapping),
             Err(PoisonError::Overlap { a: 0x1000, b: 0 })

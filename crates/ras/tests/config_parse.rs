@@ -237,7 +237,7 @@ fn serde_defaults_missing_fields() {
             ..RasConfig::default()
         }
     );
-    assert!(serde_json::from_str::<RasConfig>(r#"{"bogus": 3}"#).is_err());
+    serde_json::from_str::<RasConfig>(r#"{"bogus": 3}"#).unwrap_err();
     let d = RasConfig::default();
     let back: RasConfig = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
     assert_eq!(back, d);

@@ -230,12 +230,12 @@ impl ExceptionEntry {
         };
         let old = current.pstate;
         let mut new = PSTATE_MODE_EL1H | PSTATE_DAIF;
-        if mode != FromMode::El0A32 {
-            new |= old & (PSTATE_NZCV | PSTATE_DIT | PSTATE_PAN);
-        } else {
+        if mode == FromMode::El0A32 {
             // AArch32 CPSR: N, Z, C, V are at the same place; DIT is bit
             // 21 and PAN bit 22 in AArch32 views.
             new |= old & PSTATE_NZCV;
+        } else {
+            new |= old & (PSTATE_NZCV | PSTATE_DIT | PSTATE_PAN);
         }
         if current.sctlr_el1 & SCTLR_EL1_SPAN == 0 {
             new |= PSTATE_PAN;

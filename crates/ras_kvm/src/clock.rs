@@ -23,8 +23,7 @@ impl ReportTime {
         let start = *START.get_or_init(Instant::now);
         let unix_time = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+            .map_or(0, |d| d.as_secs());
         let monotonic_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         Self {
             unix_time,

@@ -554,7 +554,7 @@ extern "C" fn handle_sigbus(_signo: c_int, info: *mut siginfo_t, _ctx: *mut c_vo
                 if s.pending.load(Ordering::Acquire)
                     && s.addr.load(Ordering::Relaxed) == si.addr =>
             {
-                crash(Fatal::Repeated, &si, tid, info)
+                crash(Fatal::Repeated, &si, tid, info);
             }
             Some(s) => {
                 s.addr.store(si.addr, Ordering::Relaxed);

@@ -73,11 +73,7 @@ fn all(list: Option<&str>) -> i32 {
     let (mut pass, mut fail, mut skip) = (0, 0, 0);
     let mut lines = Vec::new();
     for n in names {
-        let desc = ALL
-            .iter()
-            .find(|(k, _)| *k == n)
-            .map(|(_, d)| *d)
-            .unwrap_or("?");
+        let desc = ALL.iter().find(|(k, _)| *k == n).map_or("?", |(_, d)| *d);
         println!("=== scenario {n}: {desc}");
         let t = Instant::now();
         let status = match Command::new(&exe)

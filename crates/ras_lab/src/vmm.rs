@@ -307,7 +307,7 @@ impl Lab {
             .unwrap()
             .layout()
             .ack_register(SourceId(s));
-        reg.map(|r| self.read_u64(r)).unwrap_or(u64::MAX)
+        reg.map_or(u64::MAX, |r| self.read_u64(r))
     }
     /// Synchronous source of a vCPU.
     pub fn sync_source(&self, vcpu: u32) -> u16 {
@@ -316,8 +316,7 @@ impl Lab {
             .unwrap()
             .layout()
             .sync_source(vcpu)
-            .map(|s| s.0)
-            .unwrap_or(u16::MAX)
+            .map_or(u16::MAX, |s| s.0)
     }
     pub fn async_source(&self) -> u16 {
         self.engine.lock().unwrap().layout().async_source().0

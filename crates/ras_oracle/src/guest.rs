@@ -190,7 +190,7 @@ impl Guest {
     /// Index of the next console line (a mark for later searches).
     pub fn mark(&self) -> usize {
         let (m, _) = &*self.console;
-        m.lock().map(|c| c.lines.len()).unwrap_or(0)
+        m.lock().map_or(0, |c| c.lines.len())
     }
 
     /// Console lines from `from` on.

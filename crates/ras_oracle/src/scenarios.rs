@@ -887,8 +887,7 @@ fn s3_huge(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         .wait_for(m, Duration::from_secs(10), "THPTOUCH", |l| {
             l.contains("ORACLE THPTOUCH")
         })
-        .map(|(_, l)| l)
-        .unwrap_or_else(|_| "(the workload did not answer)".into());
+        .map_or_else(|_| "(the workload did not answer)".into(), |(_, l)| l);
     c.evidence(slice::from_ref(&touch));
     c.ok(
         pfns.contains(&(granule.base() >> 12)),

@@ -104,8 +104,8 @@ mod tests {
     fn numbers() {
         assert_eq!(parse_u64("0x4000_1000"), Ok(0x4000_1000));
         assert_eq!(parse_u64("4096"), Ok(4096));
-        assert!(parse_u64("0xg").is_err());
-        assert!(parse_u64("").is_err());
+        parse_u64("0xg").unwrap_err();
+        parse_u64("").unwrap_err();
     }
 
     #[test]
@@ -114,8 +114,8 @@ mod tests {
         assert_eq!(parse_granule_shift("2m"), Ok(21));
         assert_eq!(parse_granule_shift("1G"), Ok(30));
         assert_eq!(parse_granule_shift("shift=13"), Ok(13));
-        assert!(parse_granule_shift("shift=11").is_err());
-        assert!(parse_granule_shift("3M").is_err());
+        parse_granule_shift("shift=11").unwrap_err();
+        parse_granule_shift("3M").unwrap_err();
     }
 
     #[test]
@@ -128,7 +128,7 @@ mod tests {
         ] {
             assert_eq!(parse_severity(severity_name(s)), Ok(s));
         }
-        assert!(parse_severity("bad").is_err());
+        parse_severity("bad").unwrap_err();
     }
 
     #[test]
@@ -137,7 +137,7 @@ mod tests {
             parse_hex_bytes("de:ad be ef"),
             Ok(HexBytes(vec![0xde, 0xad, 0xbe, 0xef]))
         );
-        assert!(parse_hex_bytes("abc").is_err());
-        assert!(parse_hex_bytes("zz").is_err());
+        parse_hex_bytes("abc").unwrap_err();
+        parse_hex_bytes("zz").unwrap_err();
     }
 }

@@ -19,7 +19,7 @@
 //! cache error and took a "bus" error (2) for a cache error.
 //!
 //! libcper 0.0.4 (the independent decoder `tests/libcper` checks against)
-//! still reads the old enumeration, so it mis-names our types: cache (2) as
+//! still reads the old enumeration, so it names our types wrongly: cache (2) as
 //! "Bus", TLB (4), bus (8) and micro-architectural (16) as an unknown type.
 //! The test pins the raw bytes and that known disagreement.
 //!
@@ -47,7 +47,7 @@ pub const ARM_PROCESSOR_SECTION_GUID: Guid = Guid::from_fields(
 ///
 /// UEFI 2.10 bitmap, because the guest kernel (Linux
 /// `CPER_ARM_ERR_TYPE_MASK`) reads the bitmap; libcper 0.0.4 reads the older
-/// UEFI 2.9 enumeration and mis-names these values (see the module docs).
+/// UEFI 2.9 enumeration and names these values wrongly (see the module docs).
 pub const ARM_ERROR_TYPE_ENCODING: &str = "UEFI 2.10 bitmap (bit 1 cache, bit 2 TLB, bit 3 bus, \
      bit 4 micro-arch; guest kernels read the bitmap, libcper 0.0.4 the 2.9 enum)";
 
@@ -690,8 +690,8 @@ mod tests {
         );
         assert_eq!(serde_json::to_string(&t).unwrap(), "6");
         assert_eq!(serde_json::from_str::<ArmErrorTypes>("6").unwrap(), t);
-        assert!(serde_json::from_str::<ArmErrorTypes>("1").is_err());
-        assert!(serde_json::from_str::<ArmErrorTypes>("0").is_err());
+        serde_json::from_str::<ArmErrorTypes>("1").unwrap_err();
+        serde_json::from_str::<ArmErrorTypes>("0").unwrap_err();
     }
 
     #[test]

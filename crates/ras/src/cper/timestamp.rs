@@ -228,7 +228,7 @@ mod tests {
     #[test]
     fn rejects_non_bcd_and_reserved_flags() {
         let good = Timestamp::from_unix(1_795_545_200).to_u64();
-        assert!(Timestamp::from_u64(good).is_ok());
+        Timestamp::from_u64(good).unwrap();
         for (byte, val) in [
             (0usize, 0x0a_u8),
             (1, 0xa0),
