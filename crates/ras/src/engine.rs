@@ -58,6 +58,10 @@ pub enum EngineError {
     /// A restored poison list is invalid.
     #[error("Restoring the poison list failed: {0}")]
     Poison(#[from] PoisonError),
+    /// A VM has at least one vCPU: without one there is no synchronous
+    /// source and no vCPU to inject into.
+    #[error("RAS engine needs at least one vCPU")]
+    NoVcpus,
     /// [`RasEngine::init`] has not run.
     #[error("RAS engine used before init")]
     NotInitialized,
@@ -119,6 +123,9 @@ impl RasEngine {
     /// with `shared` a single one.
     pub fn new(config: RasConfig, region_base: u64, num_vcpus: u32) -> Result<Self, EngineError> {
         config.validate()?;
+        if num_vcpus == 0 {
+            return Err(EngineError::NoVcpus);
+        }
         let num_sync = match config.sea_sources {
             SeaSources::PerVcpu => num_vcpus,
             SeaSources::Shared => 1,

@@ -514,28 +514,103 @@ pub struct ParsedHest {
     pub entries: Vec<GhesV2>,
 }
 
-/// Parses a HEST made only of GHESv2 entries (what [`HestBuilder`] emits).
-/// Returns `None` on a bad signature, length, checksum, or an entry that is
-/// not GHESv2.
-pub fn parse(bytes: &[u8]) -> Option<ParsedHest> {
-    let (header, rest) = AcpiTableHeader::read_from_prefix(bytes).ok()?;
-    if header.signature != HEST_SIGNATURE || header.length.get() as usize != bytes.len() {
-        return None;
+/// Why [`parse`] refused a table.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum HestParseError {
+    /// Shorter than the header and the error source count.
+    #[error("Truncated HEST: {len} bytes, the header needs {ENTRIES_OFFSET}")]
+    Truncated {
+        /// Bytes given.
+        len: usize,
+    },
+    /// The signature is not "HEST".
+    #[error("Not a HEST: signature {found:?}")]
+    BadSignature {
+        /// The signature found.
+        found: [u8; 4],
+    },
+    /// The header length is not the table's length.
+    #[error("HEST header length {header} but the table has {actual} bytes")]
+    LengthMismatch {
+        /// Length in the header.
+        header: u32,
+        /// Bytes given.
+        actual: usize,
+    },
+    /// The bytes do not sum to zero.
+    #[error("Bad HEST checksum: the bytes sum to {sum:#04x}, not 0")]
+    BadChecksum {
+        /// Sum of all bytes.
+        sum: u8,
+    },
+    /// An entry does not fit in the table.
+    #[error("Truncated HEST entry at offset {offset}")]
+    TruncatedEntry {
+        /// Offset of the entry.
+        offset: usize,
+    },
+    /// An entry is not a GHESv2 entry.
+    #[error("HEST entry at offset {offset} has type {kind}, not GHESv2 ({GHES_V2_TYPE})")]
+    NotGhesV2 {
+        /// Offset of the entry.
+        offset: usize,
+        /// Its type.
+        kind: u16,
+    },
+    /// The error source count does not match the entries.
+    #[error("HEST error source count {count} but the table holds {entries} entries")]
+    CountMismatch {
+        /// The count field.
+        count: u32,
+        /// Entries found.
+        entries: usize,
+    },
+}
+
+/// Parses a HEST made only of GHESv2 entries (what [`HestBuilder`] emits),
+/// refusing a bad signature, length, checksum or error source count, and
+/// any entry that is truncated or not GHESv2, with the reason.
+pub fn parse(bytes: &[u8]) -> Result<ParsedHest, HestParseError> {
+    let (header, rest) = AcpiTableHeader::read_from_prefix(bytes)
+        .map_err(|_| HestParseError::Truncated { len: bytes.len() })?;
+    if header.signature != HEST_SIGNATURE {
+        return Err(HestParseError::BadSignature {
+            found: header.signature,
+        });
     }
-    if bytes.iter().fold(0u8, |acc, b| acc.wrapping_add(*b)) != 0 {
-        return None;
+    if header.length.get() as usize != bytes.len() {
+        return Err(HestParseError::LengthMismatch {
+            header: header.length.get(),
+            actual: bytes.len(),
+        });
     }
-    let (count, mut rest) = U32::<LE>::read_from_prefix(rest).ok()?;
+    let sum = bytes.iter().fold(0u8, |acc, b| acc.wrapping_add(*b));
+    if sum != 0 {
+        return Err(HestParseError::BadChecksum { sum });
+    }
+    let (count, mut rest) = U32::<LE>::read_from_prefix(rest)
+        .map_err(|_| HestParseError::Truncated { len: bytes.len() })?;
     let mut entries = Vec::new();
     while !rest.is_empty() {
-        let (entry, tail) = GhesV2::read_from_prefix(rest).ok()?;
+        let offset = bytes.len() - rest.len();
+        let (entry, tail) = GhesV2::read_from_prefix(rest)
+            .map_err(|_| HestParseError::TruncatedEntry { offset })?;
         if entry.kind.get() != GHES_V2_TYPE {
-            return None;
+            return Err(HestParseError::NotGhesV2 {
+                offset,
+                kind: entry.kind.get(),
+            });
         }
         entries.push(entry);
         rest = tail;
     }
-    Some(ParsedHest {
+    if count.get() as usize != entries.len() {
+        return Err(HestParseError::CountMismatch {
+            count: count.get(),
+            entries: entries.len(),
+        });
+    }
+    Ok(ParsedHest {
         header,
         error_source_count: count.get(),
         entries,
@@ -671,9 +746,78 @@ mod tests {
         assert_eq!(p.error_source_count, 2);
         assert_eq!(p.entries.len(), 2);
         assert_eq!(p.entries[1].notification.poll_interval.get(), 100);
-        let mut bad = b.clone();
-        bad[50] ^= 1;
-        assert!(parse(&bad).is_none());
+    }
+
+    /// Re-checksums `b` after a deliberate change, so that only the change
+    /// itself is under test.
+    fn fix_checksum(b: &mut [u8]) {
+        b[CHECKSUM_OFFSET] = 0;
+        let sum = b.iter().fold(0u8, |acc, x| acc.wrapping_add(*x));
+        b[CHECKSUM_OFFSET] = 0u8.wrapping_sub(sum);
+    }
+
+    #[test]
+    fn parse_refuses_damage_with_the_reason() {
+        let good = two_sources().build().unwrap();
+
+        assert_eq!(
+            parse(&good[..20]).unwrap_err(),
+            HestParseError::Truncated { len: 20 }
+        );
+
+        let mut b = good.clone();
+        b[0] = b'X';
+        assert!(matches!(
+            parse(&b).unwrap_err(),
+            HestParseError::BadSignature { found } if &found == b"XEST"
+        ));
+
+        assert_eq!(
+            parse(&good[..good.len() - 4]).unwrap_err(),
+            HestParseError::LengthMismatch {
+                header: good.len() as u32,
+                actual: good.len() - 4,
+            }
+        );
+
+        let mut b = good.clone();
+        b[50] ^= 1;
+        assert!(matches!(
+            parse(&b).unwrap_err(),
+            HestParseError::BadChecksum { .. }
+        ));
+
+        let mut b = good.clone();
+        b[ENTRIES_OFFSET + GHES_V2_LEN] = 9;
+        fix_checksum(&mut b);
+        assert_eq!(
+            parse(&b).unwrap_err(),
+            HestParseError::NotGhesV2 {
+                offset: ENTRIES_OFFSET + GHES_V2_LEN,
+                kind: 9,
+            }
+        );
+
+        let mut b = good.clone();
+        b[HEADER_LEN] = 3;
+        fix_checksum(&mut b);
+        assert_eq!(
+            parse(&b).unwrap_err(),
+            HestParseError::CountMismatch {
+                count: 3,
+                entries: 2,
+            }
+        );
+
+        let mut b = good[..good.len() - 4].to_vec();
+        b[4..8].copy_from_slice(&((good.len() - 4) as u32).to_le_bytes());
+        fix_checksum(&mut b);
+        assert_eq!(
+            parse(&b).unwrap_err(),
+            HestParseError::TruncatedEntry {
+                offset: ENTRIES_OFFSET + GHES_V2_LEN,
+            }
+        );
     }
 
     #[test]

@@ -571,6 +571,16 @@ fn engine_refuses_work_before_init_and_bad_layouts() {
         RasEngine::new(RasConfig::default(), REGION + 1, 1),
         Err(EngineError::ErrorSource(_))
     ));
+    for sea_sources in [SeaSources::PerVcpu, SeaSources::Shared] {
+        let config = RasConfig {
+            sea_sources,
+            ..RasConfig::default()
+        };
+        assert!(matches!(
+            RasEngine::new(config, REGION, 0),
+            Err(EngineError::NoVcpus)
+        ));
+    }
     let bad = RasConfig {
         block_size: 7,
         ..RasConfig::default()

@@ -236,9 +236,7 @@ pub fn decode_file(path: &Path, as_json: bool) -> Result<String, CliError> {
 pub fn decode_bytes(bytes: &[u8], as_json: bool) -> Result<String, String> {
     match bytes.get(..4) {
         Some(b"HEST") => {
-            let parsed = hest::parse(bytes).ok_or_else(|| {
-                "not a valid HEST (length, checksum or a non-GHESv2 entry)".to_string()
-            })?;
+            let parsed = hest::parse(bytes).map_err(|e| e.to_string())?;
             let v = hest_view(&parsed);
             Ok(if as_json { json(&v) } else { hest_text(&v) })
         }

@@ -96,6 +96,14 @@ fn hest_refuses_a_bad_ras_string() {
 }
 
 #[test]
+fn hest_refuses_zero_vcpus() {
+    let out = rasctl(&["hest", "--out", path(&tmp("zero.aml")), "--vcpus", "0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least one vCPU"), "{err}");
+}
+
+#[test]
 fn memory_block_covers_the_whole_huge_page() {
     let out = tmp("mem2m.bin");
     ok(&[
@@ -201,7 +209,7 @@ fn decode_refuses_bad_input_with_a_reason() {
     let cases: [(&str, Vec<u8>, &str); 4] = [
         ("trunc.bin", bytes[..30].to_vec(), "Truncated"),
         ("empty.bin", vec![0; 20], "empty"),
-        ("hest.bin", b"HEST\x10\0\0\0".to_vec(), "not a valid HEST"),
+        ("hest.bin", b"HEST\x10\0\0\0".to_vec(), "Truncated HEST"),
         ("cper.bin", b"CPER\0\0\0\0".to_vec(), "CPER record"),
     ];
     for (name, content, expect) in cases {
