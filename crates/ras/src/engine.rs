@@ -65,6 +65,9 @@ pub enum EngineError {
     /// [`RasEngine::init`] has not run.
     #[error("RAS engine used before init")]
     NotInitialized,
+    /// An injection that this configuration cannot deliver as asked.
+    #[error("Cannot inject the error: {0}")]
+    Injection(String),
     /// A snapshot was taken with a different configuration.
     #[error("RAS snapshot configuration differs: snapshot '{snapshot}', running '{running}'")]
     ConfigMismatch {
@@ -210,6 +213,44 @@ impl RasEngine {
             },
             &self.policy,
         )
+    }
+
+    /// Checks, before [`RasEngine::handle`], that an injected report can be
+    /// delivered as asked: its vCPU exists, its source is enabled and its
+    /// record fits the error status block. A request that fails here must
+    /// change nothing, so an operator's typo is refused instead of
+    /// becoming a `record-failed` event.
+    pub fn check_injection(&self, report: &ErrorReport) -> Result<(), EngineError> {
+        let ErrorCause::Injected { target, .. } = &report.cause else {
+            return Err(EngineError::Injection("not an injected error".to_string()));
+        };
+        match target {
+            InjectTarget::Sync { vcpu } if *vcpu >= self.num_vcpus => {
+                return Err(EngineError::Injection(format!(
+                    "vCPU {vcpu} does not exist (the VM has {} vCPUs)",
+                    self.num_vcpus
+                )));
+            }
+            InjectTarget::Async if self.config.async_mode == AsyncMode::Off => {
+                return Err(EngineError::Injection(
+                    "the asynchronous error source is disabled (--ras async=off)".to_string(),
+                ));
+            }
+            _ => {}
+        }
+        let block_len = self.layout().block_len() as usize;
+        for action in self.decide(report).actions {
+            if let Action::Record { record, .. } = action {
+                let len = record.to_status_block().encoded_len();
+                if len > block_len {
+                    return Err(EngineError::Injection(format!(
+                        "the record takes {len} bytes, more than the {block_len}-byte error \
+                         status block (--ras block_size)"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Handles one error report: decides, then applies each action in

@@ -337,6 +337,32 @@ pub struct RasCounters {
 }
 
 impl RasCounters {
+    /// Every counter with its name (the serde field name), for a VMM's
+    /// counters API.
+    pub fn named(&self) -> [(&'static str, u64); 19] {
+        [
+            ("sea_exits", self.sea_exits),
+            ("sigbus_ar", self.sigbus_ar),
+            ("sigbus_ao", self.sigbus_ao),
+            ("injected", self.injected),
+            ("records_written", self.records_written),
+            ("records_queued", self.records_queued),
+            ("queued_records_written", self.queued_records_written),
+            ("records_dropped", self.records_dropped),
+            ("records_failed", self.records_failed),
+            ("aborts_injected", self.aborts_injected),
+            ("abort_failures", self.abort_failures),
+            ("async_notifications", self.async_notifications),
+            ("notify_failures", self.notify_failures),
+            ("pages_poisoned", self.pages_poisoned),
+            ("poison_list_full", self.poison_list_full),
+            ("poison_repaired", self.poison_repaired),
+            ("region_tampered", self.region_tampered),
+            ("ignored", self.ignored),
+            ("vm_stops", self.vm_stops),
+        ]
+    }
+
     /// Counts one event.
     pub fn count(&mut self, event: &RasEvent) {
         let c = match event {
@@ -481,5 +507,22 @@ mod tests {
             e.to_string(),
             "record-written source=sync/2 gpa=0x40200000 shift=21 severity=recoverable"
         );
+    }
+
+    #[test]
+    fn named_counters_match_the_serialized_fields() {
+        let mut c = RasCounters::default();
+        for (i, e) in all_events().iter().enumerate() {
+            for _ in 0..=i {
+                c.count(e);
+            }
+        }
+        let json = serde_json::to_value(c).unwrap();
+        let fields = json.as_object().unwrap();
+        let named = c.named();
+        assert_eq!(named.len(), fields.len());
+        for (name, value) in named {
+            assert_eq!(fields[name].as_u64(), Some(value), "{name}");
+        }
     }
 }

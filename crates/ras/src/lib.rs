@@ -19,6 +19,7 @@ pub mod engine;
 pub mod error_source;
 pub mod event;
 pub mod hest;
+pub mod inject;
 pub mod poison;
 pub mod policy;
 pub mod report;
