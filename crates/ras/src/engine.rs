@@ -191,6 +191,16 @@ impl RasEngine {
         &self.poison
     }
 
+    /// Whether records wait behind unacknowledged ones: the VMM should
+    /// then call [`RasEngine::service`] again later (periodically), since
+    /// a guest acknowledges without any exit.
+    pub fn has_queued(&self) -> bool {
+        self.sources
+            .layout()
+            .sources()
+            .any(|s| self.sources.queue_len(s).is_ok_and(|n| n > 0))
+    }
+
     /// Running totals.
     pub fn counters(&self) -> RasCounters {
         self.counters

@@ -286,9 +286,11 @@ fn queued_async_record_is_signalled_when_written() {
     e.handle(&ao(g(RAM + 0x1000, 12), 1), &mem, &mut p).unwrap();
     // One notification: the second record waits for the ack.
     assert_eq!(p.calls, vec![Call::Notify]);
+    assert!(e.has_queued());
     guest_ack(&e, &mem, e.layout().async_source());
     e.service(&mem, &mut p).unwrap();
     assert_eq!(p.calls, vec![Call::Notify, Call::Notify]);
+    assert!(!e.has_queued());
     assert_eq!(
         block(&e, &mem, e.layout().async_source()),
         Some(StatusBlock::memory_error(
