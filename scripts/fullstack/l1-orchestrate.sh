@@ -143,8 +143,8 @@ vmm_mem() { # VmRSS/VmHWM in kB
     RSS=$(awk '/^VmRSS/ {print $2}' "/proc/$CHPID/status" 2>/dev/null)
     HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$CHPID/status" 2>/dev/null)
 }
-ras_events() { # print the RAS events (evidence)
-    grep -a '"ras"' "$EVT" 2>/dev/null | sed 's/^/    event: /' | tail -n "${1:-20}"
+ras_events() { # print the RAS events (evidence), one compact object a line
+    ras_event_objs | grep -a '"source":"ras"' | sed 's/^/    event: /' | tail -n "${1:-20}"
 }
 # has_event NAME: the event monitor wrote {"source": "ras", "event": NAME}
 # (pretty-printed JSON, one key a line: match on the file with white space
