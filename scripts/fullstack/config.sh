@@ -4,16 +4,16 @@
 # scenarios depend on. Sourced by run.sh on the host and copied into the L1
 # initramfs for the orchestrator (busybox sh: keep it POSIX).
 #
-# ASSUMPTIONS (the patch series defining them is being written in
-# parallel; adjust here only):
+# The syntax comes from the vendor-patches series (docs/ras.md there):
 #  - `--ras <options>` takes the option string parsed by
 #    crates/ras/src/config.rs (RasConfig::SYNTAX): "on" = all defaults
 #    (sea_sources=per_vcpu, async=gpio, early_kill=on, ...).
 #  - RAS_OPTS_SYNC turns off the early-kill prctl, so a page poisoned with
 #    corrupt-pfn raises no BUS_MCEERR_AO in the VMM and is only seen when the
 #    guest consumes it: that exercises the synchronous (SEA) path.
-#  - `ch-remote --api-socket S inject-error <args>`: the argument strings
-#    below (@GPA@ is replaced by a guest physical address).
+#  - `ch-remote --api-socket S inject-error <options>`: the option string
+#    of crates/ras/src/inject.rs (InjectRequest::SYNTAX); @GPA@ is replaced
+#    by a guest physical address.
 #  - Events: event-monitor JSON lines with "source":"ras" and the event
 #    names of crates/ras/src/event.rs (sea-exit, sigbus-ar, sigbus-ao,
 #    record-written, abort-injected, async-notified, page-poisoned, ...).
@@ -24,8 +24,8 @@
 RAS_FLAG=${RAS_FLAG:---ras}
 RAS_OPTS=${RAS_OPTS:-on}
 RAS_OPTS_SYNC=${RAS_OPTS_SYNC:-early_kill=off}
-INJECT_MEM_ARGS=${INJECT_MEM_ARGS:-memory gpa=@GPA@,severity=recoverable}
-INJECT_ARM_ARGS=${INJECT_ARM_ARGS:-arm-processor cpu=0,severity=recoverable}
+INJECT_MEM_ARGS=${INJECT_MEM_ARGS:-type=memory,gpa=@GPA@,severity=recoverable}
+INJECT_ARM_ARGS=${INJECT_ARM_ARGS:-type=arm-processor,arm_error=cache,severity=corrected}
 
 GUEST_MEM=${GUEST_MEM:-512M}
 GUEST_MEM_BYTES=${GUEST_MEM_BYTES:-0x20000000}
