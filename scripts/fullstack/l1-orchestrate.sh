@@ -416,10 +416,18 @@ if want 2 || want 4 || want 5; then
         fi
         if want 5 && alive; then
             say "--- scenario 5: reboot after poison, same GPA used again"
-            gpa=${S2GPA:-}
-            if [ -z "$gpa" ]; then
-                gbg "rastest hold s5 1 0"; wait_log "RASTEST ready tag=s5 " 60
-                gpa=$(guest_gpa s5 0); [ -n "$gpa" ] && poison "$gpa"
+            # A page of its own, the one nearest the middle of guest RAM:
+            # after the reboot the guest program must own that GPA again,
+            # and the kernel's early (top-down) allocations take the top.
+            gbg "rastest hold s5 64 0"; wait_log "RASTEST ready tag=s5 " 60
+            mid=$((GUEST_RAM_BASE + GUEST_MEM_BYTES / 2)); gpa=; bestd=
+            for p in $(grep -a "RASTEST page tag=s5 " "$SER" | sed 's/.*gpa=\(0x[0-9a-f]*\).*/\1/'); do
+                d=$((p - mid)); [ "$d" -lt 0 ] && d=$((-d))
+                if [ -z "$bestd" ] || [ "$d" -lt "$bestd" ]; then gpa=$p; bestd=$d; fi
+            done
+            if [ -n "$gpa" ] && poison "$gpa"; then
+                # Consumed (sync path): the page is in the VMM's poison list.
+                g "kill -USR2 $(guest_pid s5); sleep 2"
             fi
             ev "rebooting the guest (poisoned GPA $gpa)"
             nready=$(grep -ac "RASGUEST ready" "$SER")
