@@ -1,17 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 //! `--ras` option: [`RasConfig`] and its `key=value,key=value` parser.
 //!
-//! Same shape as Cloud Hypervisor's option strings (vmm/src/config.rs with
-//! `OptionParser`): comma-separated `key=value` pairs, an unknown key is an
-//! error, a repeated key is an error. No value of this option contains a
-//! comma, so there is no bracket quoting. Keys and values are
-//! case-sensitive and are not trimmed. See [`RasConfig::SYNTAX`].
+//! Syntax of [`crate::options`]. Keys and values are case-sensitive and
+//! are not trimmed; numbers are decimal. See [`RasConfig::SYNTAX`].
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::options::{self, Keyword, SyntaxError};
 
 /// How synchronous (SEA, ACPI notification type 8) error sources are laid
 /// out.
@@ -194,28 +193,22 @@ pub mod limits {
     pub const MAX_POISONED: (u64, u64) = (1, 1 << 20);
 }
 
-/// A keyword option value: its words and their values.
-trait Keyword: Sized + Copy + PartialEq + 'static {
-    const WORDS: &'static [(&'static str, Self)];
-    const ALLOWED: &'static str;
+/// `value` as a keyword of option `key`.
+fn keyword<T: Keyword>(key: &'static str, value: &str) -> Result<T, ConfigError> {
+    T::from_word(value).ok_or_else(|| ConfigError::InvalidEnum {
+        key,
+        value: value.to_string(),
+        allowed: T::ALLOWED,
+    })
+}
 
-    fn word(self) -> &'static str {
-        Self::WORDS
-            .iter()
-            .find(|(_, v)| *v == self)
-            .map_or("?", |(w, _)| *w)
-    }
-
-    fn parse_word(key: &'static str, value: &str) -> Result<Self, ConfigError> {
-        Self::WORDS
-            .iter()
-            .find(|(w, _)| *w == value)
-            .map(|(_, v)| *v)
-            .ok_or_else(|| ConfigError::InvalidEnum {
-                key,
-                value: value.to_string(),
-                allowed: Self::ALLOWED,
-            })
+impl From<SyntaxError<'_>> for ConfigError {
+    fn from(e: SyntaxError<'_>) -> Self {
+        match e {
+            SyntaxError::EmptyOption => ConfigError::EmptyOption,
+            SyntaxError::MissingValue(option) => ConfigError::MissingValue(option.to_string()),
+            SyntaxError::DuplicateKey(key) => ConfigError::DuplicateKey(key.to_string()),
+        }
     }
 }
 
@@ -240,11 +233,6 @@ impl Keyword for NoGpaPolicy {
     const WORDS: &'static [(&'static str, Self)] =
         &[("inject", NoGpaPolicy::Inject), ("stop", NoGpaPolicy::Stop)];
     const ALLOWED: &'static str = "inject|stop";
-}
-
-impl Keyword for bool {
-    const WORDS: &'static [(&'static str, Self)] = &[("on", true), ("off", false)];
-    const ALLOWED: &'static str = "on|off";
 }
 
 fn parse_number(
@@ -306,18 +294,7 @@ impl RasConfig {
         if s.is_empty() || s == "on" {
             return Ok(cfg);
         }
-        let mut seen: Vec<&str> = Vec::new();
-        for option in s.split(',') {
-            if option.is_empty() {
-                return Err(ConfigError::EmptyOption);
-            }
-            let Some((key, value)) = option.split_once('=') else {
-                return Err(ConfigError::MissingValue(option.to_string()));
-            };
-            if seen.contains(&key) {
-                return Err(ConfigError::DuplicateKey(key.to_string()));
-            }
-            seen.push(key);
+        for (key, value) in options::split(s)? {
             cfg.set(key, value)?;
         }
         cfg.validate()?;
@@ -344,8 +321,8 @@ impl RasConfig {
             return Err(ConfigError::EmptyValue(key.to_string()));
         }
         match key {
-            "sea_sources" => self.sea_sources = SeaSources::parse_word(key, value)?,
-            "async" => self.async_mode = AsyncMode::parse_word(key, value)?,
+            "sea_sources" => self.sea_sources = keyword(key, value)?,
+            "async" => self.async_mode = keyword(key, value)?,
             "poll_interval_ms" => {
                 self.poll_interval_ms = parse_u32(key, value, limits::POLL_INTERVAL_MS)?;
             }
@@ -361,13 +338,13 @@ impl RasConfig {
                 }
                 self.block_size = n;
             }
-            "no_gpa" => self.no_gpa = NoGpaPolicy::parse_word(key, value)?,
+            "no_gpa" => self.no_gpa = keyword(key, value)?,
             "storm_limit" => self.storm_limit = parse_u32(key, value, limits::STORM_LIMIT)?,
             "storm_window_ms" => {
                 self.storm_window_ms = parse_u32(key, value, limits::STORM_WINDOW_MS)?;
             }
             "rate_limit" => self.rate_limit = parse_u32(key, value, limits::RATE_LIMIT)?,
-            "early_kill" => self.early_kill = bool::parse_word(key, value)?,
+            "early_kill" => self.early_kill = keyword(key, value)?,
             _ => self.max_poisoned = parse_u32(key, value, limits::MAX_POISONED)?,
         }
         Ok(())

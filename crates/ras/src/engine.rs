@@ -543,61 +543,47 @@ impl RasEngine {
         platform: &mut dyn Platform,
         out: &mut Outcome,
     ) -> Option<Delivery> {
-        let Some(source) = self.source_of(target) else {
-            let error = format!("No error source for {target}");
-            self.emit(
-                platform,
-                out,
-                RasEvent::RecordFailed {
+        let delivery = match self.source_of(target) {
+            Some(source) => self
+                .sources
+                .submit(mem, source, &record.to_status_block())
+                .map_err(|e| e.to_string()),
+            None => Err(format!("No error source for {target}")),
+        };
+        let d = match delivery {
+            Ok(d) => d,
+            Err(error) => {
+                let event = RasEvent::RecordFailed {
                     source: target,
                     error,
-                },
-            );
-            return None;
-        };
-        let block = record.to_status_block();
-        match self.sources.submit(mem, source, &block) {
-            Ok(d) => {
-                let event = match d {
-                    Delivery::Written => RasEvent::RecordWritten {
-                        source: target,
-                        granule: record.granule(),
-                        severity: record.severity,
-                    },
-                    Delivery::WroteOlderQueued { depth } | Delivery::Queued { depth } => {
-                        RasEvent::RecordQueued {
-                            source: target,
-                            depth,
-                        }
-                    }
-                    Delivery::Dropped => RasEvent::RecordDropped {
-                        source: target,
-                        granule: record.granule(),
-                    },
                 };
-                if matches!(d, Delivery::WroteOlderQueued { .. }) {
-                    self.emit(
-                        platform,
-                        out,
-                        RasEvent::QueuedRecordWritten { source: target },
-                    );
-                }
                 self.emit(platform, out, event);
-                Some(d)
+                return None;
             }
-            Err(e) => {
-                let error = e.to_string();
-                self.emit(
-                    platform,
-                    out,
-                    RasEvent::RecordFailed {
-                        source: target,
-                        error,
-                    },
-                );
-                None
-            }
+        };
+        if matches!(d, Delivery::WroteOlderQueued { .. }) {
+            let event = RasEvent::QueuedRecordWritten { source: target };
+            self.emit(platform, out, event);
         }
+        let event = match d {
+            Delivery::Written => RasEvent::RecordWritten {
+                source: target,
+                granule: record.granule(),
+                severity: record.severity,
+            },
+            Delivery::WroteOlderQueued { depth } | Delivery::Queued { depth } => {
+                RasEvent::RecordQueued {
+                    source: target,
+                    depth,
+                }
+            }
+            Delivery::Dropped => RasEvent::RecordDropped {
+                source: target,
+                granule: record.granule(),
+            },
+        };
+        self.emit(platform, out, event);
+        Some(d)
     }
 
     fn check_tampered(&mut self, platform: &mut dyn Platform, out: &mut Outcome) {

@@ -158,15 +158,6 @@ fn push_granule(p: &mut Vec<(&'static str, String)>, g: Option<&GpaGranule>) {
     }
 }
 
-fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Recoverable => "recoverable",
-        Severity::Fatal => "fatal",
-        Severity::Corrected => "corrected",
-        Severity::Informational => "informational",
-    }
-}
-
 fn abort_name(k: AbortKind) -> &'static str {
     match k {
         AbortKind::Data => "data",
@@ -228,7 +219,7 @@ impl RasEvent {
             } => {
                 p.push(("source", source.to_string()));
                 push_granule(&mut p, granule.as_ref());
-                p.push(("severity", severity_name(*severity).to_string()));
+                p.push(("severity", severity.name().to_string()));
             }
             RasEvent::RecordQueued { source, depth } => {
                 p.push(("source", source.to_string()));

@@ -10,22 +10,21 @@
 //! reports them to the guest exactly as asked and never marks memory
 //! poisoned (see [`crate::policy`]).
 
-use std::{fmt, str};
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::cper::arm::{info_validation, validation};
-use crate::cper::{ArmErrorInfo, ArmErrorTypes, ArmProcessorSection, Guid, Severity};
-use crate::report::{ErrorCause, ErrorReport, GpaGranule, InjectPayload, InjectTarget};
+use crate::cper::{ArmErrorTypes, ArmProcessorSection, Guid, Severity};
+use crate::options::{self, HexError, Keyword, SyntaxError};
+use crate::report::{
+    ErrorCause, ErrorReport, GpaGranule, InjectPayload, InjectTarget, MAX_GRANULE_SHIFT,
+    MIN_GRANULE_SHIFT,
+};
 
 /// Largest raw section body accepted, in bytes (the engine further
 /// refuses a record larger than the error status block).
 pub const MAX_RAW_DATA: usize = 4096;
-
-/// Smallest and largest memory granule, as a shift (4 KiB and 1 GiB: the
-/// page sizes an arm64 host backs guest memory with).
-pub const GRANULE_SHIFTS: (u8, u8) = (12, 30);
 
 /// What kind of error section to report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -51,32 +50,6 @@ pub enum InjectSource {
     /// The synchronous (SEA) source of `vcpu`, which also takes an external
     /// data abort as if it had consumed the error.
     Sync,
-}
-
-/// CPER severity of the injected record (UEFI 2.10 N.2.1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InjectSeverity {
-    /// Recoverable (uncorrected): the guest contains it.
-    #[default]
-    Recoverable,
-    /// Corrected.
-    Corrected,
-    /// Fatal: a Linux guest panics.
-    Fatal,
-    /// Informational.
-    Informational,
-}
-
-impl From<InjectSeverity> for Severity {
-    fn from(s: InjectSeverity) -> Self {
-        match s {
-            InjectSeverity::Recoverable => Severity::Recoverable,
-            InjectSeverity::Corrected => Severity::Corrected,
-            InjectSeverity::Fatal => Severity::Fatal,
-            InjectSeverity::Informational => Severity::Informational,
-        }
-    }
 }
 
 /// ARM error-information type (one bit of the UEFI 2.10 N.2.4.4.1 bitmap).
@@ -120,13 +93,13 @@ pub struct InjectRequest {
     /// vCPU taking the abort (`source=sync` only; default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vcpu: Option<u32>,
-    /// CPER severity.
+    /// CPER severity (default recoverable).
     #[serde(default)]
-    pub severity: InjectSeverity,
+    pub severity: Severity,
     /// Memory: the guest-physical address in error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpa: Option<u64>,
-    /// Memory: bytes lost around `gpa` (a power of two, 4 KiB..1 GiB;
+    /// Memory: bytes lost around `gpa` (a power of two, 4 KiB..16 GiB;
     /// default 4 KiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub granule: Option<u64>,
@@ -212,8 +185,8 @@ pub enum InjectError {
     /// The granule is not a power of two in range.
     #[error(
         "Invalid inject-error granule {0:#x} (a power of two, {min:#x}..={max:#x})",
-        min = 1u64 << GRANULE_SHIFTS.0,
-        max = 1u64 << GRANULE_SHIFTS.1
+        min = 1u64 << MIN_GRANULE_SHIFT,
+        max = 1u64 << MAX_GRANULE_SHIFT
     )]
     BadGranule(u64),
     /// The section type is not a GUID.
@@ -245,25 +218,27 @@ impl fmt::Display for InjectKind {
     }
 }
 
-/// A keyword value: its words (the serde names) and values.
-trait Word: Sized + Copy + 'static {
-    const WORDS: &'static [(&'static str, Self)];
-    const ALLOWED: &'static str;
+/// `value` as a keyword of option `key`.
+fn keyword<T: Keyword>(key: &'static str, value: &str) -> Result<T, InjectError> {
+    T::from_word(value).ok_or_else(|| InjectError::InvalidWord {
+        key,
+        value: value.to_string(),
+        allowed: T::ALLOWED,
+    })
+}
 
-    fn parse_word(key: &'static str, value: &str) -> Result<Self, InjectError> {
-        Self::WORDS
-            .iter()
-            .find(|(w, _)| *w == value)
-            .map(|(_, v)| *v)
-            .ok_or_else(|| InjectError::InvalidWord {
-                key,
-                value: value.to_string(),
-                allowed: Self::ALLOWED,
-            })
+impl From<SyntaxError<'_>> for InjectError {
+    fn from(e: SyntaxError<'_>) -> Self {
+        match e {
+            SyntaxError::EmptyOption => InjectError::EmptyOption,
+            SyntaxError::MissingValue(option) => InjectError::MissingValue(option.to_string()),
+            SyntaxError::DuplicateKey(key) => InjectError::DuplicateKey(key.to_string()),
+        }
     }
 }
 
-impl Word for InjectKind {
+/// The words are the serde names.
+impl Keyword for InjectKind {
     const WORDS: &'static [(&'static str, Self)] = &[
         ("memory", InjectKind::Memory),
         ("arm-processor", InjectKind::ArmProcessor),
@@ -272,23 +247,13 @@ impl Word for InjectKind {
     const ALLOWED: &'static str = "memory|arm-processor|raw";
 }
 
-impl Word for InjectSource {
+impl Keyword for InjectSource {
     const WORDS: &'static [(&'static str, Self)] =
         &[("async", InjectSource::Async), ("sync", InjectSource::Sync)];
     const ALLOWED: &'static str = "async|sync";
 }
 
-impl Word for InjectSeverity {
-    const WORDS: &'static [(&'static str, Self)] = &[
-        ("recoverable", InjectSeverity::Recoverable),
-        ("corrected", InjectSeverity::Corrected),
-        ("fatal", InjectSeverity::Fatal),
-        ("informational", InjectSeverity::Informational),
-    ];
-    const ALLOWED: &'static str = "recoverable|corrected|fatal|informational";
-}
-
-impl Word for InjectArmError {
+impl Keyword for InjectArmError {
     const WORDS: &'static [(&'static str, Self)] = &[
         ("cache", InjectArmError::Cache),
         ("tlb", InjectArmError::Tlb),
@@ -298,26 +263,11 @@ impl Word for InjectArmError {
     const ALLOWED: &'static str = "cache|tlb|bus|micro-arch";
 }
 
-impl Word for bool {
-    const WORDS: &'static [(&'static str, Self)] = &[("on", true), ("off", false)];
-    const ALLOWED: &'static str = "on|off";
-}
-
-/// A decimal or `0x`-prefixed hexadecimal number.
 fn parse_u64(key: &'static str, value: &str) -> Result<u64, InjectError> {
-    let bad = || InjectError::InvalidNumber {
+    options::parse_u64(value).ok_or_else(|| InjectError::InvalidNumber {
         key,
         value: value.to_string(),
-    };
-    let (digits, radix) = match value.strip_prefix("0x").or(value.strip_prefix("0X")) {
-        Some(hex) => (hex, 16),
-        None => (value, 10),
-    };
-    // from_str_radix accepts a leading '+': digits only.
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    u64::from_str_radix(digits, radix).map_err(|_| bad())
+    })
 }
 
 fn parse_u32(key: &'static str, value: &str) -> Result<u32, InjectError> {
@@ -327,32 +277,20 @@ fn parse_u32(key: &'static str, value: &str) -> Result<u32, InjectError> {
     })
 }
 
-/// Hex digits to bytes.
-fn decode_hex(text: &str) -> Result<Vec<u8>, InjectError> {
-    if !text.len().is_multiple_of(2) {
-        return Err(InjectError::BadData(format!(
-            "{} hex digits (two per byte)",
-            text.len()
-        )));
-    }
+/// The raw section body: hex digits, at most [`MAX_RAW_DATA`] bytes.
+fn decode_data(text: &str) -> Result<Vec<u8>, InjectError> {
     if text.len() / 2 > MAX_RAW_DATA {
         return Err(InjectError::BadData(format!(
             "{} bytes (at most {MAX_RAW_DATA})",
             text.len() / 2
         )));
     }
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            str::from_utf8(pair)
-                .ok()
-                .filter(|s| s.bytes().all(|b| b.is_ascii_hexdigit()))
-                .and_then(|s| u8::from_str_radix(s, 16).ok())
-                .ok_or_else(|| {
-                    InjectError::BadData(format!("'{}' is not hex", text.escape_debug()))
-                })
+    options::decode_hex(text).map_err(|e| {
+        InjectError::BadData(match e {
+            HexError::OddLength(n) => format!("{n} hex digits (two per byte)"),
+            HexError::NotHex(at) => format!("not a hex digit at offset {at}"),
         })
-        .collect()
+    })
 }
 
 impl InjectRequest {
@@ -369,21 +307,11 @@ impl InjectRequest {
     /// [`to_report`](Self::to_report) checks that the fields fit together.
     pub fn parse(s: &str) -> Result<Self, InjectError> {
         let mut req = InjectRequest::default();
-        let mut seen: Vec<&str> = Vec::new();
-        for option in s.split(',') {
-            if option.is_empty() {
-                return Err(InjectError::EmptyOption);
-            }
-            let Some((key, value)) = option.split_once('=') else {
-                return Err(InjectError::MissingValue(option.to_string()));
-            };
-            if seen.contains(&key) {
-                return Err(InjectError::DuplicateKey(key.to_string()));
-            }
-            seen.push(key);
+        let pairs = options::split(s)?;
+        for &(key, value) in &pairs {
             req.set(key, value)?;
         }
-        if !seen.contains(&"type") {
+        if !pairs.iter().any(|(key, _)| *key == "type") {
             return Err(InjectError::MissingType);
         }
         Ok(req)
@@ -410,14 +338,20 @@ impl InjectRequest {
             return Err(InjectError::EmptyValue(key.to_string()));
         }
         match key {
-            "type" => self.kind = InjectKind::parse_word(key, value)?,
-            "source" => self.source = InjectSource::parse_word(key, value)?,
+            "type" => self.kind = keyword(key, value)?,
+            "source" => self.source = keyword(key, value)?,
             "vcpu" => self.vcpu = Some(parse_u32(key, value)?),
-            "severity" => self.severity = InjectSeverity::parse_word(key, value)?,
+            "severity" => {
+                self.severity = value.parse().map_err(|_| InjectError::InvalidWord {
+                    key,
+                    value: value.to_string(),
+                    allowed: "recoverable|fatal|corrected|informational",
+                })?;
+            }
             "gpa" => self.gpa = Some(parse_u64(key, value)?),
             "granule" => self.granule = Some(parse_u64(key, value)?),
-            "threshold_exceeded" => self.threshold_exceeded = Some(bool::parse_word(key, value)?),
-            "arm_error" => self.arm_error = Some(InjectArmError::parse_word(key, value)?),
+            "threshold_exceeded" => self.threshold_exceeded = Some(keyword(key, value)?),
+            "arm_error" => self.arm_error = Some(keyword(key, value)?),
             "mpidr" => self.mpidr = Some(parse_u64(key, value)?),
             "pa" => self.pa = Some(parse_u64(key, value)?),
             "va" => self.va = Some(parse_u64(key, value)?),
@@ -457,7 +391,7 @@ impl InjectRequest {
     pub fn memory_range(&self) -> Option<(u64, u64)> {
         let gpa = self.gpa?;
         (self.kind == InjectKind::Memory).then(|| {
-            let len = self.granule.unwrap_or(1 << GRANULE_SHIFTS.0);
+            let len = self.granule.unwrap_or(1 << MIN_GRANULE_SHIFT);
             (gpa & !(len.wrapping_sub(1)), len)
         })
     }
@@ -498,23 +432,19 @@ impl InjectRequest {
                 InjectTarget::Sync { vcpu }
             }
         };
-        let severity = Severity::from(self.severity);
+        let severity = self.severity;
         let payload = match self.kind {
             InjectKind::Memory => {
                 let gpa = self.gpa.ok_or(InjectError::Missing {
                     kind: self.kind,
                     key: "gpa",
                 })?;
-                let len = self.granule.unwrap_or(1 << GRANULE_SHIFTS.0);
-                let shift = len.trailing_zeros();
-                if !len.is_power_of_two()
-                    || !(u32::from(GRANULE_SHIFTS.0)..=u32::from(GRANULE_SHIFTS.1)).contains(&shift)
-                {
-                    return Err(InjectError::BadGranule(len));
-                }
-                // The shift is at most 30 (checked above).
-                let granule =
-                    GpaGranule::containing(gpa, shift as u8).ok_or(InjectError::BadGranule(len))?;
+                let len = self.granule.unwrap_or(1 << MIN_GRANULE_SHIFT);
+                let granule = u8::try_from(len.trailing_zeros())
+                    .ok()
+                    .filter(|_| len.is_power_of_two())
+                    .and_then(|shift| GpaGranule::containing(gpa, shift))
+                    .ok_or(InjectError::BadGranule(len))?;
                 InjectPayload::Memory {
                     granule,
                     severity,
@@ -533,7 +463,7 @@ impl InjectRequest {
                 let section_type: Guid = text
                     .parse()
                     .map_err(|_| InjectError::BadGuid(text.chars().take(64).collect()))?;
-                let data = decode_hex(self.data.as_deref().ok_or(InjectError::Missing {
+                let data = decode_data(self.data.as_deref().ok_or(InjectError::Missing {
                     kind: self.kind,
                     key: "data",
                 })?)?;
@@ -554,25 +484,13 @@ impl InjectRequest {
     /// One error-information entry of the requested type, on a running
     /// processor identified by its MPIDR.
     fn arm_section(&self) -> ArmProcessorSection {
-        let mut info = ArmErrorInfo {
-            error_type: self.arm_error.unwrap_or_default().into(),
-            ..Default::default()
-        };
-        if let Some(va) = self.va {
-            info.validation_bits |= info_validation::VIRTUAL_FAULT_ADDRESS;
-            info.virtual_fault_address = va;
-        }
-        if let Some(pa) = self.pa {
-            info.validation_bits |= info_validation::PHYSICAL_FAULT_ADDRESS;
-            info.physical_fault_address = pa;
-        }
-        ArmProcessorSection {
-            validation_bits: validation::MPIDR | validation::RUNNING_STATE,
-            mpidr: self.mpidr.unwrap_or(0),
-            running_state: 1,
-            error_info: vec![info],
-            ..Default::default()
-        }
+        ArmProcessorSection::single_error(
+            self.mpidr.unwrap_or(0),
+            0,
+            self.arm_error.unwrap_or_default().into(),
+            self.va,
+            self.pa,
+        )
     }
 }
 

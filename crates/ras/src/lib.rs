@@ -20,6 +20,7 @@ pub mod error_source;
 pub mod event;
 pub mod hest;
 pub mod inject;
+pub mod options;
 pub mod poison;
 pub mod policy;
 pub mod report;

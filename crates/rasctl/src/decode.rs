@@ -7,13 +7,12 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use ras::cper::{DataEntry, Record, Section, StatusBlock};
+use ras::cper::{DataEntry, Record, Section, Severity, StatusBlock};
 use ras::hest::{self, ParsedHest};
 use serde::Serialize;
 
 use crate::CliError;
 use crate::encode::read;
-use crate::value::severity_name;
 
 /// A HEST GHESv2 entry, in plain fields (for JSON and text).
 #[derive(Serialize)]
@@ -139,7 +138,7 @@ fn entry_text(s: &mut String, i: usize, e: &DataEntry) {
         s,
         "  entry {i}: section {} severity {} flags {:#04x}{}",
         e.section.section_type(),
-        severity_name(e.severity),
+        e.severity.name(),
         e.flags.bits(),
         e.timestamp
             .and_then(|t| t.to_unix())
@@ -191,7 +190,7 @@ fn block_text(b: &StatusBlock) -> String {
         s,
         "Generic Error Status Block: status {:#x}, severity {}, {} entr{}",
         b.block_status(),
-        b.error_severity().map_or("none", severity_name),
+        b.error_severity().map_or("none", Severity::name),
         b.entries.len(),
         if b.entries.len() == 1 { "y" } else { "ies" }
     );
@@ -209,7 +208,7 @@ fn record_text(r: &Record) -> String {
         r.record_id,
         r.notification_type,
         r.creator_id,
-        severity_name(r.error_severity()),
+        r.error_severity().name(),
         r.sections.len()
     );
     for (i, e) in r.sections.iter().enumerate() {
@@ -260,7 +259,7 @@ pub fn decode_bytes(bytes: &[u8], as_json: bool) -> Result<String, String> {
                 json(&BlockView {
                     kind: "status-block",
                     block_status: b.block_status(),
-                    error_severity: b.error_severity().map(severity_name),
+                    error_severity: b.error_severity().map(Severity::name),
                     block: &b,
                 })
             } else {

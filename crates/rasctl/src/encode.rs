@@ -4,34 +4,19 @@
 use std::fs;
 use std::path::Path;
 
-use clap::ValueEnum;
 use ras::config::RasConfig;
 use ras::cper::record::notification;
 use ras::cper::{
-    ARM_PROCESSOR_SECTION_GUID, ArmErrorInfo, ArmErrorTypes, ArmProcessorSection, DataEntry,
-    EntryFlags, Guid, MemoryErrorSection, RawSection, Record, Section, Severity, StatusBlock,
-    Timestamp,
+    ArmProcessorSection, DataEntry, EntryFlags, Guid, MemoryErrorSection, RawSection, Record,
+    Section, Severity, StatusBlock, Timestamp,
 };
 use ras::engine::RasEngine;
 use ras::error_source::SourceNotifications;
 use ras::hest::Notification;
+use ras::inject::InjectArmError;
 use ras::report::GpaGranule;
 
 use crate::{CliError, SyncNotification};
-
-/// ARM error-information type (one bit of the UEFI 2.10 bitmap, see
-/// `ras::cper::arm`).
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ArmType {
-    /// Cache error.
-    Cache,
-    /// TLB error.
-    Tlb,
-    /// Bus error.
-    Bus,
-    /// Micro-architectural error.
-    Uarch,
-}
 
 /// Writes `bytes` to `path`.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
@@ -111,42 +96,13 @@ pub fn memory(
 pub fn arm(
     mpidr: u64,
     midr: u64,
-    error_type: ArmType,
+    error_type: InjectArmError,
     va: Option<u64>,
     pa: Option<u64>,
     severity: Severity,
     time: Option<u64>,
 ) -> StatusBlock {
-    use ras::cper::arm::{info_validation, validation};
-    let mut info = ArmErrorInfo {
-        error_type: match error_type {
-            ArmType::Cache => ArmErrorTypes::CACHE,
-            ArmType::Tlb => ArmErrorTypes::TLB,
-            ArmType::Bus => ArmErrorTypes::BUS,
-            ArmType::Uarch => ArmErrorTypes::MICRO_ARCHITECTURAL,
-        },
-        ..Default::default()
-    };
-    if let Some(va) = va {
-        info.validation_bits |= info_validation::VIRTUAL_FAULT_ADDRESS;
-        info.virtual_fault_address = va;
-    }
-    if let Some(pa) = pa {
-        info.validation_bits |= info_validation::PHYSICAL_FAULT_ADDRESS;
-        info.physical_fault_address = pa;
-    }
-    let section = ArmProcessorSection {
-        validation_bits: validation::MPIDR | validation::RUNNING_STATE,
-        mpidr,
-        midr,
-        running_state: 1,
-        error_info: vec![info],
-        ..Default::default()
-    };
-    debug_assert_eq!(
-        Section::ArmProcessor(section.clone()).section_type(),
-        ARM_PROCESSOR_SECTION_GUID
-    );
+    let section = ArmProcessorSection::single_error(mpidr, midr, error_type.into(), va, pa);
     StatusBlock::new().with_entry(entry(Section::ArmProcessor(section), severity, time))
 }
 

@@ -15,9 +15,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ras::cper::{Guid, Severity};
+use ras::inject::InjectArmError;
 use thiserror::Error;
 
-use crate::value::{parse_granule_shift, parse_guid, parse_hex_bytes, parse_severity, parse_u64};
+use crate::value::{
+    parse_arm_error, parse_granule_shift, parse_guid, parse_hex_bytes, parse_severity, parse_u64,
+};
 
 /// Errors of the `rasctl` commands.
 #[derive(Debug, Error)]
@@ -145,9 +148,10 @@ struct ArmArgs {
     /// MIDR_EL1 of the affected PE.
     #[arg(long, value_parser = parse_u64, default_value = "0")]
     midr: u64,
-    /// Error type of the error-information entry.
-    #[arg(long, value_enum, default_value = "cache")]
-    error_type: encode::ArmType,
+    /// Error type of the error-information entry: cache, tlb, bus,
+    /// micro-arch.
+    #[arg(long, value_parser = parse_arm_error, default_value = "cache")]
+    error_type: InjectArmError,
     /// Virtual fault address.
     #[arg(long, value_parser = parse_u64)]
     va: Option<u64>,

@@ -333,6 +333,38 @@ pub struct ArmProcessorSection {
 }
 
 impl ArmProcessorSection {
+    /// One error of `error_type` on the running PE identified by `mpidr`
+    /// (and `midr`), with the virtual and physical fault addresses when
+    /// known: the section an operator's drill or a test reports.
+    pub fn single_error(
+        mpidr: u64,
+        midr: u64,
+        error_type: ArmErrorTypes,
+        va: Option<u64>,
+        pa: Option<u64>,
+    ) -> Self {
+        let mut info = ArmErrorInfo {
+            error_type,
+            ..Default::default()
+        };
+        if let Some(va) = va {
+            info.validation_bits |= info_validation::VIRTUAL_FAULT_ADDRESS;
+            info.virtual_fault_address = va;
+        }
+        if let Some(pa) = pa {
+            info.validation_bits |= info_validation::PHYSICAL_FAULT_ADDRESS;
+            info.physical_fault_address = pa;
+        }
+        ArmProcessorSection {
+            validation_bits: validation::MPIDR | validation::RUNNING_STATE,
+            mpidr,
+            midr,
+            running_state: 1,
+            error_info: vec![info],
+            ..Default::default()
+        }
+    }
+
     /// Encoded size in bytes (the `section_length` field).
     pub fn encoded_len(&self) -> usize {
         ARM_HEADER_LEN

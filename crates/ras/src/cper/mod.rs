@@ -211,6 +211,12 @@ pub enum CperError {
         /// Length.
         len: usize,
     },
+    /// Not a severity name.
+    #[error("Invalid severity {text:?} (recoverable|fatal|corrected|informational)")]
+    InvalidSeverityName {
+        /// The text (first 32 characters).
+        text: String,
+    },
     /// Not a GUID in `8-4-4-4-12` form.
     #[error("Invalid GUID text {text:?}")]
     InvalidGuid {

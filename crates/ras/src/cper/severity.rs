@@ -3,12 +3,20 @@
 //! ACPI 6.5 §18.3.2.7 Generic Error Status Block and Generic Error Data
 //! Entry).
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
-/// CPER error severity (UEFI 2.10 N.2.1 / N.2.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+use super::CperError;
+
+/// CPER error severity (UEFI 2.10 N.2.1 / N.2.2). Serialized (and shown
+/// in events and by `rasctl`) as its lowercase [`name`](Severity::name).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// 0: recoverable (uncorrected, the OS can contain it).
+    #[default]
     Recoverable,
     /// 1: fatal.
     Fatal,
@@ -19,6 +27,25 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every severity, in on-wire order.
+    pub const ALL: [Severity; 4] = [
+        Severity::Recoverable,
+        Severity::Fatal,
+        Severity::Corrected,
+        Severity::Informational,
+    ];
+
+    /// The lowercase name: `recoverable`, `fatal`, `corrected`,
+    /// `informational` (what [`FromStr`] parses).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Severity::Recoverable => "recoverable",
+            Severity::Fatal => "fatal",
+            Severity::Corrected => "corrected",
+            Severity::Informational => "informational",
+        }
+    }
+
     /// The on-wire value (0 recoverable, 1 fatal, 2 corrected, 3 info).
     pub const fn to_u32(self) -> u32 {
         match self {
@@ -72,16 +99,51 @@ impl Severity {
     }
 }
 
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parses a [`Severity::name`].
+impl FromStr for Severity {
+    type Err = CperError;
+
+    fn from_str(s: &str) -> Result<Self, CperError> {
+        Severity::ALL
+            .into_iter()
+            .find(|sev| sev.name() == s)
+            .ok_or_else(|| CperError::InvalidSeverityName {
+                text: s.chars().take(32).collect(),
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ALL: [Severity; 4] = [
-        Severity::Recoverable,
-        Severity::Fatal,
-        Severity::Corrected,
-        Severity::Informational,
-    ];
+    const ALL: [Severity; 4] = Severity::ALL;
+
+    #[test]
+    fn names_parse_serialize_and_refuse() {
+        for s in ALL {
+            assert_eq!(s.name().parse::<Severity>().unwrap(), s);
+            assert_eq!(s.to_string(), s.name());
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.name())
+            );
+        }
+        assert!(matches!(
+            "Recoverable".parse::<Severity>(),
+            Err(CperError::InvalidSeverityName { .. })
+        ));
+        assert!(matches!(
+            "info".parse::<Severity>(),
+            Err(CperError::InvalidSeverityName { .. })
+        ));
+    }
 
     #[test]
     fn wire_values_round_trip() {

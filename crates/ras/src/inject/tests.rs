@@ -2,6 +2,7 @@
 use super::*;
 use crate::config::RasConfig;
 use crate::cper::ARM_PROCESSOR_SECTION_GUID;
+use crate::cper::arm::{info_validation, validation};
 use crate::engine::{EngineError, RasEngine};
 
 const GPA: u64 = 0x4800_0123;
@@ -137,7 +138,7 @@ fn json_body_matches_the_option_string() {
     )
     .unwrap();
     assert_eq!(arm.arm_error, Some(InjectArmError::MicroArch));
-    assert_eq!(arm.severity, InjectSeverity::Fatal);
+    assert_eq!(arm.severity, Severity::Fatal);
 }
 
 #[test]
@@ -214,7 +215,7 @@ fn syntax_errors_name_the_problem() {
             InjectError::InvalidWord {
                 key: "severity",
                 value: "bad".into(),
-                allowed: "recoverable|corrected|fatal|informational",
+                allowed: "recoverable|fatal|corrected|informational",
             },
         ),
     ];
@@ -284,8 +285,8 @@ fn inconsistent_requests_are_refused() {
             InjectError::BadGranule(2048),
         ),
         (
-            "type=memory,gpa=0x1000,granule=0x80000000".into(),
-            InjectError::BadGranule(0x8000_0000),
+            "type=memory,gpa=0x1000,granule=0x800000000".into(),
+            InjectError::BadGranule(0x8_0000_0000),
         ),
         (
             "type=memory,gpa=0x1000,granule=0".into(),
@@ -301,7 +302,7 @@ fn inconsistent_requests_are_refused() {
         ),
         (
             format!("type=raw,section_type={guid},data=zz"),
-            InjectError::BadData("'zz' is not hex".into()),
+            InjectError::BadData("not a hex digit at offset 0".into()),
         ),
         (
             format!(
