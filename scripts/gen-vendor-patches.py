@@ -473,7 +473,6 @@ def add_reuse_dep5(ch):
 TYPOS_WORDS = {
     "HED": "HED\" # ACPI hardware error device (PNP0C33)",
     "ede": "ede\" # hex digits in GUID test vectors",
-    "mis": "mis\" # mis-names (ras/src/cper/arm.rs)",
     "sigfault": "sigfault\" # Linux siginfo_t _sigfault member",
 }
 
