@@ -23,25 +23,17 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/h-oracle}"
 
 log() { printf 'oracle.sh: %s\n' "$*" >&2; }
 
+. "$ROOT/scripts/lib/debian-archive.sh"
+
 # A private APT configuration: the machine's own debian.sources plus the
-# bookworm-backports suite on the same URIs (read at run time, never written
-# into the repository).
+# bookworm-backports suite on the same archive.
 apt_private() {
 	local dir="$LAB/apt"
 	mkdir -p "$dir/sources.list.d"
-	local src=/etc/apt/sources.list.d/debian.sources
-	[[ -r "$src" ]] || { log "no $src"; return 1; }
-	cp "$src" "$dir/sources.list.d/debian.sources"
-	awk '
-		function flush() {
-			if (s ~ /Suites:.*bookworm( |$)/ && s !~ /security/ && u != "")
-				printf "Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\n%s\n\n", u, k
-			u = ""; s = ""; k = ""
-		}
-		/^URIs:/ { u = $2 } /^Suites:/ { s = $0 } /^Signed-By:/ { k = $0 }
-		/^[[:space:]]*$/ { flush() }
-		END { flush() }' "$src" >"$dir/sources.list.d/oracle-backports.sources"
-	[[ -s "$dir/sources.list.d/oracle-backports.sources" ]] || { log "could not derive backports URIs"; return 1; }
+	[[ -r "$DEBIAN_SOURCES" ]] || { log "no $DEBIAN_SOURCES"; return 1; }
+	cp "$DEBIAN_SOURCES" "$dir/sources.list.d/debian.sources"
+	archive_stanza deb bookworm-backports >"$dir/sources.list.d/oracle-backports.sources" ||
+		{ log "could not derive backports URIs"; return 1; }
 	: >"$dir/sources.list"
 	APT_OPTS=(-o "Dir::Etc::SourceParts=$dir/sources.list.d" -o "Dir::Etc::SourceList=$dir/sources.list")
 }

@@ -11,54 +11,17 @@ FS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # .lab/fullstack whoever calls.
 FS_DIR=${FS_DIR:-$FS_ROOT/.lab/fullstack}
 FS_APT=$FS_DIR/apt
-SYS_SOURCES=${LAB_SYS_SOURCES:-/etc/apt/sources.list.d/debian.sources}
 
 fs_log() { echo "fullstack: $*" >&2; }
 fs_die() { echo "fullstack: ERROR: $*" >&2; exit 1; }
 
-# First URI of the stanza serving the main archive (not <suite>-security).
-fs_main_uri() {
-    awk '
-        /^[[:space:]]*$/ { if (uri != "" && main) { print uri; exit } uri=""; main=0; next }
-        /^URIs:/ { uri=$2 }
-        /^Suites:/ { for (i = 2; i <= NF; i++) if ($i !~ /-security$/) main=1 }
-        END { if (uri != "" && main) print uri }
-    ' "$SYS_SOURCES" | head -n1
-}
-fs_keyring() { awk '/^Signed-By:/ { print $2; exit }' "$SYS_SOURCES"; }
+. "$FS_ROOT/scripts/lib/debian-archive.sh"
 
-# Private APT config: deb + deb-src for trixie (edk2 source) and deb for
-# bookworm/bookworm-backports/trixie/trixie-backports (arm64 downloads).
+# Private APT config: deb for bookworm/bookworm-backports/trixie/
+# trixie-backports (arm64 downloads) and deb-src for trixie (edk2 source).
 fs_apt_config() {
-    local uri key
-    uri=$(fs_main_uri)
-    key=$(fs_keyring)
-    [ -n "$uri" ] || fs_die "no archive URI in $SYS_SOURCES"
-    mkdir -p "$FS_APT"/{lists/partial,archives/partial,none.d}
-    cat >"$FS_APT/fs.sources" <<SRC
-Types: deb
-URIs: $uri
-Suites: bookworm bookworm-backports trixie trixie-backports
-Components: main
-Signed-By: $key
-
-Types: deb-src
-URIs: $uri
-Suites: trixie
-Components: main
-Signed-By: $key
-SRC
-    cat >"$FS_APT/apt.conf" <<CONF
-APT::Architectures { "amd64"; "arm64"; };
-APT::Architecture "amd64";
-Dir::Etc::SourceList "$FS_APT/fs.sources";
-Dir::Etc::SourceParts "$FS_APT/none.d";
-Dir::State::Lists "$FS_APT/lists";
-Dir::Cache::Archives "$FS_APT/archives";
-Dir::Cache::pkgcache "";
-Dir::Cache::srcpkgcache "";
-APT::Default-Release "bookworm";
-CONF
+    private_apt "$FS_APT" "bookworm bookworm-backports trixie trixie-backports" trixie ||
+        fs_die "no archive URI in $DEBIAN_SOURCES"
 }
 fs_apt() { APT_CONFIG="$FS_APT/apt.conf" "$@"; }
 fs_apt_update() {

@@ -16,71 +16,28 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LAB_DIR=${LAB_DIR:-$ROOT/.lab/lab}
 APT_DIR=$LAB_DIR/apt
-SYS_SOURCES=${LAB_SYS_SOURCES:-/etc/apt/sources.list.d/debian.sources}
 log() { echo "lab-fetch: $*" >&2; }
 
 mkdir -p "$APT_DIR"/{lists/partial,archives/partial,amd64-lists/partial} "$LAB_DIR/debs"
 
-# The first URI of the stanza that serves the main archive (its Suites line
-# names the release itself, not <release>-security).
-main_uri() {
-    awk '
-        /^[[:space:]]*$/ { if (uri != "" && main) { print uri; exit } uri=""; main=0; next }
-        /^URIs:/ { uri=$2 }
-        /^Suites:/ { for (i = 2; i <= NF; i++) if ($i !~ /-security$/) main=1 }
-        END { if (uri != "" && main) print uri }
-    ' "$SYS_SOURCES" | head -n1
-}
-keyring() {
-    awk '/^Signed-By:/ { print $2; exit }' "$SYS_SOURCES"
-}
+. "$ROOT/scripts/lib/debian-archive.sh"
 
 write_apt_config() {
-    local uri key
-    uri=$(main_uri)
-    key=$(keyring)
-    [ -n "$uri" ] || { log "no archive URI found in $SYS_SOURCES"; exit 1; }
-    log "archive URI (from $SYS_SOURCES): $uri"
-    # Sources for arm64 downloads (kernels, busybox) and the amd64 QEMU.
-    cat >"$APT_DIR/lab.sources" <<SRC
-Types: deb
-URIs: $uri
-Suites: bookworm bookworm-backports trixie trixie-backports
-Components: main
-Signed-By: $key
-SRC
-    cat >"$APT_DIR/arm64.conf" <<CONF
-APT::Architectures { "amd64"; "arm64"; };
-APT::Architecture "amd64";
-Dir::Etc::SourceList "$APT_DIR/lab.sources";
-Dir::Etc::SourceParts "$APT_DIR/none.d";
-Dir::State::Lists "$APT_DIR/lists";
-Dir::Cache::Archives "$APT_DIR/archives";
-Dir::Cache::pkgcache "";
-Dir::Cache::srcpkgcache "";
-APT::Default-Release "bookworm";
-APT::Sandbox::User "root";
-CONF
+    log "archive URI (from $DEBIAN_SOURCES): $(archive_uri)"
+    # arm64 downloads (kernels, busybox) and the amd64 QEMU.
+    private_apt "$APT_DIR" "bookworm bookworm-backports trixie trixie-backports" || exit 1
     # Host install of QEMU: the system sources plus bookworm-backports only.
-    cat >"$APT_DIR/amd64.sources" <<SRC
-Types: deb
-URIs: $uri
-Suites: bookworm-backports
-Components: main
-Signed-By: $key
-SRC
+    mkdir -p "$APT_DIR/amd64.d"
+    cp "$DEBIAN_SOURCES" "$APT_DIR/amd64.d/system.sources"
+    archive_stanza deb bookworm-backports >"$APT_DIR/amd64.d/backports.sources" || exit 1
     cat >"$APT_DIR/amd64.conf" <<CONF
 Dir::Etc::SourceParts "$APT_DIR/amd64.d";
 Dir::State::Lists "$APT_DIR/amd64-lists";
 Dir::Cache::pkgcache "";
 Dir::Cache::srcpkgcache "";
 CONF
-    mkdir -p "$APT_DIR/none.d" "$APT_DIR/amd64.d"
-    cp "$SYS_SOURCES" "$APT_DIR/amd64.d/system.sources"
-    cp "$APT_DIR/amd64.sources" "$APT_DIR/amd64.d/backports.sources"
 }
-
-apt_arm64() { APT_CONFIG="$APT_DIR/arm64.conf" "$@"; }
+apt_arm64() { APT_CONFIG="$APT_DIR/apt.conf" "$@"; }
 apt_amd64() { APT_CONFIG="$APT_DIR/amd64.conf" "$@"; }
 
 install_host_tools() {
