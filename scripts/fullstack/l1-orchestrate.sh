@@ -290,6 +290,11 @@ if want 1 || want 3 || want 7; then
                 wait_log "RASTEST ready tag=s7 " 60
                 gpa=$(guest_gpa s7 0)
                 mem_args=$(echo "$INJECT_MEM_ARGS" | sed "s/@GPA@/$gpa/g")
+                # Scenario 3 ran in this VM: count what is new.
+                g "dmesg" >/dev/null; cp "$D/g.out" "$D/dmesg-before-drill.txt"
+                mem0=$(grep -aic 'section_type: memory error' "$D/dmesg-before-drill.txt")
+                arm0=$(grep -aic 'section_type: ARM processor error' "$D/dmesg-before-drill.txt")
+                inj0=$(ras_event_objs | grep -ac '"source":"ras","event":"inject-requested"')
                 ev "ch-remote inject-error $mem_args"
                 "$CHR" --api-socket "$API" inject-error $mem_args >"$D/inject-mem.out" 2>&1; rm_=$?
                 sed 's/^/    ch-remote: /' "$D/inject-mem.out"
@@ -301,12 +306,15 @@ if want 1 || want 3 || want 7; then
                 g "dmesg" >/dev/null; cp "$D/g.out" "$D/dmesg-drill.txt"
                 grep -aiE 'hardware error|section_type|physical_address|error_type|severity' "$D/dmesg-drill.txt" | tail -n 30
                 ras_events 10
-                memok=$(grep -aic 'section_type: memory error' "$D/dmesg-drill.txt")
-                armok=$(grep -aic 'section_type: ARM processor error' "$D/dmesg-drill.txt")
-                if [ $rm_ -eq 0 ] && [ $ra_ -eq 0 ] && [ "$memok" -ge 1 ] && [ "$armok" -ge 1 ] && alive; then
-                    result 7 drill PASS "memory error and ARM processor error logged by the guest"
+                memok=$(( $(grep -aic 'section_type: memory error' "$D/dmesg-drill.txt") - mem0 ))
+                armok=$(( $(grep -aic 'section_type: ARM processor error' "$D/dmesg-drill.txt") - arm0 ))
+                pa_ok=$(grep -aic "physical_address: 0x0*${gpa#0x}" "$D/dmesg-drill.txt")
+                injok=$(( $(ras_event_objs | grep -ac '"source":"ras","event":"inject-requested"') - inj0 ))
+                if [ $rm_ -eq 0 ] && [ $ra_ -eq 0 ] && [ "$memok" -ge 1 ] && [ "$armok" -ge 1 ] &&
+                    [ "$pa_ok" -ge 1 ] && [ "$injok" -eq 2 ] && alive; then
+                    result 7 drill PASS "new in the guest log: $memok memory error(s) at $gpa, $armok ARM processor error(s); inject-requested events: $injok"
                 else
-                    result 7 drill FAIL "ch-remote rc mem=$rm_ arm=$ra_, guest memory sections=$memok arm sections=$armok"
+                    result 7 drill FAIL "ch-remote rc mem=$rm_ arm=$ra_, new guest memory sections=$memok (PA $gpa logged: $pa_ok) arm sections=$armok inject-requested=$injok"
                 fi
             else
                 result 7 drill FAIL "no ch-remote binary given"
@@ -443,10 +451,14 @@ if want 2 || want 4 || want 5; then
                 hunt=$(grep -a "RASTEST hunt-" "$SER" | tail -n1)
                 hw=$(grep -a "RASTEST kpf pfn=$gpfn " "$SER" | tail -n1)
                 ras_events 5
-                if echo "$hunt" | grep -q hunt-ok && echo "$hw" | grep -q hwpoison=0 && alive; then
-                    result 5 reboot PASS "$hunt; $hw"
+                # Anonymous RAM is fresh after any reboot: the VMM must also
+                # have taken the page out of its poison list (and repaired it).
+                repaired=$(has_event_with poison-repaired "gpa=$gpa" && echo y || echo n)
+                if echo "$hunt" | grep -q hunt-ok && echo "$hw" | grep -q hwpoison=0 &&
+                    [ "$repaired" = y ] && alive; then
+                    result 5 reboot PASS "$hunt; $hw; poison-repaired gpa=$gpa"
                 else
-                    result 5 reboot FAIL "hunt='${hunt:-none}' kpf='${hw:-none}' alive=$(alive && echo y || echo n)"
+                    result 5 reboot FAIL "hunt='${hunt:-none}' kpf='${hw:-none}' poison-repaired=$repaired alive=$(alive && echo y || echo n)"
                 fi
             else
                 result 5 reboot FAIL "guest did not come back (VMM alive: $(alive && echo y || echo n))"
