@@ -30,5 +30,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(arm.encode_into(&mut buf), Ok(buf.len()));
         assert_eq!(ArmProcessorSection::decode(&buf), Ok(arm));
     }
-    let _ = MemoryErrorSection::decode(data);
+    if let Ok(memory) = MemoryErrorSection::decode(data) {
+        // A fixed 80-byte layout: re-encoding gives back the input.
+        let mut buf = [0u8; 80];
+        assert_eq!(memory.encode_into(&mut buf), Ok(80));
+        assert_eq!(&buf[..], data);
+    }
 });

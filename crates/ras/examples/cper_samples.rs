@@ -16,13 +16,14 @@ use ras::cper::{
     ArmContextInfo, ArmErrorInfo, ArmErrorTypes, ArmProcessorSection, DataEntry, EntryFlags, Guid,
     RawSection, Record, Section, Severity, StatusBlock, Timestamp,
 };
-use ras::report::GpaGranule;
+use ras::granule::GpaGranule;
+use vm_memory::GuestAddress;
 
 /// 2026-11-24T18:33:20Z.
 const NOW: u64 = 1_795_545_200;
 
 fn memory(gpa: u64, shift: u8, severity: Severity) -> StatusBlock {
-    let granule = GpaGranule::containing(gpa, shift).expect("valid granule shift");
+    let granule = GpaGranule::containing(GuestAddress(gpa), shift).expect("valid granule shift");
     StatusBlock::memory_error(&granule, severity, NOW)
 }
 

@@ -20,6 +20,7 @@ use std::{env, fs, process};
 
 use ras::error_source::{RegionLayout, SourceNotifications};
 use ras::hest;
+use vm_memory::GuestAddress;
 
 struct Sample {
     name: &'static str,
@@ -131,7 +132,7 @@ fn write_all(dir: &Path, set: &[(String, Vec<u8>, String)]) -> Result<(), String
 fn run(out: &Path) -> Result<(), String> {
     let mut good = Vec::new();
     for s in samples() {
-        let layout = RegionLayout::new(s.base, s.num_sync, s.block_len)
+        let layout = RegionLayout::new(GuestAddress(s.base), s.num_sync, s.block_len)
             .map_err(|e| format!("{}: {e}", s.name))?;
         let table = layout
             .hest(s.notifications)

@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
-//! `--ras` option: [`RasConfig`] and its `key=value,key=value` parser.
+//! The `--ras` configuration: [`RasConfig`], its bounds and its
+//! validation.
 //!
-//! Syntax of [`crate::options`]. Keys and values are case-sensitive and
-//! are not trimmed; numbers are decimal. See [`RasConfig::SYNTAX`].
+//! The VMM parses the option string with its own option parser; the words
+//! of each enumerated option are the [`FromStr`]/[`Display`](fmt::Display)
+//! forms of its type here (`per_vcpu|shared`, `gpio|polled|off`,
+//! `inject|stop`), so there is one spelling for the command line, the API
+//! and the documentation.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-
-use crate::options::{self, Keyword, SyntaxError};
 
 /// How synchronous (SEA, ACPI notification type 8) error sources are laid
 /// out.
@@ -105,32 +107,9 @@ impl Default for RasConfig {
     }
 }
 
-/// Errors from parsing or validating a `--ras` string.
+/// Errors from validating a [`RasConfig`] or parsing one of its words.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
-    /// Two commas in a row, or a leading/trailing comma.
-    #[error("Empty option in --ras (stray comma)")]
-    EmptyOption,
-    /// An option without `=value`.
-    #[error("Missing value for --ras option '{0}' (expected {0}=<value>)")]
-    MissingValue(String),
-    /// `key=` with nothing after it.
-    #[error("Empty value for --ras option '{0}'")]
-    EmptyValue(String),
-    /// A key this option does not know.
-    #[error("Unknown --ras option '{0}' (known: {KNOWN_KEYS})")]
-    UnknownKey(String),
-    /// A key given twice.
-    #[error("Duplicate --ras option '{0}'")]
-    DuplicateKey(String),
-    /// A value that is not a decimal number.
-    #[error("Invalid number for --ras option '{key}': '{value}'")]
-    InvalidNumber {
-        /// Option name.
-        key: &'static str,
-        /// Offending value.
-        value: String,
-    },
     /// A number outside the allowed range.
     #[error("Value {value} for --ras option '{key}' out of range {min}..={max}")]
     OutOfRange {
@@ -154,10 +133,8 @@ pub enum ConfigError {
         multiple: u64,
     },
     /// A value that is not one of the allowed words.
-    #[error("Invalid value '{value}' for --ras option '{key}' (allowed: {allowed})")]
-    InvalidEnum {
-        /// Option name.
-        key: &'static str,
+    #[error("Invalid value '{value}' (allowed: {allowed})")]
+    InvalidWord {
         /// Offending value.
         value: String,
         /// The allowed words, `|`-separated.
@@ -167,9 +144,6 @@ pub enum ConfigError {
     #[error("Inconsistent --ras options: {0}")]
     Inconsistent(&'static str),
 }
-
-const KNOWN_KEYS: &str = "sea_sources, async, poll_interval_ms, queue_depth, block_size, no_gpa, \
-     storm_limit, storm_window_ms, rate_limit, early_kill, max_poisoned";
 
 /// Bounds of the numeric options (inclusive).
 pub mod limits {
@@ -193,172 +167,49 @@ pub mod limits {
     pub const MAX_POISONED: (u64, u64) = (1, 1 << 20);
 }
 
-/// `value` as a keyword of option `key`.
-fn keyword<T: Keyword>(key: &'static str, value: &str) -> Result<T, ConfigError> {
-    T::from_word(value).ok_or_else(|| ConfigError::InvalidEnum {
-        key,
-        value: value.to_string(),
-        allowed: T::ALLOWED,
-    })
-}
+/// The words of an enumerated option.
+macro_rules! words {
+    ($ty:ty, $allowed:literal, $($word:literal => $variant:expr),+ $(,)?) => {
+        impl FromStr for $ty {
+            type Err = ConfigError;
 
-impl From<SyntaxError<'_>> for ConfigError {
-    fn from(e: SyntaxError<'_>) -> Self {
-        match e {
-            SyntaxError::EmptyOption => ConfigError::EmptyOption,
-            SyntaxError::MissingValue(option) => ConfigError::MissingValue(option.to_string()),
-            SyntaxError::DuplicateKey(key) => ConfigError::DuplicateKey(key.to_string()),
+            fn from_str(s: &str) -> Result<Self, ConfigError> {
+                match s {
+                    $($word => Ok($variant),)+
+                    _ => Err(ConfigError::InvalidWord {
+                        value: s.to_string(),
+                        allowed: $allowed,
+                    }),
+                }
+            }
         }
-    }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                $(if *self == $variant {
+                    return f.write_str($word);
+                })+
+                Ok(())
+            }
+        }
+    };
 }
 
-impl Keyword for SeaSources {
-    const WORDS: &'static [(&'static str, Self)] = &[
-        ("per_vcpu", SeaSources::PerVcpu),
-        ("shared", SeaSources::Shared),
-    ];
-    const ALLOWED: &'static str = "per_vcpu|shared";
-}
-
-impl Keyword for AsyncMode {
-    const WORDS: &'static [(&'static str, Self)] = &[
-        ("gpio", AsyncMode::Gpio),
-        ("polled", AsyncMode::Polled),
-        ("off", AsyncMode::Off),
-    ];
-    const ALLOWED: &'static str = "gpio|polled|off";
-}
-
-impl Keyword for NoGpaPolicy {
-    const WORDS: &'static [(&'static str, Self)] =
-        &[("inject", NoGpaPolicy::Inject), ("stop", NoGpaPolicy::Stop)];
-    const ALLOWED: &'static str = "inject|stop";
-}
-
-fn parse_number(
-    key: &'static str,
-    value: &str,
-    (min, max): (u64, u64),
-) -> Result<u64, ConfigError> {
-    // Decimal digits only: no sign, no whitespace, no prefix.
-    if !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ConfigError::InvalidNumber {
-            key,
-            value: value.to_string(),
-        });
-    }
-    let n = value.parse::<u64>().map_err(|_| ConfigError::OutOfRange {
-        key,
-        value: u64::MAX,
-        min,
-        max,
-    })?;
-    if !(min..=max).contains(&n) {
-        return Err(ConfigError::OutOfRange {
-            key,
-            value: n,
-            min,
-            max,
-        });
-    }
-    Ok(n)
-}
-
-fn parse_u32(key: &'static str, value: &str, range: (u64, u64)) -> Result<u32, ConfigError> {
-    let n = parse_number(key, value, range)?;
-    // The ranges above all fit in u32.
-    u32::try_from(n).map_err(|_| ConfigError::OutOfRange {
-        key,
-        value: n,
-        min: range.0,
-        max: range.1,
-    })
-}
+words!(SeaSources, "per_vcpu|shared", "per_vcpu" => SeaSources::PerVcpu, "shared" => SeaSources::Shared);
+words!(AsyncMode, "gpio|polled|off", "gpio" => AsyncMode::Gpio, "polled" => AsyncMode::Polled, "off" => AsyncMode::Off);
+words!(NoGpaPolicy, "inject|stop", "inject" => NoGpaPolicy::Inject, "stop" => NoGpaPolicy::Stop);
 
 impl RasConfig {
-    /// Syntax of the `--ras` option, for the command-line help.
-    pub const SYNTAX: &'static str = "Guest memory-error recovery (arm64 ACPI GHESv2) parameters \
-        \"sea_sources=per_vcpu|shared,async=gpio|polled|off,poll_interval_ms=<ms>,\
-        queue_depth=<records>,block_size=<bytes, multiple of 8>,no_gpa=inject|stop,\
-        storm_limit=<count, 0=off>,storm_window_ms=<ms>,rate_limit=<count, 0=off>,\
-        early_kill=on|off,max_poisoned=<granules>\" \
-        (\"on\" or an empty string: all defaults: sea_sources=per_vcpu,async=gpio,\
-        poll_interval_ms=1000,queue_depth=16,block_size=1024,no_gpa=inject,\
-        storm_limit=16,storm_window_ms=1000,rate_limit=1024,early_kill=on,\
-        max_poisoned=4096)";
-
-    /// Parses a `--ras` value, then [`validate`](Self::validate)s it.
-    /// Keys not given keep their default. `""` and `"on"` give the defaults.
-    pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        let mut cfg = RasConfig::default();
-        if s.is_empty() || s == "on" {
-            return Ok(cfg);
-        }
-        for (key, value) in options::split(s)? {
-            cfg.set(key, value)?;
-        }
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        // Unknown keys first, so that `foo=` reports the key, not the value.
-        let key: &'static str = match key {
-            "sea_sources" => "sea_sources",
-            "async" => "async",
-            "poll_interval_ms" => "poll_interval_ms",
-            "queue_depth" => "queue_depth",
-            "block_size" => "block_size",
-            "no_gpa" => "no_gpa",
-            "storm_limit" => "storm_limit",
-            "storm_window_ms" => "storm_window_ms",
-            "rate_limit" => "rate_limit",
-            "early_kill" => "early_kill",
-            "max_poisoned" => "max_poisoned",
-            other => return Err(ConfigError::UnknownKey(other.to_string())),
-        };
-        if value.is_empty() {
-            return Err(ConfigError::EmptyValue(key.to_string()));
-        }
-        match key {
-            "sea_sources" => self.sea_sources = keyword(key, value)?,
-            "async" => self.async_mode = keyword(key, value)?,
-            "poll_interval_ms" => {
-                self.poll_interval_ms = parse_u32(key, value, limits::POLL_INTERVAL_MS)?;
-            }
-            "queue_depth" => self.queue_depth = parse_u32(key, value, limits::QUEUE_DEPTH)?,
-            "block_size" => {
-                let n = parse_u32(key, value, limits::BLOCK_SIZE)?;
-                if u64::from(n) % limits::BLOCK_SIZE_MULTIPLE != 0 {
-                    return Err(ConfigError::NotMultiple {
-                        key,
-                        value: n.into(),
-                        multiple: limits::BLOCK_SIZE_MULTIPLE,
-                    });
-                }
-                self.block_size = n;
-            }
-            "no_gpa" => self.no_gpa = keyword(key, value)?,
-            "storm_limit" => self.storm_limit = parse_u32(key, value, limits::STORM_LIMIT)?,
-            "storm_window_ms" => {
-                self.storm_window_ms = parse_u32(key, value, limits::STORM_WINDOW_MS)?;
-            }
-            "rate_limit" => self.rate_limit = parse_u32(key, value, limits::RATE_LIMIT)?,
-            "early_kill" => self.early_kill = keyword(key, value)?,
-            _ => self.max_poisoned = parse_u32(key, value, limits::MAX_POISONED)?,
-        }
-        Ok(())
-    }
-
-    /// Checks ranges (for a config built in code or deserialized) and
-    /// cross-field rules:
-    /// - with both limits on, `rate_limit >= storm_limit` (a smaller overall
-    ///   limit would make the per-granule one meaningless).
+    /// Checks ranges and cross-field rules (for a configuration parsed by
+    /// the VMM, built in code or deserialized from the API):
+    /// - every number within its [`limits`];
+    /// - `block_size` a multiple of 8;
+    /// - with both limits on, `rate_limit >= storm_limit` (a smaller
+    ///   overall limit would make the per-granule one meaningless).
     ///
-    /// Keys that only matter in some modes (`poll_interval_ms` without
+    /// Options that only matter in some modes (`poll_interval_ms` without
     /// `async=polled`, `early_kill` with `async=off`) are accepted: the
-    /// async source also carries injected errors, and
-    /// [`to_option_string`](Self::to_option_string) spells out every key.
+    /// asynchronous source also carries injected errors.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let check = |key: &'static str, v: u32, (min, max): (u64, u64)| {
             let v = u64::from(v);
@@ -380,7 +231,7 @@ impl RasConfig {
         )?;
         check("queue_depth", self.queue_depth, limits::QUEUE_DEPTH)?;
         check("block_size", self.block_size, limits::BLOCK_SIZE)?;
-        if u64::from(self.block_size) % limits::BLOCK_SIZE_MULTIPLE != 0 {
+        if !u64::from(self.block_size).is_multiple_of(limits::BLOCK_SIZE_MULTIPLE) {
             return Err(ConfigError::NotMultiple {
                 key: "block_size",
                 value: self.block_size.into(),
@@ -402,43 +253,6 @@ impl RasConfig {
         }
         Ok(())
     }
-
-    /// The option string for this configuration, every key spelled out, in
-    /// [`SYNTAX`](Self::SYNTAX) order. [`parse`](Self::parse) gives back the
-    /// same configuration.
-    pub fn to_option_string(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl fmt::Display for RasConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "sea_sources={},async={},poll_interval_ms={},queue_depth={},block_size={},\
-             no_gpa={},storm_limit={},storm_window_ms={},rate_limit={},early_kill={},\
-             max_poisoned={}",
-            self.sea_sources.word(),
-            self.async_mode.word(),
-            self.poll_interval_ms,
-            self.queue_depth,
-            self.block_size,
-            self.no_gpa.word(),
-            self.storm_limit,
-            self.storm_window_ms,
-            self.rate_limit,
-            self.early_kill.word(),
-            self.max_poisoned,
-        )
-    }
-}
-
-impl FromStr for RasConfig {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        Self::parse(s)
-    }
 }
 
 #[cfg(test)]
@@ -446,13 +260,165 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_valid_and_round_trip() {
+    fn defaults_are_the_documented_ones_and_valid() {
         let d = RasConfig::default();
         d.validate().unwrap();
-        assert_eq!(RasConfig::parse(""), Ok(d));
-        assert_eq!(RasConfig::parse("on"), Ok(d));
-        assert_eq!(RasConfig::parse(&d.to_option_string()), Ok(d));
-        // SYNTAX documents the real defaults.
-        assert!(RasConfig::SYNTAX.contains(&d.to_option_string()));
+        // docs/ras.md: sea_sources=per_vcpu,async=gpio,poll_interval_ms=1000,
+        // queue_depth=16,block_size=1024,no_gpa=inject,storm_limit=16,
+        // storm_window_ms=1000,rate_limit=1024,early_kill=on,max_poisoned=4096
+        assert_eq!(
+            d,
+            RasConfig {
+                sea_sources: SeaSources::PerVcpu,
+                async_mode: AsyncMode::Gpio,
+                poll_interval_ms: 1000,
+                queue_depth: 16,
+                block_size: 1024,
+                no_gpa: NoGpaPolicy::Inject,
+                storm_limit: 16,
+                storm_window_ms: 1000,
+                rate_limit: 1024,
+                early_kill: true,
+                max_poisoned: 4096,
+            }
+        );
+    }
+
+    #[test]
+    fn words_parse_and_print_both_ways() {
+        for (word, v) in [
+            ("per_vcpu", SeaSources::PerVcpu),
+            ("shared", SeaSources::Shared),
+        ] {
+            assert_eq!(word.parse::<SeaSources>(), Ok(v));
+            assert_eq!(v.to_string(), word);
+        }
+        for (word, v) in [
+            ("gpio", AsyncMode::Gpio),
+            ("polled", AsyncMode::Polled),
+            ("off", AsyncMode::Off),
+        ] {
+            assert_eq!(word.parse::<AsyncMode>(), Ok(v));
+            assert_eq!(v.to_string(), word);
+        }
+        for (word, v) in [("inject", NoGpaPolicy::Inject), ("stop", NoGpaPolicy::Stop)] {
+            assert_eq!(word.parse::<NoGpaPolicy>(), Ok(v));
+            assert_eq!(v.to_string(), word);
+        }
+        assert_eq!(
+            "Gpio".parse::<AsyncMode>(),
+            Err(ConfigError::InvalidWord {
+                value: "Gpio".to_string(),
+                allowed: "gpio|polled|off"
+            })
+        );
+        assert_eq!(
+            "".parse::<NoGpaPolicy>(),
+            Err(ConfigError::InvalidWord {
+                value: String::new(),
+                allowed: "inject|stop"
+            })
+        );
+        // The words use '_', never '-'.
+        assert_eq!(
+            "per-vcpu".parse::<SeaSources>(),
+            Err(ConfigError::InvalidWord {
+                value: "per-vcpu".to_string(),
+                allowed: "per_vcpu|shared"
+            })
+        );
+        assert_eq!(
+            ConfigError::InvalidWord {
+                value: "x".to_string(),
+                allowed: "gpio|polled|off"
+            }
+            .to_string(),
+            "Invalid value 'x' (allowed: gpio|polled|off)"
+        );
+    }
+
+    #[test]
+    fn each_bound_is_enforced() {
+        type Set = fn(&mut RasConfig, u32);
+        let cases: [(&str, Set, (u64, u64)); 7] = [
+            (
+                "poll_interval_ms",
+                |c, v| c.poll_interval_ms = v,
+                (1, 3_600_000),
+            ),
+            ("queue_depth", |c, v| c.queue_depth = v, (0, 1024)),
+            ("block_size", |c, v| c.block_size = v, (256, 65536)),
+            ("storm_limit", |c, v| c.storm_limit = v, (0, 1_000_000)),
+            (
+                "storm_window_ms",
+                |c, v| c.storm_window_ms = v,
+                (1, 3_600_000),
+            ),
+            ("rate_limit", |c, v| c.rate_limit = v, (0, 1_000_000)),
+            ("max_poisoned", |c, v| c.max_poisoned = v, (1, 1 << 20)),
+        ];
+        for (key, set, (min, max)) in cases {
+            // Keep the cross-field rule (rate_limit >= storm_limit) out of
+            // the way: both limits off, each bound checked alone.
+            let base = RasConfig {
+                storm_limit: 0,
+                rate_limit: 0,
+                ..RasConfig::default()
+            };
+            for ok in [min, max] {
+                let mut c = base;
+                set(&mut c, ok as u32);
+                assert_eq!(c.validate(), Ok(()), "{key}={ok}");
+            }
+            let mut outside = vec![max + 1];
+            if min > 0 {
+                outside.push(min - 1);
+            }
+            for bad in outside {
+                let mut c = base;
+                set(&mut c, bad as u32);
+                assert_eq!(
+                    c.validate(),
+                    Err(ConfigError::OutOfRange {
+                        key,
+                        value: bad,
+                        min,
+                        max
+                    }),
+                    "{key}={bad}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn block_size_multiple_and_rate_versus_storm() {
+        let c = RasConfig {
+            block_size: 1020,
+            ..RasConfig::default()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::NotMultiple {
+                key: "block_size",
+                value: 1020,
+                multiple: 8
+            })
+        );
+        let c = RasConfig {
+            storm_limit: 10,
+            rate_limit: 9,
+            ..RasConfig::default()
+        };
+        assert!(matches!(c.validate(), Err(ConfigError::Inconsistent(_))));
+        // Either limit off: no cross rule.
+        for (storm_limit, rate_limit) in [(10, 0), (0, 9), (10, 10)] {
+            let c = RasConfig {
+                storm_limit,
+                rate_limit,
+                ..RasConfig::default()
+            };
+            assert_eq!(c.validate(), Ok(()));
+        }
     }
 }

@@ -1,106 +1,123 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The engine at run time: [`RasEngine`] runs [`policy::decide`] on each
-//! [`ErrorReport`] and applies the resulting actions: records go into the
-//! guest's error status blocks ([`ErrorSources`]), poison into the
-//! [`PoisonRegistry`], and everything the VMM must do (inject an abort,
-//! signal the asynchronous source, stop the VM, publish an event) goes
-//! through the [`Platform`] trait it implements.
+//! The engine of one VM: [`RasEngine::handle`] runs [`policy::decide`] on
+//! an [`ErrorReport`] and applies the decision to the engine's own state:
+//! records go into the guest's error status blocks ([`ErrorSources`]),
+//! poison into the [`PoisonRegistry`], the error into the storm history.
+//! What only the VMM can do (make a vCPU take the abort, signal the
+//! asynchronous source, stop the VM) comes back in the [`Outcome`], with
+//! the [`RasEvent`]s to publish: the VMM does it after releasing the lock
+//! it keeps the engine under, so no ioctl, interrupt or event-monitor write
+//! happens while other vCPUs wait for the engine.
 //!
 //! The engine keeps every guest-physical address it writes to (from the
 //! [`RegionLayout`]) and never reads a pointer back from guest memory.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use vm_memory::{Bytes, GuestAddress, GuestMemory};
+use vm_memory::{Bytes, GuestMemoryError};
 
 use crate::config::{AsyncMode, ConfigError, RasConfig, SeaSources};
 use crate::cper::StatusBlock;
 use crate::error_source::{
-    Delivery, ErrorSourceError, ErrorSources, RegionLayout, SourceId, SourceKind,
-    SourceNotifications,
+    Delivery, ErrorSourceError, ErrorSources, RegionLayout, SourceId, SourceNotifications,
+    SourceTarget,
 };
-use crate::event::{RasCounters, RasEvent};
-use crate::poison::{Insertion, PoisonError, PoisonRegistry};
-use crate::policy::{
-    self, Action, CperRecord, Decision, PolicyConfig, PolicyState, SourceTarget, StopReason,
-    StormTracker,
-};
-use crate::report::{
-    AbortKind, ErrorCause, ErrorReport, GpaGranule, InjectPayload, InjectTarget, SyncOrigin,
-};
-
-/// What the engine needs from the VMM. Implemented by the VMM glue (KVM
-/// layer, Cloud Hypervisor, the lab harness); the engine calls it
-/// synchronously from [`RasEngine::handle`] and [`RasEngine::service`].
-pub trait Platform {
-    /// Makes `vcpu` take a synchronous external abort of `kind` (data or
-    /// instruction, never unknown) with fault address `far` when given.
-    /// Called on the vCPU's own thread for consumption reports.
-    fn inject_abort(&mut self, vcpu: u32, kind: AbortKind, far: Option<u64>) -> Result<(), String>;
-    /// Signals the asynchronous error source (GED event -> PNP0C33 notify).
-    fn notify_async(&mut self) -> Result<(), String>;
-    /// Stops the VM cleanly (reported to the user with `reason`).
-    fn stop_vm(&mut self, reason: &StopReason);
-    /// Publishes an event (event monitor source [`crate::event::EVENT_SOURCE`],
-    /// logs).
-    fn emit(&mut self, event: &RasEvent);
-}
+use crate::event::RasEvent;
+use crate::granule::GpaGranule;
+use crate::poison::{Insertion, PoisonError, PoisonList, PoisonRegistry};
+use crate::policy::{self, Action, Decision, PolicyConfig, PolicyState, StopReason};
+use crate::report::{ErrorCause, ErrorReport};
+use crate::storm::StormTracker;
 
 /// Errors of the engine.
 #[derive(Debug, Error)]
 pub enum EngineError {
     /// The configuration is invalid.
-    #[error("Invalid RAS configuration: {0}")]
+    #[error("Invalid RAS configuration")]
     Config(#[from] ConfigError),
-    /// The error-source region could not be laid out or initialized.
-    #[error("Error source region: {0}")]
+    /// The error-source region could not be laid out or used.
+    #[error("Error source region")]
     ErrorSource(#[from] ErrorSourceError),
     /// A restored poison list is invalid.
-    #[error("Restoring the poison list failed: {0}")]
+    #[error("Restoring the poison list failed")]
     Poison(#[from] PoisonError),
     /// A VM has at least one vCPU: without one there is no synchronous
-    /// source and no vCPU to inject into.
+    /// source and no vCPU to take an abort.
     #[error("RAS engine needs at least one vCPU")]
     NoVcpus,
     /// [`RasEngine::init`] has not run.
     #[error("RAS engine used before init")]
     NotInitialized,
-    /// An injection that this configuration cannot deliver as asked.
-    #[error("Cannot inject the error: {0}")]
-    Injection(String),
-    /// A snapshot was taken with a different configuration.
-    #[error("RAS snapshot configuration differs: snapshot '{snapshot}', running '{running}'")]
+    /// A synchronous injection for a vCPU the VM does not have.
+    #[error("vCPU {vcpu} does not exist (the VM has {num_vcpus} vCPUs)")]
+    NoSuchVcpu {
+        /// The vCPU asked for.
+        vcpu: u32,
+        /// vCPUs of the VM.
+        num_vcpus: u32,
+    },
+    /// An injection for the asynchronous source with `async=off`.
+    #[error("The asynchronous error source is disabled (--ras async=off)")]
+    AsyncDisabled,
+    /// An injection whose record does not fit an error status block.
+    #[error(
+        "The record takes {len} bytes, more than the {block_len}-byte error status block (--ras block_size)"
+    )]
+    RecordTooLarge {
+        /// Encoded length.
+        len: usize,
+        /// Block length.
+        block_len: u32,
+    },
+    /// A snapshot taken with another configuration.
+    #[error("RAS snapshot taken with another configuration: {snapshot:?}, running {running:?}")]
     ConfigMismatch {
         /// Configuration in the snapshot.
-        snapshot: String,
+        snapshot: Box<RasConfig>,
         /// Running configuration.
-        running: String,
+        running: Box<RasConfig>,
     },
 }
 
-/// What [`RasEngine::handle`] did.
+/// What the VMM must do after [`RasEngine::handle`] or
+/// [`RasEngine::service`], once it released the engine.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
-    /// The policy's actions, in the order applied.
-    pub actions: Vec<Action>,
-    /// Events emitted while handling, in order.
+    /// Events to publish, in order (the VMM adds those of its own steps).
     pub events: Vec<RasEvent>,
-    /// Set when the VM was asked to stop.
-    pub stopped: Option<StopReason>,
+    /// The vCPU that must take the abort before it runs on (only ever the
+    /// vCPU that reported the consumption, on its own thread).
+    pub abort: Option<u32>,
+    /// Signal the asynchronous source: a record was written there.
+    pub notify_async: bool,
+    /// Stop the VM.
+    pub stop: Option<StopReason>,
+    /// Records wait behind unacknowledged ones: call
+    /// [`RasEngine::service`] again later (a guest acknowledges without
+    /// any exit).
+    pub queued: bool,
 }
 
-/// The engine state that must survive a snapshot/restore or a migration:
-/// the poison list and the counters. Records queued behind an
+/// What [`RasEngine::reset`] hands back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reset {
+    /// The poisoned granules the VMM must repair before the guest runs
+    /// again (replace anonymous memory, punch file-backed memory out).
+    pub repair: Vec<GpaGranule>,
+    /// Events to publish.
+    pub events: Vec<RasEvent>,
+}
+
+/// The engine state a snapshot or a migration carries: the configuration
+/// (checked on restore) and the poison list. Records queued behind an
 /// unacknowledged one are not kept (the record in flight is in guest
-/// memory, which the snapshot holds); storm history restarts.
+/// memory, which the snapshot holds); the storm history restarts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RasSnapshot {
-    /// Configuration, as an option string (checked on restore).
-    pub config: String,
+    /// Configuration of the engine that took the snapshot.
+    pub config: RasConfig,
     /// Poisoned memory.
     pub poison: PoisonRegistry,
-    /// Counters.
-    pub counters: RasCounters,
 }
 
 /// The guest RAS engine of one VM.
@@ -111,20 +128,21 @@ pub struct RasEngine {
     sources: ErrorSources,
     poison: PoisonRegistry,
     storm: StormTracker,
-    counters: RasCounters,
     num_vcpus: u32,
     initialized: bool,
-    stopped: Option<StopReason>,
-    tampered_seen: u64,
 }
 
 impl RasEngine {
-    /// An engine for a VM with `num_vcpus` vCPUs whose error-source region
-    /// is at guest-physical `region_base` (4 KiB aligned, outside RAM; size
-    /// [`RegionLayout::total_len`] of [`RasEngine::layout`]). With
-    /// `sea_sources=per_vcpu` there is one synchronous source per vCPU,
-    /// with `shared` a single one.
-    pub fn new(config: RasConfig, region_base: u64, num_vcpus: u32) -> Result<Self, EngineError> {
+    /// An engine for a VM with up to `num_vcpus` vCPUs whose error-source
+    /// region is at guest-physical `region_base` (4 KiB aligned, outside
+    /// RAM; size [`RegionLayout::total_len`] of [`RasEngine::layout`]).
+    /// With `sea_sources=per_vcpu` there is one synchronous source per
+    /// vCPU, with `shared` a single one.
+    pub fn new(
+        config: RasConfig,
+        region_base: vm_memory::GuestAddress,
+        num_vcpus: u32,
+    ) -> Result<Self, EngineError> {
         config.validate()?;
         if num_vcpus == 0 {
             return Err(EngineError::NoVcpus);
@@ -139,11 +157,8 @@ impl RasEngine {
             sources: ErrorSources::new(layout, config.queue_depth as usize),
             poison: PoisonRegistry::new(config.max_poisoned as usize),
             storm: StormTracker::new(),
-            counters: RasCounters::default(),
             num_vcpus,
             initialized: false,
-            stopped: None,
-            tampered_seen: 0,
             config,
         })
     }
@@ -158,15 +173,9 @@ impl RasEngine {
         self.sources.layout()
     }
 
-    /// Number of vCPUs the engine was built for.
-    pub fn num_vcpus(&self) -> u32 {
-        self.num_vcpus
-    }
-
-    /// How the guest is notified, per the configuration: SEA for the
-    /// synchronous sources; GPIO or POLLED for the asynchronous one (with
-    /// `async=off` the source is still described, as GPIO, but never
-    /// written or signalled).
+    /// How the guest is notified: SEA for the synchronous sources; GPIO
+    /// (the GED) or POLLED for the asynchronous one. With `async=off` the
+    /// source is still described, as GPIO, but never written.
     pub fn notifications(&self) -> SourceNotifications {
         match self.config.async_mode {
             AsyncMode::Gpio | AsyncMode::Off => SourceNotifications::arm64_gpio(),
@@ -180,41 +189,165 @@ impl RasEngine {
     }
 
     /// Initializes the error-source region in guest memory (at boot).
-    pub fn init<M: GuestMemory>(&mut self, mem: &M) -> Result<(), EngineError> {
+    pub fn init<M>(&mut self, mem: &M) -> Result<(), EngineError>
+    where
+        M: Bytes<vm_memory::GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
         self.sources.init(mem)?;
         self.initialized = true;
         Ok(())
     }
 
-    /// Known poisoned memory (to skip when reading guest RAM).
+    /// Known poisoned memory (to keep out of reads of guest RAM).
     pub fn poison(&self) -> &PoisonRegistry {
         &self.poison
     }
 
-    /// Whether records wait behind unacknowledged ones: the VMM should
-    /// then call [`RasEngine::service`] again later (periodically), since
-    /// a guest acknowledges without any exit.
-    pub fn has_queued(&self) -> bool {
-        self.sources
-            .layout()
-            .sources()
-            .any(|s| self.sources.queue_len(s).is_ok_and(|n| n > 0))
+    /// Checks, before anything is written or queued, that an injection
+    /// report can be delivered as asked: its vCPU exists, its source is
+    /// enabled, its record fits a block.
+    pub fn check_injection(&self, report: &ErrorReport) -> Result<(), EngineError> {
+        let ErrorCause::Injected { target, .. } = &report.cause else {
+            return Ok(());
+        };
+        match target {
+            SourceTarget::Sync { vcpu } if *vcpu >= self.num_vcpus => {
+                return Err(EngineError::NoSuchVcpu {
+                    vcpu: *vcpu,
+                    num_vcpus: self.num_vcpus,
+                });
+            }
+            SourceTarget::Async if self.config.async_mode == AsyncMode::Off => {
+                return Err(EngineError::AsyncDisabled);
+            }
+            _ => {}
+        }
+        let block_len = self.layout().block_len();
+        for action in self.decide(report).actions {
+            if let Action::Record { block, .. } = action
+                && block.encoded_len() > block_len as usize
+            {
+                return Err(EngineError::RecordTooLarge {
+                    len: block.encoded_len(),
+                    block_len,
+                });
+            }
+        }
+        Ok(())
     }
 
-    /// Running totals.
-    pub fn counters(&self) -> RasCounters {
-        self.counters
+    /// Handles one error report: decides, applies the decision, then
+    /// services the sources (records the guest acknowledged since free
+    /// their source for queued ones). A failed record write is an event,
+    /// not an error: the rest of the decision still applies.
+    pub fn handle<M>(&mut self, report: &ErrorReport, mem: &M) -> Result<Outcome, EngineError>
+    where
+        M: Bytes<vm_memory::GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
+        if !self.initialized {
+            return Err(EngineError::NotInitialized);
+        }
+        let mut out = Outcome::default();
+        out.events.push(report_event(report));
+        let decision = self.decide(report);
+        if let Some(observation) = decision.observe {
+            self.storm.observe(observation, self.policy.storm_window_ms);
+        }
+        let mut async_written = false;
+        for action in decision.actions {
+            match action {
+                Action::MarkPoisoned(g) => self.mark_poisoned(g, &mut out),
+                Action::Record {
+                    target,
+                    block,
+                    granule,
+                } => {
+                    let written = self.record(mem, target, &block, granule, &mut out);
+                    async_written |= written && target == SourceTarget::Async;
+                }
+                Action::InjectAbort { vcpu } => out.abort = Some(vcpu),
+                // Signal only a record now in the block: a queued one is
+                // signalled when `service` writes it, a dropped one never.
+                Action::NotifyAsync => out.notify_async |= async_written,
+                Action::StopVm(reason) => {
+                    out.stop.get_or_insert(reason);
+                }
+                Action::Ignore(reason) => out.events.push(RasEvent::Ignored { reason }),
+            }
+        }
+        self.service_into(mem, &mut out)?;
+        Ok(out)
     }
 
-    /// The reason the engine last asked the VMM to stop the VM, if any
-    /// (cleared by [`RasEngine::reset`]).
-    pub fn stopped(&self) -> Option<&StopReason> {
-        self.stopped.as_ref()
+    /// Services the error sources (periodically while records are queued,
+    /// or when the guest acknowledged): restores tampered registers and
+    /// writes the next queued record into each source that became free.
+    pub fn service<M>(&mut self, mem: &M) -> Result<Outcome, EngineError>
+    where
+        M: Bytes<vm_memory::GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
+        if !self.initialized {
+            return Err(EngineError::NotInitialized);
+        }
+        let mut out = Outcome::default();
+        self.service_into(mem, &mut out)?;
+        Ok(out)
     }
 
-    /// The decision the policy would take for `report` now, without
-    /// applying it.
-    pub fn decide(&self, report: &ErrorReport) -> Decision {
+    /// Guest reset (the VM is shut down, its memory still mapped): empties
+    /// the poison registry and returns its granules for repair,
+    /// re-initializes the error-source region, forgets the storm history.
+    pub fn reset<M>(&mut self, mem: &M) -> Result<Reset, EngineError>
+    where
+        M: Bytes<vm_memory::GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
+        let repair = self.poison.take_all();
+        let events = repair
+            .iter()
+            .map(|g| RasEvent::PoisonRepaired { granule: *g })
+            .collect();
+        self.storm.clear();
+        self.init(mem)?;
+        Ok(Reset { repair, events })
+    }
+
+    /// The state to save in a snapshot.
+    pub fn snapshot(&self) -> RasSnapshot {
+        RasSnapshot {
+            config: self.config,
+            poison: self.poison.clone(),
+        }
+    }
+
+    /// Restores a snapshot taken by an engine with the same configuration,
+    /// on the restored guest memory (which holds the error-source region).
+    /// Records the guest had not acknowledged (ack register 0 and a valid
+    /// status block) are delivered again after the region is
+    /// re-initialized; anything else in the region is reset. Replaces
+    /// [`RasEngine::init`].
+    pub fn restore<M>(&mut self, snapshot: RasSnapshot, mem: &M) -> Result<(), EngineError>
+    where
+        M: Bytes<vm_memory::GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
+        if snapshot.config != self.config {
+            return Err(EngineError::ConfigMismatch {
+                snapshot: Box::new(snapshot.config),
+                running: Box::new(self.config),
+            });
+        }
+        let poison = PoisonRegistry::try_from(poison_list(snapshot.poison, self.config))?;
+        let in_flight = self.in_flight_records(mem)?;
+        self.sources.init(mem)?;
+        for (source, block) in in_flight {
+            self.sources.submit(mem, source, &block)?;
+        }
+        self.poison = poison;
+        self.storm.clear();
+        self.initialized = true;
+        Ok(())
+    }
+
+    fn decide(&self, report: &ErrorReport) -> Decision {
         policy::decide(
             report,
             &PolicyState {
@@ -225,229 +358,13 @@ impl RasEngine {
         )
     }
 
-    /// Checks, before [`RasEngine::handle`], that an injected report can be
-    /// delivered as asked: its vCPU exists, its source is enabled and its
-    /// record fits the error status block. A request that fails here must
-    /// change nothing, so an operator's typo is refused instead of
-    /// becoming a `record-failed` event.
-    pub fn check_injection(&self, report: &ErrorReport) -> Result<(), EngineError> {
-        let ErrorCause::Injected { target, .. } = &report.cause else {
-            return Err(EngineError::Injection("not an injected error".to_string()));
-        };
-        match target {
-            InjectTarget::Sync { vcpu } if *vcpu >= self.num_vcpus => {
-                return Err(EngineError::Injection(format!(
-                    "vCPU {vcpu} does not exist (the VM has {} vCPUs)",
-                    self.num_vcpus
-                )));
-            }
-            InjectTarget::Async if self.config.async_mode == AsyncMode::Off => {
-                return Err(EngineError::Injection(
-                    "the asynchronous error source is disabled (--ras async=off)".to_string(),
-                ));
-            }
-            _ => {}
-        }
-        let block_len = self.layout().block_len() as usize;
-        for action in self.decide(report).actions {
-            if let Action::Record { record, .. } = action {
-                let len = record.to_status_block().encoded_len();
-                if len > block_len {
-                    return Err(EngineError::Injection(format!(
-                        "the record takes {len} bytes, more than the {block_len}-byte error \
-                         status block (--ras block_size)"
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Handles one error report: decides, then applies each action in
-    /// order. Failures of individual actions (a record that cannot be
-    /// written, an abort that cannot be injected) are reported as events
-    /// and do not stop the remaining actions; an abort that cannot be
-    /// injected stops the VM (the vCPU would fault again forever).
-    pub fn handle<M: GuestMemory>(
-        &mut self,
-        report: &ErrorReport,
-        mem: &M,
-        platform: &mut dyn Platform,
-    ) -> Result<Outcome, EngineError> {
-        if !self.initialized {
-            return Err(EngineError::NotInitialized);
-        }
-        let mut out = Outcome::default();
-        self.emit(platform, &mut out, report_event(report));
-        let decision = self.decide(report);
-        if let Some(o) = &decision.observe {
-            self.storm.observe(o, &self.policy);
-        }
-        let mut last_async: Option<Delivery> = None;
-        let mut pending_stop: Option<StopReason> = None;
-        for action in &decision.actions {
-            match action {
-                Action::MarkPoisoned(g) => {
-                    if let Some(stop) = self.mark_poisoned(*g, platform, &mut out) {
-                        pending_stop.get_or_insert(stop);
-                    }
-                }
-                Action::Record { source, record } => {
-                    let d = self.record(mem, *source, record, platform, &mut out);
-                    if *source == SourceTarget::Async {
-                        last_async = d;
-                    }
-                }
-                Action::InjectAbort { vcpu, kind, far } => {
-                    match platform.inject_abort(*vcpu, *kind, *far) {
-                        Ok(()) => self.emit(
-                            platform,
-                            &mut out,
-                            RasEvent::AbortInjected {
-                                vcpu: *vcpu,
-                                kind: *kind,
-                                far: *far,
-                            },
-                        ),
-                        Err(error) => {
-                            self.emit(
-                                platform,
-                                &mut out,
-                                RasEvent::AbortFailed { vcpu: *vcpu, error },
-                            );
-                            pending_stop.get_or_insert(StopReason::AbortFailed { vcpu: *vcpu });
-                        }
-                    }
-                }
-                Action::NotifyAsync => {
-                    // Signal only a record now in the block: one that waits
-                    // in the queue is signalled when `service` writes it; a
-                    // dropped or failed one never is.
-                    if last_async.is_some_and(|d| d.must_notify()) {
-                        self.notify(platform, &mut out);
-                    }
-                }
-                Action::StopVm { reason } => {
-                    pending_stop.get_or_insert(reason.clone());
-                }
-                Action::Ignore { reason } => {
-                    self.emit(platform, &mut out, RasEvent::Ignored { reason: *reason });
-                }
-            }
-        }
-        if let Some(reason) = pending_stop {
-            self.stop(reason, platform, &mut out);
-        }
-        self.check_tampered(platform, &mut out);
-        out.actions = decision.actions;
-        Ok(out)
-    }
-
-    /// Services the error sources after the guest acknowledged records
-    /// (call it when the guest writes a read-ack register, or
-    /// periodically): restores tampered registers, writes the next queued
-    /// record into each source that became free, and signals the
-    /// asynchronous source for each one written there. Returns the events.
-    pub fn service<M: GuestMemory>(
-        &mut self,
-        mem: &M,
-        platform: &mut dyn Platform,
-    ) -> Result<Vec<RasEvent>, EngineError> {
-        if !self.initialized {
-            return Err(EngineError::NotInitialized);
-        }
-        let mut out = Outcome::default();
-        for (source, delivery) in self.sources.service(mem)? {
-            if !delivery.must_notify() {
-                continue;
-            }
-            let target = self.target_of(source);
-            self.emit(
-                platform,
-                &mut out,
-                RasEvent::QueuedRecordWritten { source: target },
-            );
-            if target == SourceTarget::Async && self.config.async_mode == AsyncMode::Gpio {
-                self.notify(platform, &mut out);
-            }
-        }
-        self.check_tampered(platform, &mut out);
-        Ok(out.events)
-    }
-
-    /// Guest reset: empties the poison registry and returns its granules,
-    /// which the VMM must repair (remap anonymous memory, hole-punch file
-    /// memory) before the guest runs again; re-initializes the error-source
-    /// region and forgets the storm history.
-    pub fn reset<M: GuestMemory>(
-        &mut self,
-        mem: &M,
-        platform: &mut dyn Platform,
-    ) -> Result<Vec<GpaGranule>, EngineError> {
-        let repaired = self.poison.take_all();
-        let mut out = Outcome::default();
-        for g in &repaired {
-            self.emit(platform, &mut out, RasEvent::PoisonRepaired { granule: *g });
-        }
-        self.storm.clear();
-        self.stopped = None;
-        self.init(mem)?;
-        Ok(repaired)
-    }
-
-    /// The state to save in a snapshot.
-    pub fn snapshot(&self) -> RasSnapshot {
-        RasSnapshot {
-            config: self.config.to_option_string(),
-            poison: self.poison.clone(),
-            counters: self.counters,
-        }
-    }
-
-    /// Restores a snapshot taken by an engine with the same configuration,
-    /// on the restored guest memory (which holds the error-source region).
-    /// Records the guest had not yet acknowledged (ack register 0 and a
-    /// valid status block) are re-delivered after the region is
-    /// re-initialized; anything else in the region is reset. Do not call
-    /// [`RasEngine::init`] after a restore.
-    pub fn restore<M: GuestMemory>(
-        &mut self,
-        snapshot: RasSnapshot,
-        mem: &M,
-    ) -> Result<(), EngineError> {
-        let running = self.config.to_option_string();
-        if snapshot.config != running {
-            return Err(EngineError::ConfigMismatch {
-                snapshot: snapshot.config,
-                running,
-            });
-        }
-        if snapshot.poison.limit() != self.config.max_poisoned as usize {
-            return Err(EngineError::ConfigMismatch {
-                snapshot: format!("max_poisoned={}", snapshot.poison.limit()),
-                running,
-            });
-        }
-        let in_flight = self.in_flight_records(mem)?;
-        self.sources.init(mem)?;
-        for (source, block) in in_flight {
-            self.sources.submit(mem, source, &block)?;
-        }
-        self.poison = snapshot.poison;
-        self.counters = snapshot.counters;
-        self.storm.clear();
-        self.stopped = None;
-        self.initialized = true;
-        Ok(())
-    }
-
     /// Valid records written but not acknowledged, per source. The block
     /// contents are guest-writable: they are decoded and re-encoded, never
     /// used as addresses.
-    fn in_flight_records<M: GuestMemory>(
-        &self,
-        mem: &M,
-    ) -> Result<Vec<(SourceId, StatusBlock)>, EngineError> {
+    fn in_flight_records<M>(&self, mem: &M) -> Result<Vec<(SourceId, StatusBlock)>, EngineError>
+    where
+        M: Bytes<vm_memory::GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
         let layout = *self.sources.layout();
         let mut buf = vec![0u8; layout.block_len() as usize];
         let mut out = Vec::new();
@@ -456,8 +373,11 @@ impl RasEngine {
                 continue;
             }
             let addr = layout.block(s)?;
-            mem.read_slice(&mut buf, GuestAddress(addr))
-                .map_err(|source| ErrorSourceError::Memory { addr, source })?;
+            mem.read_slice(&mut buf, addr)
+                .map_err(|source| ErrorSourceError::Memory {
+                    addr: addr.0,
+                    source,
+                })?;
             if let Ok(block) = StatusBlock::decode(&buf)
                 && !block.entries.is_empty()
             {
@@ -467,50 +387,19 @@ impl RasEngine {
         Ok(out)
     }
 
-    fn emit(&mut self, platform: &mut dyn Platform, out: &mut Outcome, event: RasEvent) {
-        self.counters.count(&event);
-        platform.emit(&event);
-        out.events.push(event);
-    }
-
-    fn notify(&mut self, platform: &mut dyn Platform, out: &mut Outcome) {
-        let event = match platform.notify_async() {
-            Ok(()) => RasEvent::AsyncNotified,
-            Err(error) => RasEvent::NotifyFailed { error },
-        };
-        self.emit(platform, out, event);
-    }
-
-    fn stop(&mut self, reason: StopReason, platform: &mut dyn Platform, out: &mut Outcome) {
-        platform.stop_vm(&reason);
-        self.stopped = Some(reason.clone());
-        out.stopped = Some(reason.clone());
-        self.emit(platform, out, RasEvent::VmStopped { reason });
-    }
-
-    /// Adds poison; returns a stop reason when the registry is full.
-    fn mark_poisoned(
-        &mut self,
-        granule: GpaGranule,
-        platform: &mut dyn Platform,
-        out: &mut Outcome,
-    ) -> Option<StopReason> {
+    fn mark_poisoned(&mut self, granule: GpaGranule, out: &mut Outcome) {
         match self.poison.insert(granule) {
-            Ok(Insertion::New { absorbed }) => {
-                let event = RasEvent::PagePoisoned {
-                    granule,
-                    absorbed: absorbed.len(),
-                };
-                self.emit(platform, out, event);
-                None
-            }
-            Ok(Insertion::Duplicate { .. }) => None,
+            Ok(Insertion::New { absorbed }) => out.events.push(RasEvent::PagePoisoned {
+                granule,
+                absorbed: absorbed.len(),
+            }),
+            Ok(Insertion::Duplicate { .. }) => {}
             Err(_) => {
                 let limit = self.poison.limit();
-                self.emit(platform, out, RasEvent::PoisonListFull { granule, limit });
-                // Untracked poison would be read by a snapshot or migration
-                // (SIGBUS in the VMM) and not repaired at reset.
-                Some(StopReason::PoisonLimit { limit })
+                out.events.push(RasEvent::PoisonListFull { granule, limit });
+                // Untracked poison would be read by a snapshot or a
+                // migration and not repaired at reset.
+                out.stop.get_or_insert(StopReason::PoisonLimit { limit });
             }
         }
     }
@@ -519,116 +408,118 @@ impl RasEngine {
         let layout = self.sources.layout();
         match target {
             SourceTarget::Async => Some(layout.async_source()),
-            SourceTarget::Sync { vcpu } => match self.config.sea_sources {
+            SourceTarget::Sync { vcpu } if vcpu < self.num_vcpus => match self.config.sea_sources {
                 SeaSources::PerVcpu => layout.sync_source(vcpu),
-                SeaSources::Shared => (vcpu < self.num_vcpus)
-                    .then(|| layout.sync_source(0))
-                    .flatten(),
+                SeaSources::Shared => layout.sync_source(0),
             },
+            SourceTarget::Sync { .. } => None,
         }
     }
 
-    fn target_of(&self, source: SourceId) -> SourceTarget {
-        match self.sources.layout().kind(source) {
-            Some(SourceKind::Sync { vcpu }) => SourceTarget::Sync { vcpu },
-            _ => SourceTarget::Async,
-        }
-    }
-
-    fn record<M: GuestMemory>(
+    /// Writes or queues one record; returns whether a record (this one or
+    /// an older queued one) is now in the block.
+    fn record<M>(
         &mut self,
         mem: &M,
         target: SourceTarget,
-        record: &CperRecord,
-        platform: &mut dyn Platform,
+        block: &StatusBlock,
+        granule: Option<GpaGranule>,
         out: &mut Outcome,
-    ) -> Option<Delivery> {
-        let delivery = match self.source_of(target) {
-            Some(source) => self
-                .sources
-                .submit(mem, source, &record.to_status_block())
-                .map_err(|e| e.to_string()),
-            None => Err(format!("No error source for {target}")),
+    ) -> bool
+    where
+        M: Bytes<vm_memory::GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
+        let Some(source) = self.source_of(target) else {
+            out.events.push(RasEvent::RecordFailed {
+                target,
+                error: format!("No error source for {target}"),
+            });
+            return false;
         };
-        let d = match delivery {
+        let delivery = match self.sources.submit(mem, source, block) {
             Ok(d) => d,
-            Err(error) => {
-                let event = RasEvent::RecordFailed {
-                    source: target,
-                    error,
-                };
-                self.emit(platform, out, event);
-                return None;
+            Err(e) => {
+                out.events.push(RasEvent::RecordFailed {
+                    target,
+                    error: e.to_string(),
+                });
+                return false;
             }
         };
-        if matches!(d, Delivery::WroteOlderQueued { .. }) {
-            let event = RasEvent::QueuedRecordWritten { source: target };
-            self.emit(platform, out, event);
+        if let Delivery::WroteOlderQueued { .. } = delivery {
+            out.events.push(RasEvent::QueuedRecordWritten { source });
         }
-        let event = match d {
+        out.events.push(match delivery {
             Delivery::Written => RasEvent::RecordWritten {
-                source: target,
-                granule: record.granule(),
-                severity: record.severity,
+                source,
+                target,
+                granule,
+                severity: block.error_severity().unwrap_or_default(),
             },
-            Delivery::WroteOlderQueued { depth } | Delivery::Queued { depth } => {
-                RasEvent::RecordQueued {
-                    source: target,
-                    depth,
-                }
-            }
+            Delivery::WroteOlderQueued { depth } => RasEvent::RecordQueued {
+                source,
+                target,
+                depth,
+            },
+            Delivery::Queued { depth } => RasEvent::RecordQueued {
+                source,
+                target,
+                depth,
+            },
             Delivery::Dropped => RasEvent::RecordDropped {
-                source: target,
-                granule: record.granule(),
+                source,
+                target,
+                granule,
             },
-        };
-        self.emit(platform, out, event);
-        Some(d)
+        });
+        delivery.must_notify()
     }
 
-    fn check_tampered(&mut self, platform: &mut dyn Platform, out: &mut Outcome) {
-        let total = self.sources.totals().tampered;
-        if total > self.tampered_seen {
-            self.tampered_seen = total;
-            self.emit(platform, out, RasEvent::RegionTampered { total });
+    fn service_into<M>(&mut self, mem: &M, out: &mut Outcome) -> Result<(), EngineError>
+    where
+        M: Bytes<vm_memory::GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
+        let async_source = self.sources.layout().async_source();
+        for source in self.sources.service(mem)? {
+            out.events.push(RasEvent::QueuedRecordWritten { source });
+            out.notify_async |= source == async_source && self.config.async_mode == AsyncMode::Gpio;
         }
+        let tampered = self.sources.take_tampered();
+        if tampered > 0 {
+            out.events
+                .push(RasEvent::RegionTampered { count: tampered });
+        }
+        out.queued = self.sources.has_queued();
+        Ok(())
     }
+}
+
+/// The poison list restored with this configuration's bound (a snapshot
+/// cannot raise it).
+fn poison_list(poison: PoisonRegistry, config: RasConfig) -> PoisonList {
+    let mut list = PoisonList::from(poison);
+    list.limit = config.max_poisoned as usize;
+    list
 }
 
 /// The event that announces a report.
 fn report_event(report: &ErrorReport) -> RasEvent {
     match &report.cause {
-        ErrorCause::SyncConsumption {
+        ErrorCause::Consumed {
             vcpu,
-            origin: SyncOrigin::ArmSeaExit,
+            origin,
             granule,
             gva,
-            ..
-        } => RasEvent::SeaExit {
+        } => RasEvent::Consumed {
             vcpu: *vcpu,
+            origin: *origin,
             granule: *granule,
             gva: *gva,
         },
-        ErrorCause::SyncConsumption {
-            vcpu,
-            origin: SyncOrigin::Sigbus,
-            granule,
-            ..
-        } => RasEvent::SigbusAr {
-            vcpu: *vcpu,
-            granule: *granule,
-        },
-        ErrorCause::HostActionOptional { granule } => RasEvent::SigbusAo { granule: *granule },
-        ErrorCause::Injected { target, payload } => RasEvent::InjectRequested {
-            target: match target {
-                InjectTarget::Sync { vcpu } => SourceTarget::Sync { vcpu: *vcpu },
-                InjectTarget::Async => SourceTarget::Async,
-            },
-            section: match payload {
-                InjectPayload::Memory { .. } => "memory",
-                InjectPayload::ArmProcessor { .. } => "arm-processor",
-                InjectPayload::Raw { .. } => "raw",
-            },
+        ErrorCause::Announced { granule } => RasEvent::Announced { granule: *granule },
+        ErrorCause::Injected { target, entry } => RasEvent::InjectRequested {
+            target: *target,
+            section: entry.section.name(),
         },
     }
 }

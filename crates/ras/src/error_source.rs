@@ -35,15 +35,16 @@
 //! ever read back from guest memory. The only guest-controlled value that
 //! influences behaviour is the ack register (free or busy). The ESA
 //! registers are read only to detect tampering: a changed one is re-written
-//! and counted in [`Counters::tampered`].
+//! and reported by [`ErrorSources::take_tampered`].
 
 use std::collections::VecDeque;
 use std::mem::take;
 use std::sync::atomic::Ordering;
 use std::{fmt, result};
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryError};
+use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryError};
 
 use crate::cper::{CperError, StatusBlock};
 use crate::hest::{
@@ -66,8 +67,9 @@ pub const MAX_SYNC_SOURCES: u32 = 0xfffe;
 /// Size of the Generic Error Status Block header (ACPI 6.5 Table 18.19).
 const STATUS_HEADER_LEN: usize = 20;
 
-/// An error source id, as in the HEST.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// An error source id, as in the HEST (and in the guest's log line
+/// "Hardware error from APEI Generic Hardware Error Source: N").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SourceId(pub u16);
 
 impl fmt::Display for SourceId {
@@ -76,23 +78,35 @@ impl fmt::Display for SourceId {
     }
 }
 
-/// What a source is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SourceKind {
-    /// The synchronous (SEA) source of a vCPU.
+/// Which error source a record is for, as the policy and the injection
+/// API name it: a vCPU's synchronous (SEA) source, or the asynchronous one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceTarget {
+    /// The synchronous source of this vCPU (the single shared one with
+    /// `sea_sources=shared`); the vCPU also takes an abort.
     Sync {
         /// vCPU index.
         vcpu: u32,
     },
-    /// The asynchronous source.
+    /// The asynchronous source (GED / PNP0C33 notification, or polled).
     Async,
+}
+
+impl fmt::Display for SourceTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceTarget::Sync { vcpu } => write!(f, "sync/{vcpu}"),
+            SourceTarget::Async => f.write_str("async"),
+        }
+    }
 }
 
 /// Errors of the error-source layout and runtime.
 #[derive(Debug, Error)]
 pub enum ErrorSourceError {
     /// The region base is zero or not 4 KiB aligned.
-    #[error("Region base {0:#x} is zero or not 4 KiB aligned")]
+    #[error("Error source region base {0:#x} is zero or not 4 KiB aligned")]
     BadBase(u64),
     /// The block length is out of range or not a multiple of 8.
     #[error("Error status block length {0} must be a multiple of 8 in 20..=65536")]
@@ -101,7 +115,7 @@ pub enum ErrorSourceError {
     #[error("Too many synchronous error sources: {0} (max 65534)")]
     TooManySources(u32),
     /// The region wraps around the address space.
-    #[error("Region at {base:#x} of {len:#x} bytes overflows the address space")]
+    #[error("Error source region at {base:#x} of {len:#x} bytes overflows the address space")]
     Overflow {
         /// Base.
         base: u64,
@@ -138,18 +152,19 @@ pub enum ErrorSourceError {
     #[error("Record has an empty block status")]
     EmptyBlockStatus,
     /// CPER encoding failed.
-    #[error("Encoding the record failed: {0}")]
+    #[error("Encoding the record failed")]
     Encode(#[from] CperError),
     /// A guest memory access failed.
-    #[error("Guest memory access at {addr:#x} failed: {source}")]
+    #[error("Guest memory access at {addr:#x} failed")]
     Memory {
         /// Guest-physical address.
         addr: u64,
         /// The vm-memory error.
+        #[source]
         source: GuestMemoryError,
     },
     /// Building the HEST failed.
-    #[error("Building the HEST failed: {0}")]
+    #[error("Building the HEST failed")]
     Hest(#[from] HestError),
 }
 
@@ -201,7 +216,7 @@ impl SourceNotifications {
 /// Where the error sources live in guest-physical memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RegionLayout {
-    base: u64,
+    base: GuestAddress,
     num_sync: u32,
     block_len: u32,
 }
@@ -214,9 +229,9 @@ impl RegionLayout {
     /// A layout at `base` (non-zero, 4 KiB aligned) with `num_sync`
     /// synchronous sources plus the asynchronous one, each with a
     /// `block_len`-byte error status block (multiple of 8, 20..=65536).
-    pub fn new(base: u64, num_sync: u32, block_len: u32) -> Result<Self> {
-        if base == 0 || !base.is_multiple_of(REGION_ALIGN) {
-            return Err(ErrorSourceError::BadBase(base));
+    pub fn new(base: GuestAddress, num_sync: u32, block_len: u32) -> Result<Self> {
+        if base.raw_value() == 0 || !base.raw_value().is_multiple_of(REGION_ALIGN) {
+            return Err(ErrorSourceError::BadBase(base.raw_value()));
         }
         if !(MIN_BLOCK_LEN..=MAX_BLOCK_LEN).contains(&block_len) || !block_len.is_multiple_of(8) {
             return Err(ErrorSourceError::BadBlockLen(block_len));
@@ -231,22 +246,20 @@ impl RegionLayout {
         };
         let len = layout.total_len();
         if base.checked_add(len).is_none() {
-            return Err(ErrorSourceError::Overflow { base, len });
+            return Err(ErrorSourceError::Overflow {
+                base: base.raw_value(),
+                len,
+            });
         }
         Ok(layout)
     }
 
-    /// [`RegionLayout::new`] with [`DEFAULT_BLOCK_LEN`].
-    pub fn with_default_block(base: u64, num_sync: u32) -> Result<Self> {
-        Self::new(base, num_sync, DEFAULT_BLOCK_LEN)
-    }
-
     /// Guest-physical base of the region.
-    pub fn base(&self) -> u64 {
+    pub fn base(&self) -> GuestAddress {
         self.base
     }
 
-    /// Number of synchronous sources (vCPUs).
+    /// Number of synchronous sources.
     pub fn num_sync(&self) -> u32 {
         self.num_sync
     }
@@ -267,26 +280,14 @@ impl RegionLayout {
         (0..=self.num_sync).map(|i| SourceId(i as u16))
     }
 
-    /// The synchronous source of `vcpu`.
-    pub fn sync_source(&self, vcpu: u32) -> Option<SourceId> {
-        (vcpu < self.num_sync).then_some(SourceId(vcpu as u16))
+    /// The `index`-th synchronous source.
+    pub fn sync_source(&self, index: u32) -> Option<SourceId> {
+        (index < self.num_sync).then_some(SourceId(index as u16))
     }
 
     /// The asynchronous source.
     pub fn async_source(&self) -> SourceId {
         SourceId(self.num_sync as u16)
-    }
-
-    /// What `source` is for.
-    pub fn kind(&self, source: SourceId) -> Option<SourceKind> {
-        let i = u32::from(source.0);
-        if i < self.num_sync {
-            Some(SourceKind::Sync { vcpu: i })
-        } else if i == self.num_sync {
-            Some(SourceKind::Async)
-        } else {
-            None
-        }
     }
 
     fn index(&self, source: SourceId) -> Result<u64> {
@@ -302,18 +303,22 @@ impl RegionLayout {
     }
 
     /// Address of the Error Status Address register of `source`.
-    pub fn esa_register(&self, source: SourceId) -> Result<u64> {
-        Ok(self.base + REGISTERS_LEN * self.index(source)?)
+    pub fn esa_register(&self, source: SourceId) -> Result<GuestAddress> {
+        Ok(self.base.unchecked_add(REGISTERS_LEN * self.index(source)?))
     }
 
     /// Address of the read-ack register of `source`.
-    pub fn ack_register(&self, source: SourceId) -> Result<u64> {
-        Ok(self.base + REGISTERS_LEN * self.index(source)? + 8)
+    pub fn ack_register(&self, source: SourceId) -> Result<GuestAddress> {
+        Ok(self
+            .base
+            .unchecked_add(REGISTERS_LEN * self.index(source)? + 8))
     }
 
     /// Address of the error status block of `source`.
-    pub fn block(&self, source: SourceId) -> Result<u64> {
-        Ok(self.base + self.blocks_offset() + u64::from(self.block_len) * self.index(source)?)
+    pub fn block(&self, source: SourceId) -> Result<GuestAddress> {
+        Ok(self
+            .base
+            .unchecked_add(self.blocks_offset() + u64::from(self.block_len) * self.index(source)?))
     }
 
     /// Bytes of the region, a multiple of 4 KiB.
@@ -335,35 +340,28 @@ impl RegionLayout {
         source: SourceId,
         notifications: SourceNotifications,
     ) -> Result<GhesV2Source> {
-        let notification = match self.kind(source) {
-            Some(SourceKind::Sync { .. }) => notifications.sync,
-            Some(SourceKind::Async) => notifications.asynchronous,
-            None => return Err(ErrorSourceError::UnknownSource(source)),
+        let notification = if source == self.async_source() {
+            notifications.asynchronous
+        } else {
+            notifications.sync
         };
         Ok(GhesV2Source::new(
             source.0,
             notification,
-            self.esa_register(source)?,
-            self.ack_register(source)?,
+            self.esa_register(source)?.raw_value(),
+            self.ack_register(source)?.raw_value(),
             self.block_len,
         ))
     }
 
-    /// A HEST builder with one GHESv2 entry per source (ids 0..=num_sync),
-    /// to which the caller may still set the OEM identity.
-    pub fn hest_builder(&self, notifications: SourceNotifications) -> HestBuilder {
-        self.sources().fold(HestBuilder::new(), |b, s| {
-            // Every id from sources() is in the layout.
-            match self.ghes_v2_source(s, notifications) {
-                Ok(entry) => b.add_ghes_v2(entry),
-                Err(_) => b,
-            }
-        })
-    }
-
-    /// The HEST bytes for this layout.
+    /// The HEST bytes for this layout: one GHESv2 entry per source (ids
+    /// 0..=num_sync).
     pub fn hest(&self, notifications: SourceNotifications) -> Result<Vec<u8>> {
-        Ok(self.hest_builder(notifications).build()?)
+        let mut builder = HestBuilder::new();
+        for source in self.sources() {
+            builder = builder.add_ghes_v2(self.ghes_v2_source(source, notifications)?);
+        }
+        Ok(builder.build()?)
     }
 }
 
@@ -397,40 +395,13 @@ impl Delivery {
     }
 }
 
-/// Per-source (or total) event counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Records written into a block.
-    pub written: u64,
-    /// Records queued because the source was busy.
-    pub queued: u64,
-    /// Records dropped because the queue was full.
-    pub dropped: u64,
-    /// Written records the guest acknowledged (seen by the engine).
-    pub acked: u64,
-    /// Times the ESA register was found changed and re-written.
-    pub tampered: u64,
-}
-
-impl Counters {
-    fn add(&mut self, o: &Counters) {
-        self.written += o.written;
-        self.queued += o.queued;
-        self.dropped += o.dropped;
-        self.acked += o.acked;
-        self.tampered += o.tampered;
-    }
-}
-
 #[derive(Debug, Default)]
 struct SourceState {
     queue: VecDeque<Vec<u8>>,
-    in_flight: bool,
-    counters: Counters,
 }
 
-/// The GHESv2 producer over a [`RegionLayout`], for any
-/// [`vm_memory::GuestMemory`].
+/// The GHESv2 producer over a [`RegionLayout`], for any guest memory
+/// ([`vm_memory::Bytes`] at guest-physical addresses).
 #[derive(Debug)]
 pub struct ErrorSources {
     layout: RegionLayout,
@@ -438,10 +409,14 @@ pub struct ErrorSources {
     initialized: bool,
     states: Vec<SourceState>,
     scratch: Vec<u8>,
+    tampered: u64,
 }
 
-fn mem_err(addr: u64) -> impl FnOnce(GuestMemoryError) -> ErrorSourceError {
-    move |source| ErrorSourceError::Memory { addr, source }
+fn mem_err(addr: GuestAddress) -> impl FnOnce(GuestMemoryError) -> ErrorSourceError {
+    move |source| ErrorSourceError::Memory {
+        addr: addr.raw_value(),
+        source,
+    }
 }
 
 impl ErrorSources {
@@ -457,6 +432,7 @@ impl ErrorSources {
                 .map(|_| SourceState::default())
                 .collect(),
             scratch: vec![0; layout.block_len as usize],
+            tampered: 0,
         }
     }
 
@@ -465,42 +441,37 @@ impl ErrorSources {
         &self.layout
     }
 
-    /// Queue depth per source.
-    pub fn queue_depth(&self) -> usize {
-        self.queue_depth
-    }
-
     /// (Re)initializes the region (at boot and at every guest reset): zeroes
     /// it, writes each ESA register (the block address), sets every ack
-    /// register to 1 ("free") and empties the queues. Counters are kept.
-    pub fn init<M: GuestMemory>(&mut self, mem: &M) -> Result<()> {
+    /// register to 1 ("free") and empties the queues.
+    pub fn init<M>(&mut self, mem: &M) -> Result<()>
+    where
+        M: Bytes<GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
         let base = self.layout.base;
         let len = self.layout.total_len();
-        let region_err = ErrorSourceError::RegionNotInMemory { base, len };
-        let ulen = usize::try_from(len).map_err(|_| ErrorSourceError::Overflow { base, len })?;
-        if !mem.check_range(GuestAddress(base), ulen) {
-            return Err(region_err);
-        }
-        let zeroes = [0u8; 4096];
-        let mut off = 0;
-        while off < len {
-            let n = (len - off).min(zeroes.len() as u64);
-            mem.write_slice(&zeroes[..n as usize], GuestAddress(base + off))
-                .map_err(mem_err(base + off))?;
-            off += n;
-        }
+        let not_in_memory = || ErrorSourceError::RegionNotInMemory {
+            base: base.raw_value(),
+            len,
+        };
+        // The whole region must be guest memory before anything is written.
+        let ulen = usize::try_from(len).map_err(|_| not_in_memory())?;
+        let mut zeroes = vec![0u8; ulen];
+        mem.read_slice(&mut zeroes, base)
+            .map_err(|_| not_in_memory())?;
+        zeroes.fill(0);
+        mem.write_slice(&zeroes, base).map_err(mem_err(base))?;
         for s in self.layout.sources() {
             let esa = self.layout.esa_register(s)?;
             let ack = self.layout.ack_register(s)?;
             let block = self.layout.block(s)?;
-            mem.store(block.to_le(), GuestAddress(esa), Ordering::Release)
+            mem.store(block.raw_value().to_le(), esa, Ordering::Release)
                 .map_err(mem_err(esa))?;
-            mem.store(1u64.to_le(), GuestAddress(ack), Ordering::Release)
+            mem.store(1u64.to_le(), ack, Ordering::Release)
                 .map_err(mem_err(ack))?;
         }
         for st in &mut self.states {
             st.queue.clear();
-            st.in_flight = false;
         }
         self.initialized = true;
         Ok(())
@@ -508,12 +479,10 @@ impl ErrorSources {
 
     /// Encodes `record` and delivers it to `source` (see [`Delivery`]).
     /// A record larger than the block is an error and nothing is written.
-    pub fn submit<M: GuestMemory>(
-        &mut self,
-        mem: &M,
-        source: SourceId,
-        record: &StatusBlock,
-    ) -> Result<Delivery> {
+    pub fn submit<M>(&mut self, mem: &M, source: SourceId, record: &StatusBlock) -> Result<Delivery>
+    where
+        M: Bytes<GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
         self.layout.index(source)?;
         let len = record.encoded_len();
         let block_len = self.layout.block_len;
@@ -531,12 +500,10 @@ impl ErrorSources {
 
     /// Delivers an already encoded Generic Error Status Block (ACPI 6.5
     /// §18.3.2.7.1) to `source`, as [`ErrorSources::submit`].
-    pub fn submit_encoded<M: GuestMemory>(
-        &mut self,
-        mem: &M,
-        source: SourceId,
-        bytes: &[u8],
-    ) -> Result<Delivery> {
+    pub fn submit_encoded<M>(&mut self, mem: &M, source: SourceId, bytes: &[u8]) -> Result<Delivery>
+    where
+        M: Bytes<GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
         let idx = self.layout.index(source)? as usize;
         let block_len = self.layout.block_len;
         if bytes.len() > block_len as usize {
@@ -555,7 +522,7 @@ impl ErrorSources {
             return Err(ErrorSourceError::NotInitialized);
         }
         self.check_esa(mem, source)?;
-        let free = self.poll_ack(mem, source)?;
+        let free = self.is_free(mem, source)?;
         let depth_max = self.queue_depth;
         let st = &mut self.states[idx];
         if free {
@@ -567,7 +534,6 @@ impl ErrorSources {
                 Some(older) => {
                     // The queue had room for `older`, so it has room now.
                     st.queue.push_back(bytes.to_vec());
-                    st.counters.queued += 1;
                     let depth = st.queue.len();
                     self.write_record(mem, source, &older)?;
                     Ok(Delivery::WroteOlderQueued { depth })
@@ -575,48 +541,46 @@ impl ErrorSources {
             }
         } else if st.queue.len() < depth_max {
             st.queue.push_back(bytes.to_vec());
-            st.counters.queued += 1;
             Ok(Delivery::Queued {
                 depth: st.queue.len(),
             })
         } else {
-            st.counters.dropped += 1;
             Ok(Delivery::Dropped)
         }
     }
 
-    /// Checks every source: re-writes tampered ESA registers, counts acks,
-    /// and writes the next queued record into each source that became
-    /// free. Returns the sources written (notify the guest for each).
-    pub fn service<M: GuestMemory>(&mut self, mem: &M) -> Result<Vec<(SourceId, Delivery)>> {
+    /// Checks every source: re-writes tampered ESA registers, and writes
+    /// the next queued record into each source that became free. Returns
+    /// the sources written (notify the guest for each).
+    pub fn service<M>(&mut self, mem: &M) -> Result<Vec<SourceId>>
+    where
+        M: Bytes<GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
         if !self.initialized {
             return Err(ErrorSourceError::NotInitialized);
         }
-        let mut out = Vec::new();
+        let mut written = Vec::new();
         for s in self.layout.sources() {
             self.check_esa(mem, s)?;
             let idx = usize::from(s.0);
-            if self.states[idx].queue.is_empty() {
-                // Only to count the ack.
-                self.poll_ack(mem, s)?;
-                continue;
-            }
-            if self.poll_ack(mem, s)?
+            if !self.states[idx].queue.is_empty()
+                && self.is_free(mem, s)?
                 && let Some(rec) = self.states[idx].queue.pop_front()
             {
                 self.write_record(mem, s, &rec)?;
-                out.push((s, Delivery::Written));
+                written.push(s);
             }
         }
-        Ok(out)
+        Ok(written)
     }
 
     /// Whether `source`'s ack register reads "free" (does not change state).
-    pub fn is_free<M: GuestMemory>(&self, mem: &M, source: SourceId) -> Result<bool> {
+    pub fn is_free<M>(&self, mem: &M, source: SourceId) -> Result<bool>
+    where
+        M: Bytes<GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
         let ack = self.layout.ack_register(source)?;
-        let v: u64 = mem
-            .load(GuestAddress(ack), Ordering::Acquire)
-            .map_err(mem_err(ack))?;
+        let v: u64 = mem.load(ack, Ordering::Acquire).map_err(mem_err(ack))?;
         Ok(v != 0)
     }
 
@@ -625,68 +589,48 @@ impl ErrorSources {
         Ok(self.states[self.layout.index(source)? as usize].queue.len())
     }
 
-    /// Counters of `source`.
-    pub fn counters(&self, source: SourceId) -> Result<Counters> {
-        Ok(self.states[self.layout.index(source)? as usize].counters)
+    /// Whether any source has records waiting behind an unacknowledged one.
+    pub fn has_queued(&self) -> bool {
+        self.states.iter().any(|st| !st.queue.is_empty())
     }
 
-    /// Counters summed over all sources.
-    pub fn totals(&self) -> Counters {
-        let mut t = Counters::default();
-        for st in &self.states {
-            t.add(&st.counters);
-        }
-        t
+    /// ESA registers found changed and re-written since the last call.
+    pub fn take_tampered(&mut self) -> u64 {
+        take(&mut self.tampered)
     }
 
     /// Re-writes the ESA register of `source` if the guest changed it. The
     /// value read is only compared, never used as an address.
-    fn check_esa<M: GuestMemory>(&mut self, mem: &M, source: SourceId) -> Result<bool> {
+    fn check_esa<M>(&mut self, mem: &M, source: SourceId) -> Result<()>
+    where
+        M: Bytes<GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
         let esa = self.layout.esa_register(source)?;
         let block = self.layout.block(source)?;
-        let v: u64 = mem
-            .load(GuestAddress(esa), Ordering::Acquire)
-            .map_err(mem_err(esa))?;
-        if u64::from_le(v) == block {
-            return Ok(false);
+        let v: u64 = mem.load(esa, Ordering::Acquire).map_err(mem_err(esa))?;
+        if u64::from_le(v) != block.raw_value() {
+            mem.store(block.raw_value().to_le(), esa, Ordering::Release)
+                .map_err(mem_err(esa))?;
+            self.tampered += 1;
         }
-        mem.store(block.to_le(), GuestAddress(esa), Ordering::Release)
-            .map_err(mem_err(esa))?;
-        self.states[usize::from(source.0)].counters.tampered += 1;
-        Ok(true)
-    }
-
-    /// Reads the ack register; counts an ack of the record in flight.
-    fn poll_ack<M: GuestMemory>(&mut self, mem: &M, source: SourceId) -> Result<bool> {
-        let free = self.is_free(mem, source)?;
-        let st = &mut self.states[usize::from(source.0)];
-        if free && st.in_flight {
-            st.in_flight = false;
-            st.counters.acked += 1;
-        }
-        Ok(free)
+        Ok(())
     }
 
     /// ack := 0, body, then block_status last. `bytes` was validated.
-    fn write_record<M: GuestMemory>(
-        &mut self,
-        mem: &M,
-        source: SourceId,
-        bytes: &[u8],
-    ) -> Result<()> {
+    fn write_record<M>(&mut self, mem: &M, source: SourceId, bytes: &[u8]) -> Result<()>
+    where
+        M: Bytes<GuestAddress, E = GuestMemoryError> + ?Sized,
+    {
         let ack = self.layout.ack_register(source)?;
         let block = self.layout.block(source)?;
-        mem.store(0u64, GuestAddress(ack), Ordering::Release)
+        mem.store(0u64, ack, Ordering::Release)
             .map_err(mem_err(ack))?;
-        mem.write_slice(&bytes[4..], GuestAddress(block + 4))
-            .map_err(mem_err(block + 4))?;
+        let body = block.unchecked_add(4);
+        mem.write_slice(&bytes[4..], body).map_err(mem_err(body))?;
         // Native-endian load of the encoded bytes: stored back byte for byte.
         let status = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        mem.store(status, GuestAddress(block), Ordering::Release)
+        mem.store(status, block, Ordering::Release)
             .map_err(mem_err(block))?;
-        let st = &mut self.states[usize::from(source.0)];
-        st.in_flight = true;
-        st.counters.written += 1;
         Ok(())
     }
 }

@@ -1,102 +1,111 @@
 // SPDX-License-Identifier: Apache-2.0
-//! What the engine reports: [`RasEvent`]s and the [`RasCounters`] they add
-//! up to.
+//! What the engine and the VMM report: [`RasEvent`]s, and the [`Counters`]
+//! they add up to.
 //!
 //! An event maps onto Cloud Hypervisor's event monitor
 //! (`event!(source, event, k, v, ...)` writes
 //! `{"timestamp", "source", "event", "properties"}` JSON): source
 //! [`EVENT_SOURCE`], event [`RasEvent::name`], properties
 //! [`RasEvent::properties`]. The same pairs serve for log lines.
+//!
+//! Events are counted where they are published (the VMM, after the
+//! engine's lock is released): [`Counters::count`] takes `&self`, so the
+//! counters can be read by the API without taking the engine's lock.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
+use vm_memory::Address;
 
 use crate::cper::Severity;
-use crate::policy::{IgnoreReason, SourceTarget, StopReason};
-use crate::report::{AbortKind, GpaGranule};
+use crate::error_source::{SourceId, SourceTarget};
+use crate::granule::GpaGranule;
+use crate::policy::{IgnoreReason, StopReason};
+use crate::report::Origin;
 
 /// The event-monitor source of every RAS event.
 pub const EVENT_SOURCE: &str = "ras";
 
-/// Something the engine saw or did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Something the engine saw or did, or the VMM did on its behalf.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RasEvent {
-    /// `KVM_EXIT_ARM_SEA` on a vCPU.
-    SeaExit {
+    /// A vCPU consumed poisoned memory (`SIGBUS` `BUS_MCEERR_AR` or
+    /// `KVM_EXIT_ARM_SEA`).
+    Consumed {
         /// vCPU index.
         vcpu: u32,
-        /// Poisoned granule, when the GPA was valid.
+        /// Where the VMM learnt it.
+        origin: Origin,
+        /// The lost granule, when the address is known.
         granule: Option<GpaGranule>,
         /// Faulting guest virtual address, when valid.
         gva: Option<u64>,
     },
-    /// SIGBUS `BUS_MCEERR_AR` on a vCPU thread.
-    SigbusAr {
-        /// vCPU index.
-        vcpu: u32,
-        /// Poisoned granule (`si_addr` translated, `si_addr_lsb`), if the
-        /// address is guest memory.
-        granule: Option<GpaGranule>,
-    },
-    /// SIGBUS `BUS_MCEERR_AO`.
-    SigbusAo {
-        /// Lost granule.
+    /// The host announced lost memory (`SIGBUS` `BUS_MCEERR_AO`).
+    Announced {
+        /// The lost granule.
         granule: GpaGranule,
     },
-    /// An operator or test asked for an error.
+    /// An operator or a test asked for an error.
     InjectRequested {
         /// Target source.
         target: SourceTarget,
-        /// Section kind (`memory`, `arm-processor`, `raw`).
+        /// Section type name ([`crate::cper::Section::name`]).
         section: &'static str,
     },
     /// A record was written into a source's error status block.
     RecordWritten {
-        /// The source.
-        source: SourceTarget,
-        /// Memory granule reported, if a memory error.
+        /// The HEST source id.
+        source: SourceId,
+        /// What the record was for.
+        target: SourceTarget,
+        /// Memory reported, if a memory error.
         granule: Option<GpaGranule>,
         /// Severity reported.
         severity: Severity,
     },
     /// The source was busy: the record waits for the guest's ack.
     RecordQueued {
-        /// The source.
-        source: SourceTarget,
+        /// The HEST source id.
+        source: SourceId,
+        /// What the record was for.
+        target: SourceTarget,
         /// Position in the queue (1 = next).
         depth: usize,
     },
     /// The source was busy and its queue full: the record was lost.
     RecordDropped {
-        /// The source.
-        source: SourceTarget,
-        /// Memory granule of the lost record, if any.
+        /// The HEST source id.
+        source: SourceId,
+        /// What the record was for.
+        target: SourceTarget,
+        /// Memory of the lost record, if a memory error.
         granule: Option<GpaGranule>,
     },
-    /// A record could not be written (not queued either).
+    /// A record could not be written (nor queued).
     RecordFailed {
-        /// The source.
-        source: SourceTarget,
+        /// What the record was for.
+        target: SourceTarget,
         /// Why.
         error: String,
     },
     /// A queued record was written after the guest acknowledged the
     /// previous one.
     QueuedRecordWritten {
-        /// The source.
-        source: SourceTarget,
+        /// The HEST source id.
+        source: SourceId,
     },
-    /// An abort was injected into a vCPU.
+    /// A vCPU took the abort.
     AbortInjected {
         /// vCPU index.
         vcpu: u32,
-        /// Data or instruction abort.
-        kind: AbortKind,
-        /// Fault address requested.
-        far: Option<u64>,
+        /// How, as the hypervisor edge describes it (exception class,
+        /// fault address, mechanism).
+        abort: String,
     },
-    /// Injecting the abort failed.
+    /// Making the vCPU take the abort failed (the VM is stopped).
     AbortFailed {
         /// vCPU index.
         vcpu: u32,
@@ -129,22 +138,145 @@ pub enum RasEvent {
         /// The granule.
         granule: GpaGranule,
     },
-    /// The guest changed an Error Status Address register; it was
+    /// The guest changed Error Status Address registers; they were
     /// restored.
     RegionTampered {
-        /// Times seen so far, all sources.
-        total: u64,
+        /// Registers restored this time.
+        count: u64,
     },
     /// The report needed no action.
     Ignored {
         /// Why.
         reason: IgnoreReason,
     },
-    /// The engine asked the VMM to stop the VM.
+    /// The VM is being stopped.
     VmStopped {
         /// Why.
         reason: StopReason,
     },
+}
+
+/// Every kind of event, one counter each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// [`RasEvent::Consumed`] from `KVM_EXIT_ARM_SEA`.
+    SeaExit,
+    /// [`RasEvent::Consumed`] from `SIGBUS` `BUS_MCEERR_AR`.
+    SigbusAr,
+    /// [`RasEvent::Announced`].
+    SigbusAo,
+    /// [`RasEvent::InjectRequested`].
+    InjectRequested,
+    /// [`RasEvent::RecordWritten`].
+    RecordWritten,
+    /// [`RasEvent::RecordQueued`].
+    RecordQueued,
+    /// [`RasEvent::RecordDropped`].
+    RecordDropped,
+    /// [`RasEvent::RecordFailed`].
+    RecordFailed,
+    /// [`RasEvent::QueuedRecordWritten`].
+    QueuedRecordWritten,
+    /// [`RasEvent::AbortInjected`].
+    AbortInjected,
+    /// [`RasEvent::AbortFailed`].
+    AbortFailed,
+    /// [`RasEvent::AsyncNotified`].
+    AsyncNotified,
+    /// [`RasEvent::NotifyFailed`].
+    NotifyFailed,
+    /// [`RasEvent::PagePoisoned`].
+    PagePoisoned,
+    /// [`RasEvent::PoisonListFull`].
+    PoisonListFull,
+    /// [`RasEvent::PoisonRepaired`].
+    PoisonRepaired,
+    /// [`RasEvent::RegionTampered`].
+    RegionTampered,
+    /// [`RasEvent::Ignored`].
+    Ignored,
+    /// [`RasEvent::VmStopped`].
+    VmStopped,
+}
+
+impl EventKind {
+    /// Every kind, in counter order.
+    pub const ALL: [EventKind; 19] = [
+        EventKind::SeaExit,
+        EventKind::SigbusAr,
+        EventKind::SigbusAo,
+        EventKind::InjectRequested,
+        EventKind::RecordWritten,
+        EventKind::RecordQueued,
+        EventKind::RecordDropped,
+        EventKind::RecordFailed,
+        EventKind::QueuedRecordWritten,
+        EventKind::AbortInjected,
+        EventKind::AbortFailed,
+        EventKind::AsyncNotified,
+        EventKind::NotifyFailed,
+        EventKind::PagePoisoned,
+        EventKind::PoisonListFull,
+        EventKind::PoisonRepaired,
+        EventKind::RegionTampered,
+        EventKind::Ignored,
+        EventKind::VmStopped,
+    ];
+
+    /// The event name (kebab-case, stable: tests and tools match on it).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::SeaExit => "sea-exit",
+            EventKind::SigbusAr => "sigbus-ar",
+            EventKind::SigbusAo => "sigbus-ao",
+            EventKind::InjectRequested => "inject-requested",
+            EventKind::RecordWritten => "record-written",
+            EventKind::RecordQueued => "record-queued",
+            EventKind::RecordDropped => "record-dropped",
+            EventKind::RecordFailed => "record-failed",
+            EventKind::QueuedRecordWritten => "queued-record-written",
+            EventKind::AbortInjected => "abort-injected",
+            EventKind::AbortFailed => "abort-failed",
+            EventKind::AsyncNotified => "async-notified",
+            EventKind::NotifyFailed => "notify-failed",
+            EventKind::PagePoisoned => "page-poisoned",
+            EventKind::PoisonListFull => "poison-list-full",
+            EventKind::PoisonRepaired => "poison-repaired",
+            EventKind::RegionTampered => "region-tampered",
+            EventKind::Ignored => "ignored",
+            EventKind::VmStopped => "vm-stopped",
+        }
+    }
+
+    /// The counter name (snake_case, as the `vm.counters` API shows it):
+    /// the event name with `_` for `-`.
+    pub fn counter_name(self) -> &'static str {
+        match self {
+            EventKind::SeaExit => "sea_exit",
+            EventKind::SigbusAr => "sigbus_ar",
+            EventKind::SigbusAo => "sigbus_ao",
+            EventKind::InjectRequested => "inject_requested",
+            EventKind::RecordWritten => "record_written",
+            EventKind::RecordQueued => "record_queued",
+            EventKind::RecordDropped => "record_dropped",
+            EventKind::RecordFailed => "record_failed",
+            EventKind::QueuedRecordWritten => "queued_record_written",
+            EventKind::AbortInjected => "abort_injected",
+            EventKind::AbortFailed => "abort_failed",
+            EventKind::AsyncNotified => "async_notified",
+            EventKind::NotifyFailed => "notify_failed",
+            EventKind::PagePoisoned => "page_poisoned",
+            EventKind::PoisonListFull => "poison_list_full",
+            EventKind::PoisonRepaired => "poison_repaired",
+            EventKind::RegionTampered => "region_tampered",
+            EventKind::Ignored => "ignored",
+            EventKind::VmStopped => "vm_stopped",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
 fn hex(v: u64) -> String {
@@ -153,93 +285,103 @@ fn hex(v: u64) -> String {
 
 fn push_granule(p: &mut Vec<(&'static str, String)>, g: Option<&GpaGranule>) {
     if let Some(g) = g {
-        p.push(("gpa", hex(g.base())));
+        p.push(("gpa", hex(g.base().raw_value())));
         p.push(("shift", g.shift().to_string()));
     }
 }
 
-fn abort_name(k: AbortKind) -> &'static str {
-    match k {
-        AbortKind::Data => "data",
-        AbortKind::Instruction => "instruction",
-        AbortKind::Unknown => "unknown",
-    }
-}
-
 impl RasEvent {
-    /// The event name (kebab-case, stable: tests and tools match on it).
-    pub fn name(&self) -> &'static str {
+    /// The kind of this event.
+    pub fn kind(&self) -> EventKind {
         match self {
-            RasEvent::SeaExit { .. } => "sea-exit",
-            RasEvent::SigbusAr { .. } => "sigbus-ar",
-            RasEvent::SigbusAo { .. } => "sigbus-ao",
-            RasEvent::InjectRequested { .. } => "inject-requested",
-            RasEvent::RecordWritten { .. } => "record-written",
-            RasEvent::RecordQueued { .. } => "record-queued",
-            RasEvent::RecordDropped { .. } => "record-dropped",
-            RasEvent::RecordFailed { .. } => "record-failed",
-            RasEvent::QueuedRecordWritten { .. } => "queued-record-written",
-            RasEvent::AbortInjected { .. } => "abort-injected",
-            RasEvent::AbortFailed { .. } => "abort-failed",
-            RasEvent::AsyncNotified => "async-notified",
-            RasEvent::NotifyFailed { .. } => "notify-failed",
-            RasEvent::PagePoisoned { .. } => "page-poisoned",
-            RasEvent::PoisonListFull { .. } => "poison-list-full",
-            RasEvent::PoisonRepaired { .. } => "poison-repaired",
-            RasEvent::RegionTampered { .. } => "region-tampered",
-            RasEvent::Ignored { .. } => "ignored",
-            RasEvent::VmStopped { .. } => "vm-stopped",
+            RasEvent::Consumed {
+                origin: Origin::SeaExit,
+                ..
+            } => EventKind::SeaExit,
+            RasEvent::Consumed {
+                origin: Origin::Sigbus,
+                ..
+            } => EventKind::SigbusAr,
+            RasEvent::Announced { .. } => EventKind::SigbusAo,
+            RasEvent::InjectRequested { .. } => EventKind::InjectRequested,
+            RasEvent::RecordWritten { .. } => EventKind::RecordWritten,
+            RasEvent::RecordQueued { .. } => EventKind::RecordQueued,
+            RasEvent::RecordDropped { .. } => EventKind::RecordDropped,
+            RasEvent::RecordFailed { .. } => EventKind::RecordFailed,
+            RasEvent::QueuedRecordWritten { .. } => EventKind::QueuedRecordWritten,
+            RasEvent::AbortInjected { .. } => EventKind::AbortInjected,
+            RasEvent::AbortFailed { .. } => EventKind::AbortFailed,
+            RasEvent::AsyncNotified => EventKind::AsyncNotified,
+            RasEvent::NotifyFailed { .. } => EventKind::NotifyFailed,
+            RasEvent::PagePoisoned { .. } => EventKind::PagePoisoned,
+            RasEvent::PoisonListFull { .. } => EventKind::PoisonListFull,
+            RasEvent::PoisonRepaired { .. } => EventKind::PoisonRepaired,
+            RasEvent::RegionTampered { .. } => EventKind::RegionTampered,
+            RasEvent::Ignored { .. } => EventKind::Ignored,
+            RasEvent::VmStopped { .. } => EventKind::VmStopped,
         }
+    }
+
+    /// The event name ([`EventKind::name`]).
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 
     /// Key/value properties: addresses in hex, granules as `gpa` + `shift`.
     pub fn properties(&self) -> Vec<(&'static str, String)> {
         let mut p = Vec::new();
         match self {
-            RasEvent::SeaExit { vcpu, granule, gva } => {
+            RasEvent::Consumed {
+                vcpu, granule, gva, ..
+            } => {
                 p.push(("vcpu", vcpu.to_string()));
                 push_granule(&mut p, granule.as_ref());
                 if let Some(gva) = gva {
                     p.push(("gva", hex(*gva)));
                 }
             }
-            RasEvent::SigbusAr { vcpu, granule } => {
-                p.push(("vcpu", vcpu.to_string()));
-                push_granule(&mut p, granule.as_ref());
-            }
-            RasEvent::SigbusAo { granule } => push_granule(&mut p, Some(granule)),
+            RasEvent::Announced { granule } => push_granule(&mut p, Some(granule)),
             RasEvent::InjectRequested { target, section } => {
-                p.push(("source", target.to_string()));
+                p.push(("target", target.to_string()));
                 p.push(("section", (*section).to_string()));
             }
             RasEvent::RecordWritten {
                 source,
+                target,
                 granule,
                 severity,
             } => {
                 p.push(("source", source.to_string()));
+                p.push(("target", target.to_string()));
                 push_granule(&mut p, granule.as_ref());
                 p.push(("severity", severity.name().to_string()));
             }
-            RasEvent::RecordQueued { source, depth } => {
+            RasEvent::RecordQueued {
+                source,
+                target,
+                depth,
+            } => {
                 p.push(("source", source.to_string()));
+                p.push(("target", target.to_string()));
                 p.push(("depth", depth.to_string()));
             }
-            RasEvent::RecordDropped { source, granule } => {
+            RasEvent::RecordDropped {
+                source,
+                target,
+                granule,
+            } => {
                 p.push(("source", source.to_string()));
+                p.push(("target", target.to_string()));
                 push_granule(&mut p, granule.as_ref());
             }
-            RasEvent::RecordFailed { source, error } => {
-                p.push(("source", source.to_string()));
+            RasEvent::RecordFailed { target, error } => {
+                p.push(("target", target.to_string()));
                 p.push(("error", error.clone()));
             }
             RasEvent::QueuedRecordWritten { source } => p.push(("source", source.to_string())),
-            RasEvent::AbortInjected { vcpu, kind, far } => {
+            RasEvent::AbortInjected { vcpu, abort } => {
                 p.push(("vcpu", vcpu.to_string()));
-                p.push(("kind", abort_name(*kind).to_string()));
-                if let Some(far) = far {
-                    p.push(("far", hex(*far)));
-                }
+                p.push(("abort", abort.clone()));
             }
             RasEvent::AbortFailed { vcpu, error } => {
                 p.push(("vcpu", vcpu.to_string()));
@@ -256,7 +398,7 @@ impl RasEvent {
                 p.push(("limit", limit.to_string()));
             }
             RasEvent::PoisonRepaired { granule } => push_granule(&mut p, Some(granule)),
-            RasEvent::RegionTampered { total } => p.push(("total", total.to_string())),
+            RasEvent::RegionTampered { count } => p.push(("count", count.to_string())),
             RasEvent::Ignored { reason } => {
                 p.push(("reason", reason.name().to_string()));
                 if let IgnoreReason::AlreadyPoisoned { granule } = reason {
@@ -283,155 +425,151 @@ impl fmt::Display for RasEvent {
     }
 }
 
-/// Running totals, for the API and for tests.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RasCounters {
-    /// `KVM_EXIT_ARM_SEA` exits.
-    pub sea_exits: u64,
-    /// SIGBUS `BUS_MCEERR_AR`.
-    pub sigbus_ar: u64,
-    /// SIGBUS `BUS_MCEERR_AO`.
-    pub sigbus_ao: u64,
-    /// Injection requests.
-    pub injected: u64,
-    /// Records written directly.
-    pub records_written: u64,
-    /// Records queued behind an unacknowledged one.
-    pub records_queued: u64,
-    /// Queued records written later.
-    pub queued_records_written: u64,
-    /// Records lost (queue full).
-    pub records_dropped: u64,
-    /// Records that could not be written at all.
-    pub records_failed: u64,
-    /// Aborts injected.
-    pub aborts_injected: u64,
-    /// Abort injections that failed.
-    pub abort_failures: u64,
-    /// Asynchronous notifications.
-    pub async_notifications: u64,
-    /// Asynchronous notifications that failed.
-    pub notify_failures: u64,
-    /// Granules added to the poison registry.
-    pub pages_poisoned: u64,
-    /// Granules not tracked because the registry was full.
-    pub poison_list_full: u64,
-    /// Granules handed back for repair.
-    pub poison_repaired: u64,
-    /// ESA register tampering detected.
-    pub region_tampered: u64,
-    /// Reports that needed nothing.
-    pub ignored: u64,
-    /// VM stops requested.
-    pub vm_stops: u64,
+/// One counter per [`EventKind`], shared by the threads that publish
+/// events and read by the counters API without a lock.
+#[derive(Debug, Default)]
+pub struct Counters {
+    values: [AtomicU64; EventKind::ALL.len()],
 }
 
-impl RasCounters {
-    /// Every counter with its name (the serde field name), for a VMM's
-    /// counters API.
-    pub fn named(&self) -> [(&'static str, u64); 19] {
-        [
-            ("sea_exits", self.sea_exits),
-            ("sigbus_ar", self.sigbus_ar),
-            ("sigbus_ao", self.sigbus_ao),
-            ("injected", self.injected),
-            ("records_written", self.records_written),
-            ("records_queued", self.records_queued),
-            ("queued_records_written", self.queued_records_written),
-            ("records_dropped", self.records_dropped),
-            ("records_failed", self.records_failed),
-            ("aborts_injected", self.aborts_injected),
-            ("abort_failures", self.abort_failures),
-            ("async_notifications", self.async_notifications),
-            ("notify_failures", self.notify_failures),
-            ("pages_poisoned", self.pages_poisoned),
-            ("poison_list_full", self.poison_list_full),
-            ("poison_repaired", self.poison_repaired),
-            ("region_tampered", self.region_tampered),
-            ("ignored", self.ignored),
-            ("vm_stops", self.vm_stops),
-        ]
+/// The counters as plain values, by [`EventKind::counter_name`]: what a
+/// snapshot carries and the API shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CounterValues(pub BTreeMap<String, u64>);
+
+impl Counters {
+    /// Counts one event.
+    pub fn count(&self, event: &RasEvent) {
+        self.values[event.kind().index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts one event.
-    pub fn count(&mut self, event: &RasEvent) {
-        let c = match event {
-            RasEvent::SeaExit { .. } => &mut self.sea_exits,
-            RasEvent::SigbusAr { .. } => &mut self.sigbus_ar,
-            RasEvent::SigbusAo { .. } => &mut self.sigbus_ao,
-            RasEvent::InjectRequested { .. } => &mut self.injected,
-            RasEvent::RecordWritten { .. } => &mut self.records_written,
-            RasEvent::RecordQueued { .. } => &mut self.records_queued,
-            RasEvent::RecordDropped { .. } => &mut self.records_dropped,
-            RasEvent::RecordFailed { .. } => &mut self.records_failed,
-            RasEvent::QueuedRecordWritten { .. } => &mut self.queued_records_written,
-            RasEvent::AbortInjected { .. } => &mut self.aborts_injected,
-            RasEvent::AbortFailed { .. } => &mut self.abort_failures,
-            RasEvent::AsyncNotified => &mut self.async_notifications,
-            RasEvent::NotifyFailed { .. } => &mut self.notify_failures,
-            RasEvent::PagePoisoned { .. } => &mut self.pages_poisoned,
-            RasEvent::PoisonListFull { .. } => &mut self.poison_list_full,
-            RasEvent::PoisonRepaired { .. } => &mut self.poison_repaired,
-            RasEvent::RegionTampered { .. } => &mut self.region_tampered,
-            RasEvent::Ignored { .. } => &mut self.ignored,
-            RasEvent::VmStopped { .. } => &mut self.vm_stops,
-        };
-        *c = c.saturating_add(1);
+    /// The value of one counter.
+    pub fn get(&self, kind: EventKind) -> u64 {
+        self.values[kind.index()].load(Ordering::Relaxed)
+    }
+
+    /// Every counter with its name, in [`EventKind::ALL`] order.
+    pub fn named(&self) -> Vec<(&'static str, u64)> {
+        EventKind::ALL
+            .iter()
+            .map(|k| (k.counter_name(), self.get(*k)))
+            .collect()
+    }
+
+    /// The values, for a snapshot.
+    pub fn values(&self) -> CounterValues {
+        CounterValues(
+            self.named()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        )
+    }
+
+    /// Sets the counters from a snapshot; names it does not hold start at
+    /// zero, names it does not know are ignored (a newer snapshot).
+    pub fn restore(&self, values: &CounterValues) {
+        for k in EventKind::ALL {
+            let v = values.0.get(k.counter_name()).copied().unwrap_or(0);
+            self.values[k.index()].store(v, Ordering::Relaxed);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, HashSet};
+
+    use vm_memory::GuestAddress;
+
     use super::*;
 
-    fn all_events() -> Vec<RasEvent> {
-        let g = GpaGranule::containing(0x4020_0000, 21).unwrap();
-        let s = SourceTarget::Sync { vcpu: 2 };
+    /// The 19 event names, in counter order, as docs/ras.md and the tools
+    /// spell them.
+    const NAMES: [&str; 19] = [
+        "sea-exit",
+        "sigbus-ar",
+        "sigbus-ao",
+        "inject-requested",
+        "record-written",
+        "record-queued",
+        "record-dropped",
+        "record-failed",
+        "queued-record-written",
+        "abort-injected",
+        "abort-failed",
+        "async-notified",
+        "notify-failed",
+        "page-poisoned",
+        "poison-list-full",
+        "poison-repaired",
+        "region-tampered",
+        "ignored",
+        "vm-stopped",
+    ];
+
+    fn g2m() -> GpaGranule {
+        GpaGranule::containing(GuestAddress(0x4020_0000), 21).unwrap()
+    }
+
+    /// One event of each kind, in [`NAMES`] order.
+    fn one_of_each() -> Vec<RasEvent> {
+        let g = g2m();
+        let sync = SourceTarget::Sync { vcpu: 1 };
         vec![
-            RasEvent::SeaExit {
+            RasEvent::Consumed {
                 vcpu: 1,
-                granule: Some(g),
-                gva: Some(0x1000),
+                origin: Origin::SeaExit,
+                granule: None,
+                gva: None,
             },
-            RasEvent::SigbusAr {
+            RasEvent::Consumed {
                 vcpu: 1,
+                origin: Origin::Sigbus,
                 granule: Some(g),
+                gva: None,
             },
-            RasEvent::SigbusAo { granule: g },
+            RasEvent::Announced { granule: g },
             RasEvent::InjectRequested {
                 target: SourceTarget::Async,
-                section: "memory",
+                section: "raw",
             },
             RasEvent::RecordWritten {
-                source: s,
+                source: SourceId(1),
+                target: sync,
                 granule: Some(g),
                 severity: Severity::Recoverable,
             },
             RasEvent::RecordQueued {
-                source: s,
-                depth: 1,
+                source: SourceId(1),
+                target: sync,
+                depth: 2,
             },
             RasEvent::RecordDropped {
-                source: s,
+                source: SourceId(1),
+                target: sync,
                 granule: None,
             },
             RasEvent::RecordFailed {
-                source: s,
-                error: "E".into(),
+                target: sync,
+                error: "x".to_string(),
             },
-            RasEvent::QueuedRecordWritten { source: s },
+            RasEvent::QueuedRecordWritten {
+                source: SourceId(4),
+            },
             RasEvent::AbortInjected {
                 vcpu: 1,
-                kind: AbortKind::Data,
-                far: None,
+                abort: "data".to_string(),
             },
             RasEvent::AbortFailed {
                 vcpu: 1,
-                error: "E".into(),
+                error: "EINVAL".to_string(),
             },
             RasEvent::AsyncNotified,
-            RasEvent::NotifyFailed { error: "E".into() },
+            RasEvent::NotifyFailed {
+                error: "EBADF".to_string(),
+            },
             RasEvent::PagePoisoned {
                 granule: g,
                 absorbed: 0,
@@ -441,79 +579,187 @@ mod tests {
                 limit: 1,
             },
             RasEvent::PoisonRepaired { granule: g },
-            RasEvent::RegionTampered { total: 1 },
+            RasEvent::RegionTampered { count: 1 },
             RasEvent::Ignored {
                 reason: IgnoreReason::AsyncDisabled,
             },
             RasEvent::VmStopped {
-                reason: StopReason::NoGpa { vcpu: 1 },
+                reason: StopReason::PoisonLimit { limit: 1 },
             },
         ]
     }
 
     #[test]
-    fn names_unique_and_each_event_counted_once() {
-        let events = all_events();
-        let mut names: Vec<_> = events.iter().map(RasEvent::name).collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), events.len());
-        let mut seen = serde_json::Map::new();
-        for e in &events {
-            let mut c = RasCounters::default();
-            c.count(e);
-            let v = serde_json::to_value(c).unwrap();
-            let nonzero: Vec<_> = v
-                .as_object()
-                .unwrap()
-                .iter()
-                .filter(|(_, v)| v.as_u64() != Some(0))
-                .collect();
-            assert_eq!(nonzero.len(), 1, "{e:?}");
-            assert!(
-                seen.insert(nonzero[0].0.clone(), serde_json::Value::Null)
-                    .is_none()
-            );
+    fn kinds_are_indexed_named_and_unique() {
+        assert_eq!(EventKind::ALL.len(), NAMES.len());
+        for (i, k) in EventKind::ALL.into_iter().enumerate() {
+            // The discriminant is the counter index.
+            assert_eq!(k as usize, i, "{k:?}");
+            assert_eq!(k.name(), NAMES[i], "{k:?}");
+            assert_eq!(k.counter_name(), NAMES[i].replace('-', "_"), "{k:?}");
+        }
+        let names: HashSet<_> = EventKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), 19);
+        let counters: HashSet<_> = EventKind::ALL.iter().map(|k| k.counter_name()).collect();
+        assert_eq!(counters.len(), 19);
+    }
+
+    #[test]
+    fn every_event_has_its_kind_and_name() {
+        let events = one_of_each();
+        assert_eq!(events.len(), NAMES.len());
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.kind(), EventKind::ALL[i], "{e:?}");
+            assert_eq!(e.name(), NAMES[i], "{e:?}");
         }
     }
 
     #[test]
     fn properties_format() {
-        let g = GpaGranule::containing(0x4020_0000, 21).unwrap();
-        let e = RasEvent::RecordWritten {
-            source: SourceTarget::Sync { vcpu: 2 },
+        let g = g2m();
+        let consumed = RasEvent::Consumed {
+            vcpu: 2,
+            origin: Origin::SeaExit,
             granule: Some(g),
-            severity: Severity::Recoverable,
+            gva: Some(0xffff_0000_1234_5000),
         };
         assert_eq!(
-            e.properties(),
+            consumed.properties(),
             vec![
-                ("source", "sync/2".to_string()),
+                ("vcpu", "2".to_string()),
                 ("gpa", "0x40200000".to_string()),
                 ("shift", "21".to_string()),
-                ("severity", "recoverable".to_string()),
+                ("gva", "0xffff000012345000".to_string()),
             ]
         );
         assert_eq!(
-            e.to_string(),
-            "record-written source=sync/2 gpa=0x40200000 shift=21 severity=recoverable"
+            consumed.to_string(),
+            "sea-exit vcpu=2 gpa=0x40200000 shift=21 gva=0xffff000012345000"
+        );
+        // No address: no gpa/shift/gva keys at all.
+        let bare = RasEvent::Consumed {
+            vcpu: 0,
+            origin: Origin::Sigbus,
+            granule: None,
+            gva: None,
+        };
+        assert_eq!(bare.to_string(), "sigbus-ar vcpu=0");
+        let written = RasEvent::RecordWritten {
+            source: SourceId(2),
+            target: SourceTarget::Sync { vcpu: 2 },
+            granule: Some(g),
+            severity: Severity::Corrected,
+        };
+        assert_eq!(
+            written.to_string(),
+            "record-written source=2 target=sync/2 gpa=0x40200000 shift=21 severity=corrected"
+        );
+        let queued = RasEvent::RecordQueued {
+            source: SourceId(4),
+            target: SourceTarget::Async,
+            depth: 3,
+        };
+        assert_eq!(
+            queued.to_string(),
+            "record-queued source=4 target=async depth=3"
+        );
+        let ignored = RasEvent::Ignored {
+            reason: IgnoreReason::AlreadyPoisoned { granule: g },
+        };
+        assert_eq!(
+            ignored.properties(),
+            vec![
+                ("reason", "already-poisoned".to_string()),
+                ("gpa", "0x40200000".to_string()),
+                ("shift", "21".to_string()),
+            ]
+        );
+        let stopped = RasEvent::VmStopped {
+            reason: StopReason::Storm {
+                vcpu: 3,
+                granule: Some(g),
+                count: 17,
+                window_ms: 1000,
+            },
+        };
+        assert_eq!(
+            stopped.properties(),
+            vec![
+                ("reason", "storm".to_string()),
+                (
+                    "detail",
+                    "Poisoned memory at 0x40200000+2^21 consumed 17 times in 1000 ms (last by vCPU 3)"
+                        .to_string()
+                ),
+            ]
+        );
+        assert_eq!(
+            RasEvent::InjectRequested {
+                target: SourceTarget::Sync { vcpu: 0 },
+                section: "arm_processor",
+            }
+            .to_string(),
+            "inject-requested target=sync/0 section=arm_processor"
+        );
+        assert_eq!(RasEvent::AsyncNotified.to_string(), "async-notified");
+        assert_eq!(
+            RasEvent::PagePoisoned {
+                granule: g,
+                absorbed: 5
+            }
+            .to_string(),
+            "page-poisoned gpa=0x40200000 shift=21 absorbed=5"
         );
     }
 
     #[test]
-    fn named_counters_match_the_serialized_fields() {
-        let mut c = RasCounters::default();
-        for (i, e) in all_events().iter().enumerate() {
-            for _ in 0..=i {
-                c.count(e);
-            }
-        }
-        let json = serde_json::to_value(c).unwrap();
-        let fields = json.as_object().unwrap();
+    fn counters_count_get_values_and_restore() {
+        let c = Counters::default();
+        let events = one_of_each();
+        // sigbus-ar twice, record-written once, vm-stopped once.
+        c.count(&events[1]);
+        c.count(&events[1]);
+        c.count(&events[4]);
+        c.count(&events[18]);
+        assert_eq!(c.get(EventKind::SigbusAr), 2);
+        assert_eq!(c.get(EventKind::RecordWritten), 1);
+        assert_eq!(c.get(EventKind::VmStopped), 1);
+        assert_eq!(c.get(EventKind::SeaExit), 0);
+
+        let values = c.values();
+        assert_eq!(values.0.len(), 19);
+        let mut want: BTreeMap<String, u64> =
+            NAMES.iter().map(|n| (n.replace('-', "_"), 0)).collect();
+        want.insert("sigbus_ar".to_string(), 2);
+        want.insert("record_written".to_string(), 1);
+        want.insert("vm_stopped".to_string(), 1);
+        assert_eq!(values.0, want);
+        // The API / snapshot form: a flat JSON object.
+        let json = serde_json::to_string(&values).unwrap();
+        assert!(
+            json.starts_with(r#"{"abort_failed":0,"abort_injected":0,"#),
+            "{json}"
+        );
+        assert_eq!(
+            serde_json::from_str::<CounterValues>(&json).unwrap(),
+            values
+        );
+
+        // Restore: known names set, missing ones start at zero, unknown
+        // ones (a newer snapshot) are ignored.
+        let mut snap = BTreeMap::new();
+        snap.insert("page_poisoned".to_string(), 7);
+        snap.insert("sigbus_ao".to_string(), 3);
+        snap.insert("from_the_future".to_string(), 99);
+        c.restore(&CounterValues(snap));
+        assert_eq!(c.get(EventKind::PagePoisoned), 7);
+        assert_eq!(c.get(EventKind::SigbusAo), 3);
+        // Was 2, absent from the snapshot: now 0.
+        assert_eq!(c.get(EventKind::SigbusAr), 0);
         let named = c.named();
-        assert_eq!(named.len(), fields.len());
-        for (name, value) in named {
-            assert_eq!(fields[name].as_u64(), Some(value), "{name}");
-        }
+        assert_eq!(named.len(), 19);
+        assert_eq!(named.iter().map(|(_, v)| *v).sum::<u64>(), 10);
+        assert_eq!(named[13], ("page_poisoned", 7));
+        assert!(!named.iter().any(|(k, _)| *k == "from_the_future"));
     }
 }

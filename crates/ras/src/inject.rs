@@ -1,34 +1,84 @@
 // SPDX-License-Identifier: Apache-2.0
-//! Operator-requested errors: [`InjectRequest`], the body of a VMM's
-//! `vm.inject-error` API request and the option string of
-//! `ch-remote inject-error`, and its conversion into an [`ErrorReport`].
+//! Operator-requested errors (drills): [`InjectRequest`], the body of a
+//! VMM's `vm.inject-error` API request, its conversion into an
+//! [`ErrorReport`], and [`PendingInjections`], where a synchronous one waits
+//! for the thread of its vCPU.
 //!
-//! The same field names are used in both forms, for instance
-//! `type=memory,gpa=0x48000000,source=async` and
-//! `{"type": "memory", "gpa": 1207959552, "source": "async"}`.
-//! See [`InjectRequest::SYNTAX`]. Injected errors are drills: the engine
-//! reports them to the guest exactly as asked and never marks memory
-//! poisoned (see [`crate::policy`]).
+//! The command-line form (`ch-remote inject-error type=memory,gpa=...`)
+//! uses the same field names and words ([`FromStr`] of each field's type);
+//! numbers there are decimal or `0x` hexadecimal ([`Number`]).
+//!
+//! Injected errors are simulations: the engine reports them to the guest
+//! exactly as asked and never marks memory poisoned.
+//!
+//! # Synchronous drills do not crash a healthy guest
+//! A synchronous injection makes its vCPU take an external abort, as if it
+//! had consumed the error. Linux recovers from that only when the vCPU was
+//! running user code (`do_sea()` lets APEI claim an abort from EL0 only; at
+//! EL1 it calls `arm64_notify_die()` and the kernel dies), and an idle vCPU
+//! sits in the kernel. So by default ([`VcpuMode::User`]) the injection
+//! waits, up to a deadline, until its vCPU is interrupted in user mode;
+//! until it is delivered nothing is written, and if the deadline passes it
+//! is refused. [`VcpuMode::Any`] delivers wherever the vCPU is, for
+//! testing the guest's kernel-mode handling (real hardware can do that to
+//! it too).
 
 use std::fmt;
+use std::mem::take;
+use std::str::FromStr;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use vm_memory::GuestAddress;
 
-use crate::cper::{ArmErrorTypes, ArmProcessorSection, Guid, Severity};
-use crate::options::{self, HexError, Keyword, SyntaxError};
-use crate::report::{
-    ErrorCause, ErrorReport, GpaGranule, InjectPayload, InjectTarget, MAX_GRANULE_SHIFT,
-    MIN_GRANULE_SHIFT,
+use crate::cper::{
+    ArmErrorTypes, ArmProcessorSection, DataEntry, EntryFlags, Guid, MemoryErrorSection,
+    RawSection, Section, Severity,
 };
+use crate::error_source::SourceTarget;
+use crate::granule::{GpaGranule, MAX_GRANULE_SHIFT, MIN_GRANULE_SHIFT};
+use crate::report::{ErrorCause, ErrorReport};
 
-/// Largest raw section body accepted, in bytes (the engine further
-/// refuses a record larger than the error status block).
+/// Largest raw section body accepted, in bytes (the engine further refuses
+/// a record larger than the error status block).
 pub const MAX_RAW_DATA: usize = 4096;
+
+/// Default granule of a memory injection (4 KiB).
+pub const DEFAULT_GRANULE: u64 = 1 << MIN_GRANULE_SHIFT;
+
+/// The words of an enumerated field, for `FromStr`/`Display`.
+macro_rules! words {
+    ($ty:ty, $field:literal, $allowed:literal, $($word:literal => $variant:expr),+ $(,)?) => {
+        impl FromStr for $ty {
+            type Err = InjectError;
+
+            fn from_str(s: &str) -> Result<Self, InjectError> {
+                match s {
+                    $($word => Ok($variant),)+
+                    _ => Err(InjectError::InvalidWord {
+                        key: $field,
+                        value: s.chars().take(32).collect(),
+                        allowed: $allowed,
+                    }),
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                $(if *self == $variant {
+                    return f.write_str($word);
+                })+
+                Ok(())
+            }
+        }
+    };
+}
 
 /// What kind of error section to report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub enum InjectKind {
     /// A Platform Memory Error section (UEFI 2.10 N.2.5) at `gpa`.
     #[default]
@@ -38,10 +88,12 @@ pub enum InjectKind {
     /// Any section: `section_type` and the hex-encoded body `data`.
     Raw,
 }
+words!(InjectKind, "type", "memory|arm_processor|raw",
+    "memory" => InjectKind::Memory, "arm_processor" => InjectKind::ArmProcessor, "raw" => InjectKind::Raw);
 
-/// Which error source reports it.
+/// Which kind of error source reports it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub enum InjectSource {
     /// The asynchronous source (GED notification or polled): the guest
     /// handles it as a deferred error, nothing is interrupted.
@@ -51,10 +103,26 @@ pub enum InjectSource {
     /// data abort as if it had consumed the error.
     Sync,
 }
+words!(InjectSource, "source", "async|sync", "async" => InjectSource::Async, "sync" => InjectSource::Sync);
+
+/// Where the vCPU of a synchronous injection may be when it takes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VcpuMode {
+    /// Only while it runs user code (EL0): the guest recovers by killing
+    /// the process; waits for that, up to a deadline (see the module
+    /// documentation).
+    #[default]
+    User,
+    /// Wherever it is: in the kernel the guest does what it does on real
+    /// hardware (Linux dies).
+    Any,
+}
+words!(VcpuMode, "vcpu_mode", "user|any", "user" => VcpuMode::User, "any" => VcpuMode::Any);
 
 /// ARM error-information type (one bit of the UEFI 2.10 N.2.4.4.1 bitmap).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub enum InjectArmError {
     /// Cache error.
     #[default]
@@ -66,6 +134,9 @@ pub enum InjectArmError {
     /// Micro-architectural error.
     MicroArch,
 }
+words!(InjectArmError, "arm_error", "cache|tlb|bus|micro_arch",
+    "cache" => InjectArmError::Cache, "tlb" => InjectArmError::Tlb,
+    "bus" => InjectArmError::Bus, "micro_arch" => InjectArmError::MicroArch);
 
 impl From<InjectArmError> for ArmErrorTypes {
     fn from(e: InjectArmError) -> Self {
@@ -78,21 +149,46 @@ impl From<InjectArmError> for ArmErrorTypes {
     }
 }
 
+/// A number on the command line: decimal, or hexadecimal after `0x`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Number(pub u64);
+
+impl FromStr for Number {
+    type Err = InjectError;
+
+    fn from_str(s: &str) -> Result<Self, InjectError> {
+        let (digits, radix) = match s.strip_prefix("0x").or(s.strip_prefix("0X")) {
+            Some(hex) => (hex, 16),
+            None => (s, 10),
+        };
+        // from_str_radix accepts a leading '+': check the digits first.
+        if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+            return Err(InjectError::InvalidNumber(s.chars().take(32).collect()));
+        }
+        u64::from_str_radix(digits, radix)
+            .map(Number)
+            .map_err(|_| InjectError::InvalidNumber(s.chars().take(32).collect()))
+    }
+}
+
 /// An error to inject, as an operator or a test asks for it. Fields that
-/// do not apply to `kind` must be absent ([`InjectRequest::to_report`]
-/// refuses them rather than ignore them).
+/// do not apply to `type` or `source` must be absent
+/// ([`InjectRequest::to_report`] refuses them rather than ignore them).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InjectRequest {
     /// Section kind.
     #[serde(rename = "type")]
     pub kind: InjectKind,
-    /// Error source.
+    /// Error source (default async).
     #[serde(default)]
     pub source: InjectSource,
     /// vCPU taking the abort (`source=sync` only; default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vcpu: Option<u32>,
+    /// Where that vCPU may take it (`source=sync` only; default user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpu_mode: Option<VcpuMode>,
     /// CPER severity (default recoverable).
     #[serde(default)]
     pub severity: Severity,
@@ -130,36 +226,13 @@ pub struct InjectRequest {
 /// Why an injection request is refused.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum InjectError {
-    /// Two commas in a row, or a leading/trailing comma.
-    #[error("Empty option in the inject-error request (stray comma)")]
-    EmptyOption,
-    /// An option without `=value`.
-    #[error("Missing value for inject-error option '{0}' (expected {0}=<value>)")]
-    MissingValue(String),
-    /// `key=` with nothing after it.
-    #[error("Empty value for inject-error option '{0}'")]
-    EmptyValue(String),
-    /// A key the request does not know.
-    #[error("Unknown inject-error option '{0}' (known: {KNOWN_KEYS})")]
-    UnknownKey(String),
-    /// A key given twice.
-    #[error("Duplicate inject-error option '{0}'")]
-    DuplicateKey(String),
-    /// `type` was not given.
-    #[error("Missing inject-error option 'type' (memory|arm-processor|raw)")]
-    MissingType,
     /// A value that is not a number (decimal or `0x` hex).
-    #[error("Invalid number for inject-error option '{key}': '{value}'")]
-    InvalidNumber {
-        /// Option name.
-        key: &'static str,
-        /// Offending value.
-        value: String,
-    },
+    #[error("Invalid number '{0}' (decimal, or hexadecimal after 0x)")]
+    InvalidNumber(String),
     /// A value that is not one of the allowed words.
-    #[error("Invalid value '{value}' for inject-error option '{key}' (allowed: {allowed})")]
+    #[error("Invalid value '{value}' for inject-error '{key}' (allowed: {allowed})")]
     InvalidWord {
-        /// Option name.
+        /// Field name.
         key: &'static str,
         /// Offending value.
         value: String,
@@ -175,7 +248,7 @@ pub enum InjectError {
         key: &'static str,
     },
     /// A field that does not apply to the kind or source.
-    #[error("Inject-error option '{key}' does not apply to {context}")]
+    #[error("Inject-error field '{key}' does not apply to {context}")]
     NotApplicable {
         /// Offending field.
         key: &'static str,
@@ -192,177 +265,42 @@ pub enum InjectError {
     /// The section type is not a GUID.
     #[error("Invalid inject-error section_type '{0}' (expected 8-4-4-4-12 hex digits)")]
     BadGuid(String),
-    /// The raw data is not an even number of hex digits, or too long.
-    #[error("Invalid inject-error data: {0}")]
-    BadData(String),
-    /// The vCPU does not exist.
-    #[error("Inject-error vcpu {vcpu} does not exist (the VM has {num_vcpus} vCPUs)")]
-    NoSuchVcpu {
-        /// Requested vCPU.
-        vcpu: u32,
-        /// vCPUs of the VM.
-        num_vcpus: u32,
-    },
+    /// The raw data has an odd number of digits.
+    #[error("Invalid inject-error data: {0} hex digits (two per byte)")]
+    OddHexLength(usize),
+    /// The raw data holds something that is not a hex digit.
+    #[error("Invalid inject-error data: not a hex digit at offset {0}")]
+    NotHex(usize),
+    /// The raw data is too long.
+    #[error("Invalid inject-error data: {0} bytes (at most {MAX_RAW_DATA})")]
+    DataTooLong(usize),
 }
 
-const KNOWN_KEYS: &str = "type, source, vcpu, severity, gpa, granule, threshold_exceeded, \
-     arm_error, mpidr, pa, va, section_type, data";
-
-impl fmt::Display for InjectKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            InjectKind::Memory => "memory",
-            InjectKind::ArmProcessor => "arm-processor",
-            InjectKind::Raw => "raw",
-        })
+/// Hex digits (two per byte, either case) to bytes, at most
+/// [`MAX_RAW_DATA`].
+pub fn decode_hex(text: &str) -> Result<Vec<u8>, InjectError> {
+    let digits = text.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return Err(InjectError::OddHexLength(digits.len()));
     }
-}
-
-/// `value` as a keyword of option `key`.
-fn keyword<T: Keyword>(key: &'static str, value: &str) -> Result<T, InjectError> {
-    T::from_word(value).ok_or_else(|| InjectError::InvalidWord {
-        key,
-        value: value.to_string(),
-        allowed: T::ALLOWED,
-    })
-}
-
-impl From<SyntaxError<'_>> for InjectError {
-    fn from(e: SyntaxError<'_>) -> Self {
-        match e {
-            SyntaxError::EmptyOption => InjectError::EmptyOption,
-            SyntaxError::MissingValue(option) => InjectError::MissingValue(option.to_string()),
-            SyntaxError::DuplicateKey(key) => InjectError::DuplicateKey(key.to_string()),
-        }
+    if digits.len() / 2 > MAX_RAW_DATA {
+        return Err(InjectError::DataTooLong(digits.len() / 2));
     }
-}
-
-/// The words are the serde names.
-impl Keyword for InjectKind {
-    const WORDS: &'static [(&'static str, Self)] = &[
-        ("memory", InjectKind::Memory),
-        ("arm-processor", InjectKind::ArmProcessor),
-        ("raw", InjectKind::Raw),
-    ];
-    const ALLOWED: &'static str = "memory|arm-processor|raw";
-}
-
-impl Keyword for InjectSource {
-    const WORDS: &'static [(&'static str, Self)] =
-        &[("async", InjectSource::Async), ("sync", InjectSource::Sync)];
-    const ALLOWED: &'static str = "async|sync";
-}
-
-impl Keyword for InjectArmError {
-    const WORDS: &'static [(&'static str, Self)] = &[
-        ("cache", InjectArmError::Cache),
-        ("tlb", InjectArmError::Tlb),
-        ("bus", InjectArmError::Bus),
-        ("micro-arch", InjectArmError::MicroArch),
-    ];
-    const ALLOWED: &'static str = "cache|tlb|bus|micro-arch";
-}
-
-fn parse_u64(key: &'static str, value: &str) -> Result<u64, InjectError> {
-    options::parse_u64(value).ok_or_else(|| InjectError::InvalidNumber {
-        key,
-        value: value.to_string(),
-    })
-}
-
-fn parse_u32(key: &'static str, value: &str) -> Result<u32, InjectError> {
-    u32::try_from(parse_u64(key, value)?).map_err(|_| InjectError::InvalidNumber {
-        key,
-        value: value.to_string(),
-    })
-}
-
-/// The raw section body: hex digits, at most [`MAX_RAW_DATA`] bytes.
-fn decode_data(text: &str) -> Result<Vec<u8>, InjectError> {
-    if text.len() / 2 > MAX_RAW_DATA {
-        return Err(InjectError::BadData(format!(
-            "{} bytes (at most {MAX_RAW_DATA})",
-            text.len() / 2
-        )));
-    }
-    options::decode_hex(text).map_err(|e| {
-        InjectError::BadData(match e {
-            HexError::OddLength(n) => format!("{n} hex digits (two per byte)"),
-            HexError::NotHex(at) => format!("not a hex digit at offset {at}"),
-        })
-    })
+    let nibble = |i: usize| {
+        char::from(digits[i])
+            .to_digit(16)
+            .map(|d| d as u8)
+            .ok_or(InjectError::NotHex(i))
+    };
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| Ok(nibble(i)? << 4 | nibble(i + 1)?))
+        .collect()
 }
 
 impl InjectRequest {
-    /// Syntax of the option string, for command-line help.
-    pub const SYNTAX: &'static str = "type=memory|arm-processor|raw[,source=async|sync]\
-        [,vcpu=<index, source=sync only>][,severity=recoverable|corrected|fatal|informational]\
-        [,gpa=<address>,granule=<bytes>,threshold_exceeded=on|off (memory)]\
-        [,arm_error=cache|tlb|bus|micro-arch,mpidr=<value>,pa=<address>,va=<address> \
-        (arm-processor)][,section_type=<GUID>,data=<hex bytes> (raw)] \
-        (numbers decimal or 0x hex; defaults: source=async, severity=recoverable, \
-        granule=4096, arm_error=cache, mpidr=0)";
-
-    /// Parses the `key=value,...` form. Only the syntax is checked here;
-    /// [`to_report`](Self::to_report) checks that the fields fit together.
-    pub fn parse(s: &str) -> Result<Self, InjectError> {
-        let mut req = InjectRequest::default();
-        let pairs = options::split(s)?;
-        for &(key, value) in &pairs {
-            req.set(key, value)?;
-        }
-        if !pairs.iter().any(|(key, _)| *key == "type") {
-            return Err(InjectError::MissingType);
-        }
-        Ok(req)
-    }
-
-    fn set(&mut self, key: &str, value: &str) -> Result<(), InjectError> {
-        let key: &'static str = match key {
-            "type" => "type",
-            "source" => "source",
-            "vcpu" => "vcpu",
-            "severity" => "severity",
-            "gpa" => "gpa",
-            "granule" => "granule",
-            "threshold_exceeded" => "threshold_exceeded",
-            "arm_error" => "arm_error",
-            "mpidr" => "mpidr",
-            "pa" => "pa",
-            "va" => "va",
-            "section_type" => "section_type",
-            "data" => "data",
-            other => return Err(InjectError::UnknownKey(other.to_string())),
-        };
-        if value.is_empty() {
-            return Err(InjectError::EmptyValue(key.to_string()));
-        }
-        match key {
-            "type" => self.kind = keyword(key, value)?,
-            "source" => self.source = keyword(key, value)?,
-            "vcpu" => self.vcpu = Some(parse_u32(key, value)?),
-            "severity" => {
-                self.severity = value.parse().map_err(|_| InjectError::InvalidWord {
-                    key,
-                    value: value.to_string(),
-                    allowed: "recoverable|fatal|corrected|informational",
-                })?;
-            }
-            "gpa" => self.gpa = Some(parse_u64(key, value)?),
-            "granule" => self.granule = Some(parse_u64(key, value)?),
-            "threshold_exceeded" => self.threshold_exceeded = Some(keyword(key, value)?),
-            "arm_error" => self.arm_error = Some(keyword(key, value)?),
-            "mpidr" => self.mpidr = Some(parse_u64(key, value)?),
-            "pa" => self.pa = Some(parse_u64(key, value)?),
-            "va" => self.va = Some(parse_u64(key, value)?),
-            "section_type" => self.section_type = Some(value.to_string()),
-            _ => self.data = Some(value.to_string()),
-        }
-        Ok(())
-    }
-
     /// The fields given, by name (for "does not apply" checks).
-    fn given(&self) -> [(&'static str, bool); 10] {
+    fn given(&self) -> [(&'static str, bool); 11] {
         [
             ("gpa", self.gpa.is_some()),
             ("granule", self.granule.is_some()),
@@ -374,6 +312,7 @@ impl InjectRequest {
             ("section_type", self.section_type.is_some()),
             ("data", self.data.is_some()),
             ("vcpu", self.vcpu.is_some()),
+            ("vcpu_mode", self.vcpu_mode.is_some()),
         ]
     }
 
@@ -387,28 +326,27 @@ impl InjectRequest {
     }
 
     /// The guest-physical range a memory injection names (for the VMM to
-    /// check it is guest RAM), `None` for other kinds.
-    pub fn memory_range(&self) -> Option<(u64, u64)> {
-        let gpa = self.gpa?;
-        (self.kind == InjectKind::Memory).then(|| {
-            let len = self.granule.unwrap_or(1 << MIN_GRANULE_SHIFT);
-            (gpa & !(len.wrapping_sub(1)), len)
-        })
+    /// check it is guest RAM), `None` for other kinds or a bad granule.
+    pub fn memory_granule(&self) -> Option<GpaGranule> {
+        let gpa = self.gpa.filter(|_| self.kind == InjectKind::Memory)?;
+        granule(gpa, self.granule.unwrap_or(DEFAULT_GRANULE)).ok()
     }
 
-    /// Checks the request against itself and a VM of `num_vcpus` vCPUs and
-    /// builds the report for [`crate::engine::RasEngine::handle`].
-    pub fn to_report(
-        &self,
-        num_vcpus: u32,
-        unix_time: u64,
-        monotonic_ms: u64,
-    ) -> Result<ErrorReport, InjectError> {
+    /// Where the vCPU of a synchronous injection may take it.
+    pub fn vcpu_mode(&self) -> VcpuMode {
+        self.vcpu_mode.unwrap_or_default()
+    }
+
+    /// Checks the request against itself and builds the report for
+    /// [`crate::engine::RasEngine::handle`]. Whether the vCPU exists and
+    /// the record fits is the engine's check
+    /// ([`crate::engine::RasEngine::check_injection`]).
+    pub fn to_report(&self, unix_time: u64, monotonic_ms: u64) -> Result<ErrorReport, InjectError> {
         for (key, given) in self.given() {
             if !given {
                 continue;
             }
-            if key == "vcpu" {
+            if key == "vcpu" || key == "vcpu_mode" {
                 if self.source != InjectSource::Sync {
                     return Err(InjectError::NotApplicable {
                         key,
@@ -423,74 +361,155 @@ impl InjectRequest {
             }
         }
         let target = match self.source {
-            InjectSource::Async => InjectTarget::Async,
-            InjectSource::Sync => {
-                let vcpu = self.vcpu.unwrap_or(0);
-                if vcpu >= num_vcpus {
-                    return Err(InjectError::NoSuchVcpu { vcpu, num_vcpus });
-                }
-                InjectTarget::Sync { vcpu }
-            }
-        };
-        let severity = self.severity;
-        let payload = match self.kind {
-            InjectKind::Memory => {
-                let gpa = self.gpa.ok_or(InjectError::Missing {
-                    kind: self.kind,
-                    key: "gpa",
-                })?;
-                let len = self.granule.unwrap_or(1 << MIN_GRANULE_SHIFT);
-                let granule = u8::try_from(len.trailing_zeros())
-                    .ok()
-                    .filter(|_| len.is_power_of_two())
-                    .and_then(|shift| GpaGranule::containing(gpa, shift))
-                    .ok_or(InjectError::BadGranule(len))?;
-                InjectPayload::Memory {
-                    granule,
-                    severity,
-                    threshold_exceeded: self.threshold_exceeded.unwrap_or(false),
-                }
-            }
-            InjectKind::ArmProcessor => InjectPayload::ArmProcessor {
-                section: self.arm_section(),
-                severity,
+            InjectSource::Async => SourceTarget::Async,
+            InjectSource::Sync => SourceTarget::Sync {
+                vcpu: self.vcpu.unwrap_or(0),
             },
+        };
+        let missing = |key| InjectError::Missing {
+            kind: self.kind,
+            key,
+        };
+        let mut flags = EntryFlags::PRIMARY;
+        let section = match self.kind {
+            InjectKind::Memory => {
+                let gpa = self.gpa.ok_or_else(|| missing("gpa"))?;
+                let g = granule(gpa, self.granule.unwrap_or(DEFAULT_GRANULE))?;
+                if self.threshold_exceeded == Some(true) {
+                    flags |= EntryFlags::THRESHOLD_EXCEEDED;
+                }
+                Section::Memory(MemoryErrorSection::for_granule(&g))
+            }
+            InjectKind::ArmProcessor => Section::ArmProcessor(ArmProcessorSection::single_error(
+                self.mpidr.unwrap_or(0),
+                0,
+                self.arm_error.unwrap_or_default().into(),
+                self.va,
+                self.pa,
+            )),
             InjectKind::Raw => {
-                let text = self.section_type.as_deref().ok_or(InjectError::Missing {
-                    kind: self.kind,
-                    key: "section_type",
-                })?;
+                let text = self
+                    .section_type
+                    .as_deref()
+                    .ok_or_else(|| missing("section_type"))?;
                 let section_type: Guid = text
                     .parse()
                     .map_err(|_| InjectError::BadGuid(text.chars().take(64).collect()))?;
-                let data = decode_data(self.data.as_deref().ok_or(InjectError::Missing {
-                    kind: self.kind,
-                    key: "data",
-                })?)?;
-                InjectPayload::Raw {
-                    section_type,
-                    severity,
-                    data,
-                }
+                let data = decode_hex(self.data.as_deref().ok_or_else(|| missing("data"))?)?;
+                Section::Raw(RawSection::new(section_type, data))
             }
         };
         Ok(ErrorReport {
-            cause: ErrorCause::Injected { target, payload },
+            cause: ErrorCause::Injected {
+                target,
+                entry: DataEntry::new(section, self.severity).with_flags(flags),
+            },
             unix_time,
             monotonic_ms,
         })
     }
+}
 
-    /// One error-information entry of the requested type, on a running
-    /// processor identified by its MPIDR.
-    fn arm_section(&self) -> ArmProcessorSection {
-        ArmProcessorSection::single_error(
-            self.mpidr.unwrap_or(0),
-            0,
-            self.arm_error.unwrap_or_default().into(),
-            self.va,
-            self.pa,
-        )
+/// The granule of `len` bytes around `gpa`.
+fn granule(gpa: u64, len: u64) -> Result<GpaGranule, InjectError> {
+    u8::try_from(len.trailing_zeros())
+        .ok()
+        .filter(|_| len.is_power_of_two())
+        .and_then(|shift| GpaGranule::containing(GuestAddress(gpa), shift))
+        .ok_or(InjectError::BadGranule(len))
+}
+
+/// A synchronous injection waiting for the thread of its vCPU, with what
+/// answers the requester (`R`: a channel, a callback).
+#[derive(Debug)]
+pub struct Pending<R> {
+    /// The vCPU that must take it.
+    pub vcpu: u32,
+    /// The report to handle on that vCPU's thread.
+    pub report: ErrorReport,
+    /// Where the vCPU may be when it takes it.
+    pub mode: VcpuMode,
+    /// Monotonic time (ms) after which it is refused.
+    pub deadline_ms: u64,
+    /// Answers the requester, exactly once: whoever takes the entry out
+    /// (the vCPU thread that delivers it, or the VMM thread that expires
+    /// or cancels it) owns it.
+    pub respond: R,
+}
+
+/// Synchronous injections waiting for their vCPUs, at most one per vCPU.
+///
+/// Each entry leaves the queue exactly once, under the queue's lock:
+/// [`PendingInjections::take`] on the vCPU's thread, or
+/// [`PendingInjections::expire`] / [`PendingInjections::drain`] on the VMM
+/// thread. So a requester is answered exactly once even when its deadline
+/// passes while the vCPU is taking it.
+#[derive(Debug)]
+pub struct PendingInjections<R> {
+    entries: Mutex<Vec<Pending<R>>>,
+}
+
+impl<R> Default for PendingInjections<R> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<R> PendingInjections<R> {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues `pending`; gives it back if its vCPU already has one
+    /// waiting (the caller answers its requester).
+    pub fn push(&self, pending: Pending<R>) -> Result<(), Box<Pending<R>>> {
+        let mut entries = self.entries.lock().unwrap();
+        if entries.iter().any(|p| p.vcpu == pending.vcpu) {
+            return Err(Box::new(pending));
+        }
+        entries.push(pending);
+        Ok(())
+    }
+
+    /// The mode of the injection waiting for `vcpu`, if any (a cheap check
+    /// before the vCPU thread looks at where it is).
+    pub fn waiting(&self, vcpu: u32) -> Option<VcpuMode> {
+        let entries = self.entries.lock().unwrap();
+        entries.iter().find(|p| p.vcpu == vcpu).map(|p| p.mode)
+    }
+
+    /// Takes the injection waiting for `vcpu` (on that vCPU's thread).
+    pub fn take(&self, vcpu: u32) -> Option<Pending<R>> {
+        let mut entries = self.entries.lock().unwrap();
+        let i = entries.iter().position(|p| p.vcpu == vcpu)?;
+        Some(entries.swap_remove(i))
+    }
+
+    /// The vCPUs with an injection waiting (to interrupt them again).
+    pub fn vcpus(&self) -> Vec<u32> {
+        let entries = self.entries.lock().unwrap();
+        entries.iter().map(|p| p.vcpu).collect()
+    }
+
+    /// Takes out the injections whose deadline passed at `now_ms`.
+    pub fn expire(&self, now_ms: u64) -> Vec<Pending<R>> {
+        let mut entries = self.entries.lock().unwrap();
+        let (expired, waiting) = entries.drain(..).partition(|p| p.deadline_ms <= now_ms);
+        *entries = waiting;
+        expired
+    }
+
+    /// Takes out every injection (the VM stops or pauses).
+    pub fn drain(&self) -> Vec<Pending<R>> {
+        take(&mut *self.entries.lock().unwrap())
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.entries.lock().unwrap().is_empty()
     }
 }
 

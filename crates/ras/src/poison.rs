@@ -16,12 +16,12 @@
 
 use std::collections::BTreeMap;
 use std::mem;
-use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use vm_memory::{Address, GuestAddress};
 
-use crate::report::GpaGranule;
+use crate::granule::GpaGranule;
 
 /// Default bound on the number of disjoint poisoned granules.
 pub const DEFAULT_MAX_POISONED: usize = 4096;
@@ -30,23 +30,21 @@ pub const DEFAULT_MAX_POISONED: usize = 4096;
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PoisonError {
     /// Adding the granule would exceed the registry's bound.
-    #[error("Poison registry full: {limit} granules tracked, cannot add {base:#x} (shift {shift})")]
+    #[error("Poison registry full: {limit} granules tracked, cannot add {granule}")]
     Full {
         /// The bound.
         limit: usize,
-        /// Base of the granule that did not fit.
-        base: u64,
-        /// Its shift.
-        shift: u8,
+        /// The granule that did not fit.
+        granule: GpaGranule,
     },
     /// A restored list holds overlapping granules (it was not produced by
     /// this registry).
-    #[error("Overlapping poisoned granules in restored state: {a:#x} and {b:#x}")]
+    #[error("Overlapping poisoned granules in restored state: {a} and {b}")]
     Overlap {
-        /// Base of the first granule.
-        a: u64,
-        /// Base of the second granule.
-        b: u64,
+        /// The first granule.
+        a: GpaGranule,
+        /// The second granule.
+        b: GpaGranule,
     },
     /// A restored list is longer than its own bound.
     #[error("Restored poison list holds {len} granules, more than its limit {limit}")]
@@ -80,7 +78,7 @@ pub enum Insertion {
 pub struct PoisonRegistry {
     /// Base -> granule. Granules are disjoint, so the one containing an
     /// address, if any, is the one with the greatest base <= the address.
-    granules: BTreeMap<u64, GpaGranule>,
+    granules: BTreeMap<GuestAddress, GpaGranule>,
     limit: usize,
 }
 
@@ -125,15 +123,12 @@ impl TryFrom<PoisonList> for PoisonRegistry {
                 Insertion::New { absorbed } if absorbed.is_empty() => {}
                 Insertion::New { absorbed } => {
                     return Err(PoisonError::Overlap {
-                        a: absorbed[0].base(),
-                        b: g.base(),
+                        a: absorbed[0],
+                        b: g,
                     });
                 }
                 Insertion::Duplicate { existing } => {
-                    return Err(PoisonError::Overlap {
-                        a: existing.base(),
-                        b: g.base(),
-                    });
+                    return Err(PoisonError::Overlap { a: existing, b: g });
                 }
             }
         }
@@ -171,7 +166,7 @@ impl PoisonRegistry {
     }
 
     /// The known granule containing `gpa`, if any.
-    pub fn lookup(&self, gpa: u64) -> Option<GpaGranule> {
+    pub fn lookup(&self, gpa: GuestAddress) -> Option<GpaGranule> {
         self.granules
             .range(..=gpa)
             .next_back()
@@ -180,7 +175,7 @@ impl PoisonRegistry {
     }
 
     /// Whether `gpa` is poisoned.
-    pub fn contains(&self, gpa: u64) -> bool {
+    pub fn contains(&self, gpa: GuestAddress) -> bool {
         self.lookup(gpa).is_some()
     }
 
@@ -208,8 +203,7 @@ impl PoisonRegistry {
         if self.granules.len() - absorbed.len() + 1 > self.limit {
             return Err(PoisonError::Full {
                 limit: self.limit,
-                base: granule.base(),
-                shift: granule.shift(),
+                granule,
             });
         }
         for g in &absorbed {
@@ -243,7 +237,11 @@ impl PoisonRegistry {
 
     /// The poisoned granules that overlap `[start, start + len)`, in address
     /// order. The range is clipped at the top of the address space.
-    pub fn overlapping(&self, start: u64, len: u64) -> impl Iterator<Item = GpaGranule> + '_ {
+    pub fn overlapping(
+        &self,
+        start: GuestAddress,
+        len: u64,
+    ) -> impl Iterator<Item = GpaGranule> + '_ {
         let last = inclusive_last(start, len);
         // The first overlapping granule may start below `start`.
         let first = last.and_then(|_| self.lookup(start));
@@ -257,9 +255,10 @@ impl PoisonRegistry {
     }
 
     /// Splits `[start, start + len)` into the sub-ranges that hold no
-    /// poisoned memory, in address order: what a snapshot or migration may
-    /// read. The range is clipped at the top of the address space.
-    pub fn clean_ranges(&self, start: u64, len: u64) -> Vec<Range<u64>> {
+    /// poisoned memory, as `(start, length)` in address order: what a
+    /// snapshot or migration may read. The range is clipped at the top of
+    /// the address space.
+    pub fn clean_ranges(&self, start: GuestAddress, len: u64) -> Vec<(GuestAddress, u64)> {
         let Some(last) = inclusive_last(start, len) else {
             return Vec::new();
         };
@@ -269,30 +268,25 @@ impl PoisonRegistry {
         for g in self.overlapping(start, len) {
             let Some(c) = cursor else { break };
             if g.base() > c {
-                out.push(c..g.base());
+                out.push((c, g.base().unchecked_offset_from(c)));
             }
             cursor = g.last().checked_add(1).filter(|n| *n <= last);
         }
         if let Some(c) = cursor {
-            // A `Range` cannot end past u64::MAX: the very last byte of the
-            // address space is dropped (never guest RAM).
-            let end = last.saturating_add(1);
-            if end > c {
-                out.push(c..end);
-            }
+            let span = last.unchecked_offset_from(c);
+            // Only the whole address space has a length u64 cannot hold:
+            // its very last byte (never guest RAM) is then dropped.
+            out.push((c, span.checked_add(1).unwrap_or(span)));
         }
+        out.retain(|(_, n)| *n > 0);
         out
     }
 }
 
 /// Last address of `[start, start + len)`, clipped to `u64::MAX`; `None`
 /// for an empty range.
-fn inclusive_last(start: u64, len: u64) -> Option<u64> {
-    if len == 0 {
-        None
-    } else {
-        Some(start.saturating_add(len - 1))
-    }
+fn inclusive_last(start: GuestAddress, len: u64) -> Option<GuestAddress> {
+    (len != 0).then(|| GuestAddress(start.raw_value().saturating_add(len - 1)))
 }
 
 #[cfg(test)]
@@ -300,7 +294,11 @@ mod tests {
     use super::*;
 
     fn g(base: u64, shift: u8) -> GpaGranule {
-        GpaGranule::containing(base, shift).unwrap()
+        GpaGranule::containing(GuestAddress(base), shift).unwrap()
+    }
+
+    fn a(v: u64) -> GuestAddress {
+        GuestAddress(v)
     }
 
     #[test]
@@ -348,12 +346,12 @@ mod tests {
         let mut r = PoisonRegistry::new(8);
         r.insert(g(0x20_0000, 21)).unwrap();
         r.insert(g(0x1000, 12)).unwrap();
-        assert_eq!(r.lookup(0x3f_ffff), Some(g(0x20_0000, 21)));
-        assert_eq!(r.lookup(0x40_0000), None);
-        assert_eq!(r.lookup(0x1fff), Some(g(0x1000, 12)));
-        assert!(!r.contains(0x2000));
-        assert!(!r.contains(0xfff));
-        assert!(!r.contains(0));
+        assert_eq!(r.lookup(a(0x3f_ffff)), Some(g(0x20_0000, 21)));
+        assert_eq!(r.lookup(a(0x40_0000)), None);
+        assert_eq!(r.lookup(a(0x1fff)), Some(g(0x1000, 12)));
+        assert!(!r.contains(a(0x2000)));
+        assert!(!r.contains(a(0xfff)));
+        assert!(!r.contains(a(0)));
     }
 
     #[test]
@@ -367,8 +365,7 @@ mod tests {
             err,
             PoisonError::Full {
                 limit: 2,
-                base: 0x8000,
-                shift: 12
+                granule: g(0x8000, 12)
             }
         );
         assert!(err.to_string().starts_with("Poison registry full"));
@@ -399,26 +396,38 @@ mod tests {
         r.insert(g(0x1000, 12)).unwrap();
         r.insert(g(0x20_0000, 21)).unwrap();
         assert_eq!(
-            r.clean_ranges(0, 0x50_0000),
-            vec![0..0x1000, 0x2000..0x20_0000, 0x40_0000..0x50_0000]
+            r.clean_ranges(a(0), 0x50_0000),
+            vec![
+                (a(0), 0x1000),
+                (a(0x2000), 0x1f_e000),
+                (a(0x40_0000), 0x10_0000)
+            ]
         );
         // Range starting inside a poisoned granule.
         assert_eq!(
-            r.clean_ranges(0x30_0000, 0x20_0000),
-            vec![0x40_0000..0x50_0000]
+            r.clean_ranges(a(0x30_0000), 0x20_0000),
+            vec![(a(0x40_0000), 0x10_0000)]
         );
         assert_eq!(
-            r.overlapping(0x30_0000, 0x20_0000).collect::<Vec<_>>(),
+            r.overlapping(a(0x30_0000), 0x20_0000).collect::<Vec<_>>(),
             vec![g(0x20_0000, 21)]
         );
         // Entirely poisoned, and empty.
-        assert!(r.clean_ranges(0x1000, 0x1000).is_empty());
-        assert!(r.clean_ranges(0x1000, 0).is_empty());
-        assert_eq!(r.overlapping(0x1000, 0).count(), 0);
-        // Clipped at the top of the address space.
+        assert!(r.clean_ranges(a(0x1000), 0x1000).is_empty());
+        assert!(r.clean_ranges(a(0x1000), 0).is_empty());
+        assert_eq!(r.overlapping(a(0x1000), 0).count(), 0);
+        // Clipped at the top of the address space: the last 4 KiB
+        // (0xffff_ffff_ffff_f000..=u64::MAX) are 0x1000 bytes, a length a
+        // (start, length) pair can hold.
         assert_eq!(
-            r.clean_ranges(u64::MAX - 0xfff, 0x2000),
-            vec![u64::MAX - 0xfff..u64::MAX]
+            r.clean_ranges(a(u64::MAX - 0xfff), 0x2000),
+            vec![(a(u64::MAX - 0xfff), 0x1000)]
+        );
+        // Poison in the last page leaves nothing of it.
+        r.insert(g(u64::MAX - 0xfff, 12)).unwrap();
+        assert_eq!(
+            r.clean_ranges(a(u64::MAX - 0x1fff), 0x3000),
+            vec![(a(u64::MAX - 0x1fff), 0x1000)]
         );
     }
 
@@ -439,7 +448,10 @@ mod tests {
         serde_json::from_str::<PoisonRegistry>(&json).unwrap_err();
         assert_eq!(
             PoisonRegistry::try_from(overlapping),
-            Err(PoisonError::Overlap { a: 0x1000, b: 0 })
+            Err(PoisonError::Overlap {
+                a: g(0x1000, 12),
+                b: g(0, 21)
+            })
         );
         let too_many = PoisonList {
             limit: 1,

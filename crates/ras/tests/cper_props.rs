@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Property tests of the CPER codec (UEFI 2.10 Appendix N, ACPI 6.5
 //! §18.3.2.7): random blocks and records round-trip, every truncation of a
-//! valid encoding is rejected, and random or mutated bytes never make the
-//! decoders panic.
+//! valid encoding is rejected, a memory-error block has the spec's bytes
+//! at the spec's offsets, and random or mutated bytes never make the
+//! decoders panic while valid ones still decode to what was encoded.
 
 use proptest::collection::vec;
 use proptest::option;
@@ -15,7 +16,8 @@ use ras::cper::{
     DataEntry, EntryFlags, Guid, MEMORY_ERROR_SECTION_GUID, MemoryErrorSection, RawSection, Record,
     Section, Severity, StatusBlock, Timestamp,
 };
-use ras::report::GpaGranule;
+use ras::granule::GpaGranule;
+use vm_memory::GuestAddress;
 
 fn severity() -> impl Strategy<Value = Severity> {
     prop_oneof![
@@ -227,41 +229,124 @@ proptest! {
     fn memory_granule_block_reports_granule(
         gpa in any::<u64>(), shift in 12u8..=34, sev in severity(), t in any::<u64>()
     ) {
-        let g = GpaGranule::containing(gpa, shift).unwrap();
+        let g = GpaGranule::containing(GuestAddress(gpa), shift).unwrap();
         let bytes = StatusBlock::memory_error(&g, sev, t).encode();
+        // ACPI 6.5 Table 18.19 header (20) + Table 18.20 entry (72) + UEFI
+        // 2.10 N.2.5 section (80).
         prop_assert_eq!(bytes.len(), 20 + 72 + 80);
+        let sev_value = match sev {
+            Severity::Recoverable => 0u32,
+            Severity::Fatal => 1,
+            Severity::Corrected => 2,
+            Severity::Informational => 3,
+        };
+        // One entry (bits 4..13); uncorrectable valid (bit 0) for
+        // recoverable and fatal, correctable valid (bit 1) for corrected,
+        // neither for informational.
+        let status = 0x10u32 | [1, 1, 2, 0][sev_value as usize];
+        prop_assert_eq!(&bytes[0..4], &status.to_le_bytes());
+        prop_assert_eq!(&bytes[12..16], &152u32.to_le_bytes());
+        prop_assert_eq!(&bytes[16..20], &sev_value.to_le_bytes());
+        // The entry: memory section GUID, severity, 80-byte section.
+        prop_assert_eq!(
+            &bytes[20..36],
+            &[
+                0x14, 0x11, 0xbc, 0xa5, 0x64, 0x6f, 0xde, 0x4e, 0xb8, 0x63, 0x3e, 0x83, 0xed,
+                0x7c, 0x83, 0xb1
+            ]
+        );
+        prop_assert_eq!(&bytes[36..40], &sev_value.to_le_bytes());
+        prop_assert_eq!(&bytes[44..48], &80u32.to_le_bytes());
         let body = &bytes[92..];
-        prop_assert_eq!(&body[16..24], &g.base().to_le_bytes());
-        prop_assert_eq!(&body[24..32], &(!((1u64 << shift) - 1)).to_le_bytes());
+        // Physical address (granule base) and mask, error type.
+        let mask = !((1u64 << shift) - 1);
+        prop_assert_eq!(&body[0..8], &0x4006u64.to_le_bytes());
+        prop_assert_eq!(&body[16..24], &(gpa & mask).to_le_bytes());
+        prop_assert_eq!(&body[24..32], &mask.to_le_bytes());
+        prop_assert_eq!(body[72], 3);
         let d = StatusBlock::decode(&bytes).unwrap();
         prop_assert_eq!(d.error_severity(), Some(sev));
     }
 
+    /// Random bytes never make a decoder panic; whatever decodes
+    /// re-encodes to the same value. And a valid encoding followed by the
+    /// same random bytes still decodes to exactly what was encoded (a
+    /// decoder that refused everything would fail here).
     #[test]
-    fn random_bytes_never_panic(bytes in vec(any::<u8>(), 0..512)) {
-        if let Ok(b) = StatusBlock::decode(&bytes) {
-            // Whatever decodes re-encodes to something that decodes the same.
-            prop_assert_eq!(StatusBlock::decode(&b.encode()), Ok(b));
+    fn random_bytes_never_panic_and_valid_prefixes_decode(
+        bytes in vec(any::<u8>(), 0..512),
+        b in block(),
+        m in memory(),
+    ) {
+        if let Ok(d) = StatusBlock::decode(&bytes) {
+            prop_assert_eq!(StatusBlock::decode(&d.encode()), Ok(d));
         }
         if let Ok(r) = Record::decode(&bytes) {
             prop_assert_eq!(Record::decode(&r.encode()), Ok(r));
         }
-        let _ = DataEntry::decode_prefix(&bytes);
-        let _ = ArmProcessorSection::decode(&bytes);
-        let _ = MemoryErrorSection::decode(&bytes);
+        if let Ok((e, used)) = DataEntry::decode_prefix(&bytes) {
+            prop_assert!(used <= bytes.len());
+            prop_assert_eq!(e.encoded_len(), used);
+        }
+        if let Ok(a) = ArmProcessorSection::decode(&bytes) {
+            let mut buf = vec![0u8; a.encoded_len()];
+            prop_assert_eq!(a.encode_into(&mut buf), Ok(buf.len()));
+            prop_assert_eq!(ArmProcessorSection::decode(&buf), Ok(a));
+        }
+        if let Ok(s) = MemoryErrorSection::decode(&bytes) {
+            prop_assert_eq!(bytes.len(), 80);
+            let mut buf = [0u8; 80];
+            prop_assert_eq!(s.encode_into(&mut buf), Ok(80));
+            prop_assert_eq!(&buf[..], &bytes[..]);
+        }
+
+        let mut with_tail = b.encode();
+        with_tail.extend_from_slice(&bytes);
+        prop_assert_eq!(StatusBlock::decode(&with_tail), Ok(b.clone()));
+        if let Some(first) = b.entries.first() {
+            let (e, used) = DataEntry::decode_prefix(&with_tail[20..]).unwrap();
+            prop_assert_eq!(&e, first);
+            prop_assert_eq!(used, first.encoded_len());
+        }
+        let mut section = [0u8; 80];
+        prop_assert_eq!(m.encode_into(&mut section), Ok(80));
+        prop_assert_eq!(MemoryErrorSection::decode(&section), Ok(m));
     }
 
+    /// Every 80-byte memory error section whose validation bits are the
+    /// UEFI 2.10 N.2.5 ones (bits 0..21) decodes, and re-encodes to the
+    /// same bytes; a reserved validation bit is refused.
+    #[test]
+    fn memory_section_bytes_round_trip(mut bytes in any::<[u8; 80]>(), reserved in 22u32..64) {
+        let bits = u64::from_le_bytes(bytes[..8].try_into().unwrap()) & ((1 << 22) - 1);
+        bytes[..8].copy_from_slice(&bits.to_le_bytes());
+        let s = MemoryErrorSection::decode(&bytes).unwrap();
+        prop_assert_eq!(s.validation_bits, bits);
+        prop_assert_eq!(
+            s.physical_address,
+            u64::from_le_bytes(bytes[16..24].try_into().unwrap())
+        );
+        let mut buf = [0u8; 80];
+        prop_assert_eq!(s.encode_into(&mut buf), Ok(80));
+        prop_assert_eq!(buf, bytes);
+        bytes[..8].copy_from_slice(&(bits | 1 << reserved).to_le_bytes());
+        prop_assert!(MemoryErrorSection::decode(&bytes).is_err());
+    }
+
+    /// Mutated encodings never make the decoders panic; an unmutated one
+    /// (every edit wrote the byte already there) decodes to the original.
     #[test]
     fn mutated_encodings_never_panic(
         b in block(),
         edits in vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
         record in any::<bool>(),
     ) {
-        let mut bytes = if record {
+        let original = if record {
             Record::from_status_block(&b, notification::CPE, 1).encode()
         } else {
             b.encode()
         };
+        let mut bytes = original.clone();
         for (i, v) in edits {
             let i = i.index(bytes.len());
             bytes[i] = v;
@@ -271,6 +356,14 @@ proptest! {
         }
         if let Ok(r) = Record::decode(&bytes) {
             prop_assert_eq!(Record::decode(&r.encode()), Ok(r));
+        }
+        if bytes == original {
+            if record {
+                let r = Record::from_status_block(&b, notification::CPE, 1);
+                prop_assert_eq!(Record::decode(&bytes), Ok(r));
+            } else {
+                prop_assert_eq!(StatusBlock::decode(&bytes), Ok(b));
+            }
         }
     }
 }

@@ -1,64 +1,110 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The engine end to end on real guest memory (`GuestMemoryMmap`): reports
-//! become CPER bytes in the guest's error status blocks, ack-register
-//! changes, poison entries and requests to the VMM. The VMM side is a
-//! recording [`Platform`] (the boundary the engine defines).
+//! The engine end to end on real guest memory (`GuestMemoryMmap`): error
+//! reports become CPER bytes at the right guest-physical addresses, ack
+//! register values, poison entries, and an `Outcome` telling the VMM what
+//! to do.
+//!
+//! Expected addresses come from the region layout documented in
+//! `error_source` (registers at `base + 16 * i`, blocks from
+//! `base + round_up(16 * sources, 64)`), written out here; expected bytes
+//! from ACPI 6.5 §18.3.2.7.1 and UEFI 2.10 N.2.5, written out like
+//! `cper::status_block`'s known-bytes test. The guest side acknowledges a
+//! record the way Linux's GHES driver does (`ghes_clear_estatus`, then
+//! `ghes_ack_error`: `(ack & preserve) | write` with the HEST's
+//! `0xfffffffe` / `1`).
 
-use std::sync::atomic::Ordering;
-
-use ras::config::{AsyncMode, RasConfig, SeaSources};
-use ras::cper::arm::info_validation;
-use ras::cper::{
-    ArmErrorInfo, ArmErrorTypes, ArmProcessorSection, EntryFlags, Section, Severity, StatusBlock,
-};
-use ras::engine::{EngineError, Platform, RasEngine};
-use ras::error_source::SourceId;
+use ras::config::{AsyncMode, ConfigError, NoGpaPolicy, RasConfig, SeaSources};
+use ras::cper::{DataEntry, EntryFlags, Guid, MemoryErrorSection, RawSection, Section, Severity};
+use ras::engine::{EngineError, Outcome, RasEngine, RasSnapshot, Reset};
+use ras::error_source::{ErrorSourceError, SourceId, SourceTarget};
 use ras::event::RasEvent;
-use ras::policy::{SourceTarget, StopReason};
-use ras::report::{
-    AbortKind, ErrorCause, ErrorReport, GpaGranule, InjectPayload, InjectTarget, SyncOrigin,
-};
-use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap};
+use ras::granule::GpaGranule;
+use ras::poison::PoisonError;
+use ras::policy::{IgnoreReason, StopReason};
+use ras::report::{ErrorCause, ErrorReport, Origin};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 const RAM: u64 = 0x4000_0000;
 const RAM_LEN: usize = 4 << 20;
 const REGION: u64 = 0x0900_0000;
 const REGION_LEN: usize = 256 << 10;
-const UNIX: u64 = 1_763_000_000;
+/// 2026-11-24T18:33:20Z.
+const UNIX: u64 = 1_795_545_200;
+/// `UNIX` as a CPER timestamp (UEFI 2.10 N.2.1): BCD seconds, minutes,
+/// hours, flags (precise), day, month, year, century.
+const TIMESTAMP: [u8; 8] = [0x20, 0x33, 0x18, 0x01, 0x24, 0x11, 0x26, 0x20];
 
-#[derive(Debug, PartialEq, Eq)]
-enum Call {
-    Inject(u32, AbortKind, Option<u64>),
-    Notify,
-    Stop(StopReason),
+// ---------------------------------------------------------------------
+// The region layout, from error_source's module documentation.
+
+fn esa_register(i: u64) -> u64 {
+    REGION + 16 * i
 }
 
-#[derive(Default)]
-struct Recorder {
-    calls: Vec<Call>,
-    events: Vec<RasEvent>,
-    fail_inject: bool,
+fn ack_register(i: u64) -> u64 {
+    REGION + 16 * i + 8
 }
 
-impl Platform for Recorder {
-    fn inject_abort(&mut self, vcpu: u32, kind: AbortKind, far: Option<u64>) -> Result<(), String> {
-        if self.fail_inject {
-            return Err("KVM_SET_VCPU_EVENTS: EINVAL".into());
-        }
-        self.calls.push(Call::Inject(vcpu, kind, far));
-        Ok(())
-    }
-    fn notify_async(&mut self) -> Result<(), String> {
-        self.calls.push(Call::Notify);
-        Ok(())
-    }
-    fn stop_vm(&mut self, reason: &StopReason) {
-        self.calls.push(Call::Stop(reason.clone()));
-    }
-    fn emit(&mut self, event: &RasEvent) {
-        self.events.push(event.clone());
-    }
+/// Block of source `i` among `sources`, each `block_len` long.
+fn block_at(sources: u64, i: u64, block_len: u64) -> u64 {
+    REGION + (16 * sources).div_ceil(64) * 64 + block_len * i
 }
+
+/// With the default 1024-byte blocks.
+fn block(sources: u64, i: u64) -> u64 {
+    block_at(sources, i, 1024)
+}
+
+// ---------------------------------------------------------------------
+// Expected bytes.
+
+/// A Generic Error Status Block (ACPI 6.5 Table 18.19) with one Generic
+/// Error Data Entry (Table 18.20, revision 0x300, timestamp valid) holding
+/// a Platform Memory Error section (UEFI 2.10 N.2.5: physical address,
+/// mask and error type valid; multi-bit ECC).
+fn memory_block_bytes(pa: u64, mask: u64, severity: u32, flags: u8) -> Vec<u8> {
+    // Block status: one entry (bits 4..13), and bit 0 (uncorrectable)
+    // for recoverable (0) / fatal (1), bit 1 (correctable) for corrected
+    // (2), neither for informational (3).
+    let valid = [0x1, 0x1, 0x2, 0x0][severity as usize];
+    let mut b = Vec::new();
+    b.extend_from_slice(&(0x10u32 | valid).to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes()); // raw data offset
+    b.extend_from_slice(&0u32.to_le_bytes()); // raw data length
+    b.extend_from_slice(&152u32.to_le_bytes()); // data length: 72 + 80
+    b.extend_from_slice(&severity.to_le_bytes());
+    // Data entry: section type A5BC1114-6F64-4EDE-B863-3E83ED7C83B1.
+    b.extend_from_slice(&[
+        0x14, 0x11, 0xbc, 0xa5, 0x64, 0x6f, 0xde, 0x4e, 0xb8, 0x63, 0x3e, 0x83, 0xed, 0x7c, 0x83,
+        0xb1,
+    ]);
+    b.extend_from_slice(&severity.to_le_bytes());
+    b.extend_from_slice(&[0x00, 0x03, 0x04, flags]); // revision, valid: timestamp, flags
+    b.extend_from_slice(&80u32.to_le_bytes());
+    b.extend_from_slice(&[0u8; 36]); // FRU id + text
+    b.extend_from_slice(&TIMESTAMP);
+    // Memory error section.
+    b.extend_from_slice(&0x4006u64.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes()); // error status
+    b.extend_from_slice(&pa.to_le_bytes());
+    b.extend_from_slice(&mask.to_le_bytes());
+    b.extend_from_slice(&[0u8; 40]); // node .. target id
+    b.push(3); // multi-bit ECC
+    b.extend_from_slice(&[0u8; 7]);
+    assert_eq!(b.len(), 172);
+    b
+}
+
+/// What the engine writes for lost memory: recoverable, primary.
+fn recoverable(pa: u64, mask: u64) -> Vec<u8> {
+    memory_block_bytes(pa, mask, 0, 0x01)
+}
+
+const MASK_4K: u64 = 0xffff_ffff_ffff_f000;
+const MASK_2M: u64 = 0xffff_ffff_ffe0_0000;
+
+// ---------------------------------------------------------------------
+// Guest memory and the guest.
 
 fn memory() -> GuestMemoryMmap {
     GuestMemoryMmap::from_ranges(&[
@@ -68,565 +114,904 @@ fn memory() -> GuestMemoryMmap {
     .unwrap()
 }
 
+fn read(mem: &GuestMemoryMmap, addr: u64, len: usize) -> Vec<u8> {
+    let mut v = vec![0; len];
+    mem.read_slice(&mut v, GuestAddress(addr)).unwrap();
+    v
+}
+
+fn read_u64(mem: &GuestMemoryMmap, addr: u64) -> u64 {
+    u64::from_le_bytes(read(mem, addr, 8).try_into().unwrap())
+}
+
+/// The first `expected.len()` bytes of the block at `addr` are `expected`,
+/// the rest of the `block_len`-byte block is zero.
+fn assert_block(mem: &GuestMemoryMmap, addr: u64, expected: &[u8]) {
+    let got = read(mem, addr, 1024);
+    assert_eq!(got[..expected.len()], *expected, "block at {addr:#x}");
+    assert!(
+        got[expected.len()..].iter().all(|b| *b == 0),
+        "bytes after the record at {addr:#x}"
+    );
+}
+
+fn assert_empty_block(mem: &GuestMemoryMmap, addr: u64) {
+    assert_eq!(read(mem, addr, 1024), vec![0; 1024], "block at {addr:#x}");
+}
+
+/// Linux's GHES driver after reading source `i`'s record: clear
+/// block_status, then set the ack register to `(ack & 0xfffffffe) | 1`.
+fn guest_ack(mem: &GuestMemoryMmap, sources: u64, i: u64) {
+    mem.write_slice(&[0; 4], GuestAddress(block(sources, i)))
+        .unwrap();
+    let ack = read_u64(mem, ack_register(i));
+    let v = (ack & 0xffff_fffe) | 1;
+    mem.write_slice(&v.to_le_bytes(), GuestAddress(ack_register(i)))
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------
+// Engines and reports.
+
 fn engine(cfg: RasConfig, vcpus: u32, mem: &GuestMemoryMmap) -> RasEngine {
-    let mut e = RasEngine::new(cfg, REGION, vcpus).unwrap();
-    assert!(e.layout().total_len() <= REGION_LEN as u64);
+    let mut e = RasEngine::new(cfg, GuestAddress(REGION), vcpus).unwrap();
     e.init(mem).unwrap();
     e
 }
 
 fn g(base: u64, shift: u8) -> GpaGranule {
-    GpaGranule::containing(base, shift).unwrap()
+    GpaGranule::containing(GuestAddress(base), shift).unwrap()
+}
+
+fn at(cause: ErrorCause, t: u64) -> ErrorReport {
+    ErrorReport {
+        cause,
+        unix_time: UNIX,
+        monotonic_ms: t,
+    }
 }
 
 fn sigbus(vcpu: u32, granule: GpaGranule, t: u64) -> ErrorReport {
-    ErrorReport {
-        cause: ErrorCause::SyncConsumption {
+    at(
+        ErrorCause::Consumed {
             vcpu,
-            origin: SyncOrigin::Sigbus,
-            abort: AbortKind::Unknown,
+            origin: Origin::Sigbus,
             granule: Some(granule),
             gva: None,
         },
-        unix_time: UNIX,
-        monotonic_ms: t,
-    }
+        t,
+    )
 }
 
 fn ao(granule: GpaGranule, t: u64) -> ErrorReport {
-    ErrorReport {
-        cause: ErrorCause::HostActionOptional { granule },
-        unix_time: UNIX,
-        monotonic_ms: t,
+    at(ErrorCause::Announced { granule }, t)
+}
+
+fn injected(target: SourceTarget, entry: DataEntry) -> ErrorReport {
+    at(ErrorCause::Injected { target, entry }, 0)
+}
+
+fn consumed_event(vcpu: u32, granule: GpaGranule) -> RasEvent {
+    RasEvent::Consumed {
+        vcpu,
+        origin: Origin::Sigbus,
+        granule: Some(granule),
+        gva: None,
     }
 }
 
-fn ack_value(e: &RasEngine, mem: &GuestMemoryMmap, s: SourceId) -> u64 {
-    let a = e.layout().ack_register(s).unwrap();
-    mem.load(GuestAddress(a), Ordering::Acquire).unwrap()
-}
-
-/// The block bytes of source `s`, decoded.
-fn block(e: &RasEngine, mem: &GuestMemoryMmap, s: SourceId) -> Option<StatusBlock> {
-    let addr = e.layout().block(s).unwrap();
-    let mut buf = vec![0u8; e.layout().block_len() as usize];
-    mem.read_slice(&mut buf, GuestAddress(addr)).unwrap();
-    if buf[..4] == [0; 4] {
-        return None;
+fn written(source: u16, target: SourceTarget, granule: GpaGranule) -> RasEvent {
+    RasEvent::RecordWritten {
+        source: SourceId(source),
+        target,
+        granule: Some(granule),
+        severity: Severity::Recoverable,
     }
-    Some(StatusBlock::decode(&buf).unwrap())
 }
 
-/// What the guest's GHES driver does after reading a record: clear
-/// block_status, then set bit 0 of the ack register (preserve ~1, write 1).
-fn guest_ack(e: &RasEngine, mem: &GuestMemoryMmap, s: SourceId) {
-    let b = e.layout().block(s).unwrap();
-    mem.store(0u32, GuestAddress(b), Ordering::Release).unwrap();
-    let a = e.layout().ack_register(s).unwrap();
-    let v: u64 = mem.load(GuestAddress(a), Ordering::Acquire).unwrap();
-    mem.store((v & !1) | 1, GuestAddress(a), Ordering::Release)
-        .unwrap();
+fn poisoned(granule: GpaGranule) -> RasEvent {
+    RasEvent::PagePoisoned {
+        granule,
+        absorbed: 0,
+    }
 }
+
+fn config(f: impl FnOnce(&mut RasConfig)) -> RasConfig {
+    let mut c = RasConfig::default();
+    f(&mut c);
+    c
+}
+
+// ---------------------------------------------------------------------
 
 #[test]
-fn sync_consumption_reaches_guest_memory_and_aborts() {
+fn sigbus_consumption_writes_the_record_and_asks_for_the_abort() {
     let mem = memory();
     let mut e = engine(RasConfig::default(), 4, &mem);
-    let mut p = Recorder::default();
-    let lost = g(RAM + 0x20_0000, 21);
-    // The host reports a 4K page inside a poisoned 2M huge page: the SIGBUS
-    // carries si_addr_lsb = 21, the edge builds the 2M granule.
-    let out = e.handle(&sigbus(2, lost, 10), &mem, &mut p).unwrap();
-
-    // Bytes in vCPU 2's block: exactly the recoverable memory error for the
-    // whole 2M, with the precise timestamp.
-    let s = e.layout().sync_source(2).unwrap();
-    let want = StatusBlock::memory_error(&lost, Severity::Recoverable, UNIX);
-    let addr = e.layout().block(s).unwrap();
-    let mut raw = vec![0u8; want.encoded_len()];
-    mem.read_slice(&mut raw, GuestAddress(addr)).unwrap();
-    assert_eq!(raw, want.encode());
-    assert_eq!(block(&e, &mem, s), Some(want));
-    // The source is now busy; the other vCPUs' sources are untouched.
-    assert_eq!(ack_value(&e, &mem, s), 0);
-    for v in [0, 1, 3] {
-        let o = e.layout().sync_source(v).unwrap();
-        assert_eq!(ack_value(&e, &mem, o), 1);
-        assert_eq!(block(&e, &mem, o), None);
+    // A 4 KiB page inside a poisoned 2 MiB huge page: si_addr_lsb = 21.
+    let lost = g(RAM + 0x20_1000, 21);
+    let out = e.handle(&sigbus(2, lost, 10), &mem).unwrap();
+    assert_eq!(
+        out,
+        Outcome {
+            events: vec![
+                consumed_event(2, lost),
+                written(2, SourceTarget::Sync { vcpu: 2 }, lost),
+                poisoned(lost),
+            ],
+            abort: Some(2),
+            notify_async: false,
+            stop: None,
+            queued: false,
+        }
+    );
+    // 4 vCPUs + async = 5 sources: 80 bytes of registers, blocks from
+    // REGION + 128; vCPU 2's at REGION + 128 + 2 * 1024.
+    assert_eq!(block(5, 2), REGION + 0x880);
+    assert_block(&mem, REGION + 0x880, &recoverable(RAM + 0x20_0000, MASK_2M));
+    // Its source is busy; the others are free and empty.
+    for i in 0..5 {
+        assert_eq!(read_u64(&mem, esa_register(i)), block(5, i), "ESA {i}");
+        let free = u64::from(i != 2);
+        assert_eq!(read_u64(&mem, ack_register(i)), free, "ack {i}");
+        if i != 2 {
+            assert_empty_block(&mem, block(5, i));
+        }
     }
-    assert_eq!(block(&e, &mem, e.layout().async_source()), None);
-    // The ESA register points at the block (written by init, kept).
-    let esa: u64 = mem
-        .load(
-            GuestAddress(e.layout().esa_register(s).unwrap()),
-            Ordering::Acquire,
-        )
-        .unwrap();
-    assert_eq!(esa, addr);
-
-    // The VMM was asked for a data abort on vCPU 2, after the record.
-    assert_eq!(p.calls, vec![Call::Inject(2, AbortKind::Data, None)]);
-    assert_eq!(out.stopped, None);
-    assert_eq!(
-        out.events,
-        vec![
-            RasEvent::SigbusAr {
-                vcpu: 2,
-                granule: Some(lost)
-            },
-            RasEvent::RecordWritten {
-                source: SourceTarget::Sync { vcpu: 2 },
-                granule: Some(lost),
-                severity: Severity::Recoverable
-            },
-            RasEvent::PagePoisoned {
-                granule: lost,
-                absorbed: 0
-            },
-            RasEvent::AbortInjected {
-                vcpu: 2,
-                kind: AbortKind::Data,
-                far: None
-            },
-        ]
-    );
-    assert_eq!(p.events, out.events);
-    assert!(e.poison().contains(RAM + 0x3f_ffff));
-    assert!(!e.poison().contains(RAM + 0x40_0000));
-    let c = e.counters();
-    assert_eq!(
-        (
-            c.sigbus_ar,
-            c.records_written,
-            c.pages_poisoned,
-            c.aborts_injected
-        ),
-        (1, 1, 1, 1)
-    );
+    assert!(e.poison().contains(GuestAddress(RAM + 0x3f_ffff)));
+    assert!(!e.poison().contains(GuestAddress(RAM + 0x40_0000)));
+    assert!(!e.poison().contains(GuestAddress(RAM + 0x1f_ffff)));
 }
 
 #[test]
-fn second_error_queues_until_the_guest_acks() {
+fn sea_exit_without_address_follows_no_gpa() {
+    let report = at(
+        ErrorCause::Consumed {
+            vcpu: 1,
+            origin: Origin::SeaExit,
+            granule: None,
+            gva: Some(0xffff_8000_1000_0000),
+        },
+        0,
+    );
+    let event = RasEvent::Consumed {
+        vcpu: 1,
+        origin: Origin::SeaExit,
+        granule: None,
+        gva: Some(0xffff_8000_1000_0000),
+    };
     let mem = memory();
     let mut e = engine(RasConfig::default(), 2, &mem);
-    let mut p = Recorder::default();
-    let s = e.layout().sync_source(0).unwrap();
+    assert_eq!(
+        e.handle(&report, &mem).unwrap(),
+        Outcome {
+            events: vec![event.clone()],
+            abort: Some(1),
+            ..Outcome::default()
+        }
+    );
+    let mem = memory();
+    let cfg = config(|c| c.no_gpa = NoGpaPolicy::Stop);
+    let mut e = engine(cfg, 2, &mem);
+    assert_eq!(
+        e.handle(&report, &mem).unwrap(),
+        Outcome {
+            events: vec![event],
+            stop: Some(StopReason::NoGpa { vcpu: 1 }),
+            ..Outcome::default()
+        }
+    );
+    // No record anywhere, every source free, nothing poisoned.
+    for i in 0..3 {
+        assert_empty_block(&mem, block(3, i));
+        assert_eq!(read_u64(&mem, ack_register(i)), 1);
+    }
+    assert!(e.poison().is_empty());
+}
+
+#[test]
+fn records_queue_until_the_guest_acks() {
+    let mem = memory();
+    let mut e = engine(RasConfig::default(), 2, &mem);
     let a = g(RAM + 0x1000, 12);
     let b = g(RAM + 0x5000, 12);
-    e.handle(&sigbus(0, a, 0), &mem, &mut p).unwrap();
-    let out = e.handle(&sigbus(0, b, 1), &mem, &mut p).unwrap();
-    assert!(out.events.contains(&RasEvent::RecordQueued {
-        source: SourceTarget::Sync { vcpu: 0 },
-        depth: 1
-    }));
-    // Still aborted: the vCPU must not run past the poisoned load.
+    e.handle(&sigbus(0, a, 0), &mem).unwrap();
+    let out = e.handle(&sigbus(0, b, 1), &mem).unwrap();
+    // Still an abort: the vCPU must not run past the poisoned load.
     assert_eq!(
-        p.calls,
-        vec![
-            Call::Inject(0, AbortKind::Data, None),
-            Call::Inject(0, AbortKind::Data, None)
-        ]
+        out,
+        Outcome {
+            events: vec![
+                consumed_event(0, b),
+                RasEvent::RecordQueued {
+                    source: SourceId(0),
+                    target: SourceTarget::Sync { vcpu: 0 },
+                    depth: 1,
+                },
+                poisoned(b),
+            ],
+            abort: Some(0),
+            queued: true,
+            ..Outcome::default()
+        }
     );
+    // 3 sources: blocks from REGION + 64.
+    let blk = REGION + 64;
+    assert_block(&mem, blk, &recoverable(RAM + 0x1000, MASK_4K));
+    // Nothing moves until the guest acks.
     assert_eq!(
-        block(&e, &mem, s).unwrap(),
-        StatusBlock::memory_error(&a, Severity::Recoverable, UNIX)
+        e.service(&mem).unwrap(),
+        Outcome {
+            queued: true,
+            ..Outcome::default()
+        }
     );
-    // Nothing changes until the ack.
-    assert!(e.service(&mem, &mut p).unwrap().is_empty());
-    guest_ack(&e, &mem, s);
-    let ev = e.service(&mem, &mut p).unwrap();
+    assert_block(&mem, blk, &recoverable(RAM + 0x1000, MASK_4K));
+    guest_ack(&mem, 3, 0);
+    assert_eq!(read_u64(&mem, ack_register(0)), 1);
     assert_eq!(
-        ev,
-        vec![RasEvent::QueuedRecordWritten {
-            source: SourceTarget::Sync { vcpu: 0 }
-        }]
+        e.service(&mem).unwrap(),
+        Outcome {
+            events: vec![RasEvent::QueuedRecordWritten {
+                source: SourceId(0)
+            }],
+            ..Outcome::default()
+        }
     );
-    assert_eq!(
-        block(&e, &mem, s).unwrap(),
-        StatusBlock::memory_error(&b, Severity::Recoverable, UNIX)
-    );
-    assert_eq!(ack_value(&e, &mem, s), 0);
+    assert_block(&mem, blk, &recoverable(RAM + 0x5000, MASK_4K));
+    assert_eq!(read_u64(&mem, ack_register(0)), 0);
+    // vCPU 1's source was never touched.
+    assert_empty_block(&mem, REGION + 64 + 1024);
+    assert_eq!(read_u64(&mem, ack_register(1)), 1);
 }
 
 #[test]
-fn action_optional_goes_to_the_async_source() {
-    for mode in [AsyncMode::Gpio, AsyncMode::Polled, AsyncMode::Off] {
-        let mem = memory();
-        let cfg = RasConfig {
-            async_mode: mode,
-            ..RasConfig::default()
-        };
-        let mut e = engine(cfg, 1, &mem);
-        let mut p = Recorder::default();
-        let lost = g(RAM + 0x3000, 12);
-        e.handle(&ao(lost, 0), &mem, &mut p).unwrap();
-        let s = e.layout().async_source();
-        let want = (mode != AsyncMode::Off)
-            .then(|| StatusBlock::memory_error(&lost, Severity::Recoverable, UNIX));
-        assert_eq!(block(&e, &mem, s), want, "{mode:?}");
-        let notified = usize::from(mode == AsyncMode::Gpio);
-        assert_eq!(p.calls.len(), notified, "{mode:?}");
-        assert!(e.poison().contains(lost.base()));
-        // Already known: nothing more is written or signalled.
-        guest_ack(&e, &mem, s);
-        let out = e.handle(&ao(lost, 1), &mem, &mut p).unwrap();
-        assert_eq!(out.events.len(), 2, "{:?}", out.events);
-        assert!(matches!(out.events[1], RasEvent::Ignored { .. }));
-        assert_eq!(block(&e, &mem, s), None);
-        assert_eq!(p.calls.len(), notified);
-    }
-}
-
-#[test]
-fn queued_async_record_is_signalled_when_written() {
+fn async_source_is_signalled_only_when_a_record_is_written() {
     let mem = memory();
     let mut e = engine(RasConfig::default(), 1, &mem);
-    let mut p = Recorder::default();
-    e.handle(&ao(g(RAM, 12), 0), &mem, &mut p).unwrap();
-    e.handle(&ao(g(RAM + 0x1000, 12), 1), &mem, &mut p).unwrap();
-    // One notification: the second record waits for the ack.
-    assert_eq!(p.calls, vec![Call::Notify]);
-    assert!(e.has_queued());
-    guest_ack(&e, &mem, e.layout().async_source());
-    e.service(&mem, &mut p).unwrap();
-    assert_eq!(p.calls, vec![Call::Notify, Call::Notify]);
-    assert!(!e.has_queued());
+    // 2 sources: the async one is source 1, block at REGION + 64 + 1024.
+    let blk = REGION + 64 + 1024;
+    let [a, b, c, d, x] = [0x1000, 0x2000, 0x3000, 0x4000, 0x5000].map(|o| g(RAM + o, 12));
     assert_eq!(
-        block(&e, &mem, e.layout().async_source()),
-        Some(StatusBlock::memory_error(
-            &g(RAM + 0x1000, 12),
-            Severity::Recoverable,
-            UNIX
-        ))
+        e.handle(&ao(a, 0), &mem).unwrap(),
+        Outcome {
+            events: vec![
+                RasEvent::Announced { granule: a },
+                written(1, SourceTarget::Async, a),
+                poisoned(a),
+            ],
+            notify_async: true,
+            ..Outcome::default()
+        }
     );
+    assert_block(&mem, blk, &recoverable(RAM + 0x1000, MASK_4K));
+    // Busy: queued, not signalled.
+    assert_eq!(
+        e.handle(&ao(b, 1), &mem).unwrap(),
+        Outcome {
+            events: vec![
+                RasEvent::Announced { granule: b },
+                RasEvent::RecordQueued {
+                    source: SourceId(1),
+                    target: SourceTarget::Async,
+                    depth: 1,
+                },
+                poisoned(b),
+            ],
+            queued: true,
+            ..Outcome::default()
+        }
+    );
+    // Signalled when service writes it after the ack.
+    guest_ack(&mem, 2, 1);
+    assert_eq!(
+        e.service(&mem).unwrap(),
+        Outcome {
+            events: vec![RasEvent::QueuedRecordWritten {
+                source: SourceId(1)
+            }],
+            notify_async: true,
+            ..Outcome::default()
+        }
+    );
+    assert_block(&mem, blk, &recoverable(RAM + 0x2000, MASK_4K));
+    // c queued behind b; the guest acks b; the next report finds the
+    // source free with c waiting: c is written (and signalled), the new
+    // one queued.
+    e.handle(&ao(c, 2), &mem).unwrap();
+    guest_ack(&mem, 2, 1);
+    assert_eq!(
+        e.handle(&ao(d, 3), &mem).unwrap(),
+        Outcome {
+            events: vec![
+                RasEvent::Announced { granule: d },
+                RasEvent::QueuedRecordWritten {
+                    source: SourceId(1)
+                },
+                RasEvent::RecordQueued {
+                    source: SourceId(1),
+                    target: SourceTarget::Async,
+                    depth: 1,
+                },
+                poisoned(d),
+            ],
+            notify_async: true,
+            queued: true,
+            ..Outcome::default()
+        }
+    );
+    assert_block(&mem, blk, &recoverable(RAM + 0x3000, MASK_4K));
+    // Already known poison: ignored, no record of its own; the service
+    // that follows every report writes d, queued before, and signals it.
+    guest_ack(&mem, 2, 1);
+    assert_eq!(
+        e.handle(&ao(a, 4), &mem).unwrap(),
+        Outcome {
+            events: vec![
+                RasEvent::Announced { granule: a },
+                RasEvent::Ignored {
+                    reason: IgnoreReason::AlreadyPoisoned { granule: a }
+                },
+                RasEvent::QueuedRecordWritten {
+                    source: SourceId(1)
+                },
+            ],
+            notify_async: true,
+            ..Outcome::default()
+        }
+    );
+    assert_block(&mem, blk, &recoverable(RAM + 0x4000, MASK_4K));
+    guest_ack(&mem, 2, 1);
+    let out = e.handle(&ao(x, 5), &mem).unwrap();
+    assert!(out.notify_async);
+    assert_block(&mem, blk, &recoverable(RAM + 0x5000, MASK_4K));
+}
+
+#[test]
+fn polled_and_disabled_async_sources_are_never_signalled() {
+    let mem = memory();
+    let cfg = config(|c| c.async_mode = AsyncMode::Polled);
+    let mut e = engine(cfg, 1, &mem);
+    let a = g(RAM, 12);
+    assert_eq!(
+        e.handle(&ao(a, 0), &mem).unwrap(),
+        Outcome {
+            events: vec![
+                RasEvent::Announced { granule: a },
+                written(1, SourceTarget::Async, a),
+                poisoned(a),
+            ],
+            ..Outcome::default()
+        }
+    );
+    assert_block(&mem, REGION + 64 + 1024, &recoverable(RAM, MASK_4K));
+    e.handle(&ao(g(RAM + 0x1000, 12), 1), &mem).unwrap();
+    guest_ack(&mem, 2, 1);
+    let out = e.service(&mem).unwrap();
+    assert_eq!(
+        out.events,
+        [RasEvent::QueuedRecordWritten {
+            source: SourceId(1)
+        }]
+    );
+    assert!(!out.notify_async);
+
+    let mem = memory();
+    let cfg = config(|c| c.async_mode = AsyncMode::Off);
+    let mut e = engine(cfg, 1, &mem);
+    assert_eq!(
+        e.handle(&ao(a, 0), &mem).unwrap(),
+        Outcome {
+            events: vec![RasEvent::Announced { granule: a }, poisoned(a)],
+            ..Outcome::default()
+        }
+    );
+    assert_empty_block(&mem, REGION + 64 + 1024);
+    assert_eq!(read_u64(&mem, ack_register(1)), 1);
+    assert!(e.poison().contains(GuestAddress(RAM)));
+}
+
+#[test]
+fn a_record_is_dropped_when_the_queue_is_full() {
+    let mem = memory();
+    let mut e = engine(config(|c| c.queue_depth = 1), 1, &mem);
+    let [a, b, c] = [0, 0x1000, 0x2000].map(|o| g(RAM + o, 12));
+    e.handle(&ao(a, 0), &mem).unwrap();
+    e.handle(&ao(b, 1), &mem).unwrap();
+    assert_eq!(
+        e.handle(&ao(c, 2), &mem).unwrap(),
+        Outcome {
+            events: vec![
+                RasEvent::Announced { granule: c },
+                RasEvent::RecordDropped {
+                    source: SourceId(1),
+                    target: SourceTarget::Async,
+                    granule: Some(c),
+                },
+                poisoned(c),
+            ],
+            queued: true,
+            ..Outcome::default()
+        }
+    );
+    // The guest still sees the first record; the lost one stays poisoned.
+    assert_block(&mem, REGION + 64 + 1024, &recoverable(RAM, MASK_4K));
+    assert!(e.poison().contains(GuestAddress(RAM + 0x2000)));
+    // Only b comes after the ack.
+    guest_ack(&mem, 2, 1);
+    e.service(&mem).unwrap();
+    assert_block(
+        &mem,
+        REGION + 64 + 1024,
+        &recoverable(RAM + 0x1000, MASK_4K),
+    );
+    guest_ack(&mem, 2, 1);
+    assert_eq!(e.service(&mem).unwrap(), Outcome::default());
+
+    // queue_depth = 0: dropped whenever busy.
+    let mem = memory();
+    let mut e = engine(config(|c| c.queue_depth = 0), 1, &mem);
+    e.handle(&sigbus(0, a, 0), &mem).unwrap();
+    let out = e.handle(&sigbus(0, b, 1), &mem).unwrap();
+    assert_eq!(
+        out.events[1],
+        RasEvent::RecordDropped {
+            source: SourceId(0),
+            target: SourceTarget::Sync { vcpu: 0 },
+            granule: Some(b),
+        }
+    );
+    assert_eq!((out.abort, out.queued), (Some(0), false));
 }
 
 #[test]
 fn repeated_consumption_stops_the_vm() {
     let mem = memory();
-    let cfg = RasConfig::parse("storm_limit=3,storm_window_ms=1000").unwrap();
+    let cfg = config(|c| {
+        c.storm_limit = 3;
+        c.storm_window_ms = 1000;
+    });
     let mut e = engine(cfg, 1, &mem);
-    let mut p = Recorder::default();
     let lost = g(RAM + 0x20_0000, 21);
-    let s = e.layout().sync_source(0).unwrap();
     for t in 0..3 {
-        let out = e.handle(&sigbus(0, lost, t), &mem, &mut p).unwrap();
-        assert_eq!(out.stopped, None);
-        guest_ack(&e, &mem, s);
+        let out = e.handle(&sigbus(0, lost, t), &mem).unwrap();
+        assert_eq!((out.abort, out.stop.clone()), (Some(0), None), "t={t}");
+        guest_ack(&mem, 2, 0);
     }
-    let out = e.handle(&sigbus(0, lost, 3), &mem, &mut p).unwrap();
-    let reason = StopReason::Storm {
-        vcpu: 0,
-        granule: Some(lost),
-        count: 4,
-        window_ms: 1000,
-    };
-    assert_eq!(out.stopped, Some(reason.clone()));
-    assert_eq!(p.calls.last(), Some(&Call::Stop(reason.clone())));
-    assert_eq!(e.stopped(), Some(&reason));
-    // No fourth record, no fourth abort.
-    assert_eq!(e.counters().records_written, 3);
-    assert_eq!(e.counters().aborts_injected, 3);
-    assert_eq!(block(&e, &mem, s), None);
-}
-
-#[test]
-fn failed_abort_injection_stops_the_vm() {
-    let mem = memory();
-    let mut e = engine(RasConfig::default(), 1, &mem);
-    let mut p = Recorder {
-        fail_inject: true,
-        ..Recorder::default()
-    };
-    let out = e.handle(&sigbus(0, g(RAM, 12), 0), &mem, &mut p).unwrap();
-    assert_eq!(out.stopped, Some(StopReason::AbortFailed { vcpu: 0 }));
-    assert_eq!(e.counters().abort_failures, 1);
+    let before = read(&mem, REGION, REGION_LEN);
+    let out = e.handle(&sigbus(0, lost, 3), &mem).unwrap();
     assert_eq!(
-        p.calls,
-        vec![Call::Stop(StopReason::AbortFailed { vcpu: 0 })]
+        out,
+        Outcome {
+            events: vec![consumed_event(0, lost)],
+            stop: Some(StopReason::Storm {
+                vcpu: 0,
+                granule: Some(lost),
+                count: 4,
+                window_ms: 1000,
+            }),
+            ..Outcome::default()
+        }
     );
+    // No fourth record: the region is as the guest left it.
+    assert_eq!(read(&mem, REGION, REGION_LEN), before);
 }
 
 #[test]
 fn poison_limit_stops_the_vm_after_telling_the_guest() {
     let mem = memory();
-    let cfg = RasConfig::parse("max_poisoned=1").unwrap();
-    let mut e = engine(cfg, 2, &mem);
-    let mut p = Recorder::default();
-    e.handle(&sigbus(0, g(RAM, 12), 0), &mem, &mut p).unwrap();
-    let out = e
-        .handle(&sigbus(1, g(RAM + 0x8000, 12), 1), &mem, &mut p)
-        .unwrap();
-    assert_eq!(out.stopped, Some(StopReason::PoisonLimit { limit: 1 }));
+    let mut e = engine(config(|c| c.max_poisoned = 1), 2, &mem);
+    let a = g(RAM, 12);
+    let b = g(RAM + 0x8000, 12);
+    e.handle(&sigbus(0, a, 0), &mem).unwrap();
     assert_eq!(
-        p.calls,
-        vec![
-            Call::Inject(0, AbortKind::Data, None),
-            Call::Inject(1, AbortKind::Data, None),
-            Call::Stop(StopReason::PoisonLimit { limit: 1 })
-        ]
+        e.handle(&sigbus(1, b, 1), &mem).unwrap(),
+        Outcome {
+            events: vec![
+                consumed_event(1, b),
+                written(1, SourceTarget::Sync { vcpu: 1 }, b),
+                RasEvent::PoisonListFull {
+                    granule: b,
+                    limit: 1
+                },
+            ],
+            abort: Some(1),
+            stop: Some(StopReason::PoisonLimit { limit: 1 }),
+            ..Outcome::default()
+        }
     );
-    assert_eq!(e.counters().poison_list_full, 1);
+    assert_block(
+        &mem,
+        REGION + 64 + 1024,
+        &recoverable(RAM + 0x8000, MASK_4K),
+    );
+    assert_eq!(e.poison().iter().collect::<Vec<_>>(), [a]);
+}
+
+#[test]
+fn reset_returns_the_poison_and_reinitializes_the_region() {
+    let mem = memory();
+    let mut e = engine(config(|c| c.storm_limit = 1), 1, &mem);
+    let huge = g(RAM + 0x20_0000, 21);
+    let page = g(RAM + 0x1000, 12);
+    e.handle(&sigbus(0, huge, 0), &mem).unwrap();
+    e.handle(&ao(page, 1), &mem).unwrap();
+    assert_eq!(
+        e.reset(&mem).unwrap(),
+        Reset {
+            // Address order.
+            repair: vec![page, huge],
+            events: vec![
+                RasEvent::PoisonRepaired { granule: page },
+                RasEvent::PoisonRepaired { granule: huge },
+            ],
+        }
+    );
+    assert!(e.poison().is_empty());
+    for i in 0..2 {
+        assert_eq!(read_u64(&mem, esa_register(i)), block(2, i));
+        assert_eq!(read_u64(&mem, ack_register(i)), 1);
+        assert_empty_block(&mem, block(2, i));
+    }
+    // The storm history is gone: the same granule again (storm_limit = 1,
+    // within the window) is a first consumption, not a storm.
+    let out = e.handle(&sigbus(0, huge, 2), &mem).unwrap();
+    assert_eq!((out.abort, out.stop), (Some(0), None));
+    assert_block(&mem, block(2, 0), &recoverable(RAM + 0x20_0000, MASK_2M));
+}
+
+#[test]
+fn snapshot_restore_redelivers_the_unacknowledged_record() {
+    let mem = memory();
+    let mut e = engine(RasConfig::default(), 2, &mem);
+    let huge = g(RAM + 0x20_0000, 21);
+    let page = g(RAM, 12);
+    // vCPU 1's record stays in flight; vCPU 0's is read and acked.
+    e.handle(&sigbus(1, huge, 0), &mem).unwrap();
+    e.handle(&sigbus(0, page, 0), &mem).unwrap();
+    guest_ack(&mem, 3, 0);
+    let json = serde_json::to_string(&e.snapshot()).unwrap();
+
+    // The restored guest's memory: a copy, with the guest's leftovers in
+    // the acked block.
+    let mem2 = memory();
+    mem2.write_slice(&read(&mem, REGION, REGION_LEN), GuestAddress(REGION))
+        .unwrap();
+    let mut r = RasEngine::new(RasConfig::default(), GuestAddress(REGION), 2).unwrap();
+    r.restore(serde_json::from_str(&json).unwrap(), &mem2)
+        .unwrap();
+    assert_eq!(r.poison().iter().collect::<Vec<_>>(), [page, huge]);
+    // 3 sources: vCPU 1's block at REGION + 64 + 1024, same bytes, busy.
+    assert_block(&mem2, REGION + 1088, &recoverable(RAM + 0x20_0000, MASK_2M));
+    assert_eq!(read_u64(&mem2, ack_register(1)), 0);
+    // The acked one: reset, free.
+    assert_empty_block(&mem2, REGION + 64);
+    assert_eq!(read_u64(&mem2, ack_register(0)), 1);
+    assert_empty_block(&mem2, REGION + 2112);
+    for i in 0..3 {
+        assert_eq!(read_u64(&mem2, esa_register(i)), block(3, i));
+    }
+    // It works without init: vCPU 0 is written, vCPU 1 queued behind the
+    // re-delivered record.
+    let next = g(RAM + 0x1_0000, 12);
+    let out = r.handle(&sigbus(0, next, 5), &mem2).unwrap();
+    assert_eq!(
+        out.events[1],
+        written(0, SourceTarget::Sync { vcpu: 0 }, next)
+    );
+    assert_block(&mem2, REGION + 64, &recoverable(RAM + 0x1_0000, MASK_4K));
+    let out = r
+        .handle(&sigbus(1, g(RAM + 0x2_0000, 12), 6), &mem2)
+        .unwrap();
+    assert!(
+        matches!(
+            out.events[1],
+            RasEvent::RecordQueued {
+                source: SourceId(1),
+                depth: 1,
+                ..
+            }
+        ),
+        "{:?}",
+        out.events
+    );
+}
+
+#[test]
+fn restore_refuses_another_configuration_and_a_raised_poison_bound() {
+    let mem = memory();
+    let mut e = engine(config(|c| c.max_poisoned = 1), 2, &mem);
+    e.handle(&sigbus(1, g(RAM, 12), 0), &mem).unwrap();
+    let snapshot = e.snapshot();
+    let before = read(&mem, REGION, REGION_LEN);
+
+    let other = config(|c| c.async_mode = AsyncMode::Off);
+    let mut r = RasEngine::new(other, GuestAddress(REGION), 2).unwrap();
+    let err = r.restore(snapshot.clone(), &mem).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            EngineError::ConfigMismatch { snapshot: s, running }
+                if s.async_mode == AsyncMode::Gpio && running.async_mode == AsyncMode::Off
+        ),
+        "{err:?}"
+    );
+    // Refused before touching guest memory.
+    assert_eq!(read(&mem, REGION, REGION_LEN), before);
+
+    // A snapshot cannot raise the poison bound: a list of two under a
+    // limit of 5 is refused by an engine whose max_poisoned is 1.
+    let mut v = serde_json::to_value(&snapshot).unwrap();
+    v["poison"] = serde_json::json!({
+        "limit": 5,
+        "granules": [{"base": RAM, "shift": 12}, {"base": RAM + 0x1000, "shift": 12}],
+    });
+    let raised: RasSnapshot = serde_json::from_value(v).unwrap();
+    let mut r = RasEngine::new(config(|c| c.max_poisoned = 1), GuestAddress(REGION), 2).unwrap();
+    assert!(matches!(
+        r.restore(raised, &mem),
+        Err(EngineError::Poison(PoisonError::TooMany {
+            len: 2,
+            limit: 1
+        }))
+    ));
+}
+
+fn raw_entry(len: usize) -> DataEntry {
+    DataEntry::new(
+        Section::Raw(RawSection::new(
+            Guid::from_fields(0x1234_5678, 0x9abc, 0xdef0, [1, 2, 3, 4, 5, 6, 7, 8]),
+            vec![0x5a; len],
+        )),
+        Severity::Informational,
+    )
+}
+
+#[test]
+fn check_injection_refuses_what_cannot_be_delivered() {
+    let mem = memory();
+    let e = engine(RasConfig::default(), 4, &mem);
+    let before = read(&mem, REGION, REGION_LEN);
+    assert!(matches!(
+        e.check_injection(&injected(SourceTarget::Sync { vcpu: 4 }, raw_entry(8))),
+        Err(EngineError::NoSuchVcpu {
+            vcpu: 4,
+            num_vcpus: 4
+        })
+    ));
+    e.check_injection(&injected(SourceTarget::Sync { vcpu: 3 }, raw_entry(8)))
+        .unwrap();
+    e.check_injection(&injected(SourceTarget::Async, raw_entry(8)))
+        .unwrap();
+    // Host reports are not injections: nothing to check.
+    e.check_injection(&sigbus(9, g(RAM, 12), 0)).unwrap();
+
+    // Checking writes nothing.
+    assert_eq!(read(&mem, REGION, REGION_LEN), before);
+
+    let off = RasEngine::new(
+        config(|c| c.async_mode = AsyncMode::Off),
+        GuestAddress(REGION),
+        2,
+    )
+    .unwrap();
+    assert!(matches!(
+        off.check_injection(&injected(SourceTarget::Async, raw_entry(8))),
+        Err(EngineError::AsyncDisabled)
+    ));
+    off.check_injection(&injected(SourceTarget::Sync { vcpu: 1 }, raw_entry(8)))
+        .unwrap();
+
+    // 256-byte blocks: header 20 + data entry header 72 + body. 164 bytes
+    // of body fill it exactly, 165 are one too many.
+    let small = RasEngine::new(config(|c| c.block_size = 256), GuestAddress(REGION), 1).unwrap();
+    small
+        .check_injection(&injected(SourceTarget::Async, raw_entry(164)))
+        .unwrap();
+    assert!(matches!(
+        small.check_injection(&injected(SourceTarget::Sync { vcpu: 0 }, raw_entry(165))),
+        Err(EngineError::RecordTooLarge {
+            len: 257,
+            block_len: 256
+        })
+    ));
+}
+
+#[test]
+fn injected_memory_error_is_written_as_asked_and_not_poisoned() {
+    let mem = memory();
+    let mut e = engine(RasConfig::default(), 2, &mem);
+    let page = g(RAM + 0x4000, 12);
+    let entry = DataEntry::new(
+        Section::Memory(MemoryErrorSection::for_granule(&page)),
+        Severity::Corrected,
+    )
+    .with_flags(EntryFlags(0x09));
+    assert_eq!(
+        e.handle(
+            &injected(SourceTarget::Sync { vcpu: 1 }, entry.clone()),
+            &mem
+        )
+        .unwrap(),
+        Outcome {
+            events: vec![
+                RasEvent::InjectRequested {
+                    target: SourceTarget::Sync { vcpu: 1 },
+                    section: "memory",
+                },
+                RasEvent::RecordWritten {
+                    source: SourceId(1),
+                    target: SourceTarget::Sync { vcpu: 1 },
+                    granule: Some(page),
+                    severity: Severity::Corrected,
+                },
+            ],
+            abort: Some(1),
+            ..Outcome::default()
+        }
+    );
+    // Corrected (2): block status bit 1, flags primary + threshold
+    // exceeded, timestamp set when written.
+    assert_block(
+        &mem,
+        REGION + 64 + 1024,
+        &memory_block_bytes(RAM + 0x4000, MASK_4K, 2, 0x09),
+    );
+    assert!(e.poison().is_empty());
+
+    // The asynchronous source: signalled (GED), no abort.
+    let out = e
+        .handle(&injected(SourceTarget::Async, entry), &mem)
+        .unwrap();
+    assert_eq!((out.abort, out.notify_async, out.stop), (None, true, None));
+    assert_block(
+        &mem,
+        REGION + 64 + 2048,
+        &memory_block_bytes(RAM + 0x4000, MASK_4K, 2, 0x09),
+    );
 }
 
 #[test]
 fn shared_sea_source_serves_every_vcpu() {
     let mem = memory();
-    let cfg = RasConfig {
-        sea_sources: SeaSources::Shared,
-        ..RasConfig::default()
-    };
-    let mut e = engine(cfg, 4, &mem);
+    let mut e = engine(config(|c| c.sea_sources = SeaSources::Shared), 4, &mem);
     assert_eq!(e.layout().num_sync(), 1);
-    let mut p = Recorder::default();
-    e.handle(&sigbus(3, g(RAM, 12), 0), &mem, &mut p).unwrap();
-    let out = e
-        .handle(&sigbus(1, g(RAM + 0x1000, 12), 1), &mem, &mut p)
-        .unwrap();
-    assert!(matches!(
+    let a = g(RAM, 12);
+    let b = g(RAM + 0x1000, 12);
+    let out = e.handle(&sigbus(3, a, 0), &mem).unwrap();
+    assert_eq!(out.events[1], written(0, SourceTarget::Sync { vcpu: 3 }, a));
+    let out = e.handle(&sigbus(1, b, 1), &mem).unwrap();
+    assert_eq!(
         out.events[1],
-        RasEvent::RecordQueued { depth: 1, .. }
-    ));
-    assert_eq!(
-        block(&e, &mem, SourceId(0)),
-        Some(StatusBlock::memory_error(
-            &g(RAM, 12),
-            Severity::Recoverable,
-            UNIX
-        ))
+        RasEvent::RecordQueued {
+            source: SourceId(0),
+            target: SourceTarget::Sync { vcpu: 1 },
+            depth: 1,
+        }
     );
-    // A vCPU the VM does not have gets no record, but still its abort.
-    let out = e
-        .handle(&sigbus(9, g(RAM + 0x2000, 12), 2), &mem, &mut p)
-        .unwrap();
-    assert!(matches!(out.events[1], RasEvent::RecordFailed { .. }));
-    assert_eq!(
-        p.calls.last(),
-        Some(&Call::Inject(9, AbortKind::Data, None))
-    );
+    assert_eq!(out.abort, Some(1));
+    // 2 sources: the shared block at REGION + 64.
+    assert_block(&mem, REGION + 64, &recoverable(RAM, MASK_4K));
+    let hest = e.hest().unwrap();
+    assert_eq!(u32::from_le_bytes(hest[36..40].try_into().unwrap()), 2);
 }
 
 #[test]
-fn injected_error_is_written_as_asked() {
+fn consumption_on_a_vcpu_without_a_source_fails_the_record_only() {
     let mem = memory();
     let mut e = engine(RasConfig::default(), 2, &mem);
-    let mut p = Recorder::default();
-    let granule = g(RAM + 0x4000, 12);
-    let report = ErrorReport {
-        cause: ErrorCause::Injected {
-            target: InjectTarget::Sync { vcpu: 1 },
-            payload: InjectPayload::Memory {
-                granule,
-                severity: Severity::Corrected,
-                threshold_exceeded: true,
-            },
-        },
-        unix_time: UNIX,
-        monotonic_ms: 0,
-    };
-    e.handle(&report, &mem, &mut p).unwrap();
-    let b = block(&e, &mem, e.layout().sync_source(1).unwrap()).unwrap();
-    assert_eq!(b.error_severity(), Some(Severity::Corrected));
-    assert_eq!(b.entries.len(), 1);
-    assert!(b.entries[0].flags.contains(EntryFlags::THRESHOLD_EXCEEDED));
-    assert_eq!(p.calls, vec![Call::Inject(1, AbortKind::Data, None)]);
-    // Simulated: not poisoned.
-    assert!(e.poison().is_empty());
-    assert_eq!(e.counters().injected, 1);
-}
-
-#[test]
-fn injected_arm_error_keeps_its_severity_and_type_bitmap() {
-    let mem = memory();
-    let mut e = engine(RasConfig::default(), 2, &mem);
-    let mut p = Recorder::default();
-    let section = ArmProcessorSection {
-        error_info: vec![ArmErrorInfo {
-            validation_bits: info_validation::PHYSICAL_FAULT_ADDRESS,
-            error_type: ArmErrorTypes::BUS,
-            physical_fault_address: RAM + 0x4000,
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let report = ErrorReport {
-        cause: ErrorCause::Injected {
-            target: InjectTarget::Sync { vcpu: 0 },
-            payload: InjectPayload::ArmProcessor {
-                section: section.clone(),
-                severity: Severity::Fatal,
-            },
-        },
-        unix_time: UNIX,
-        monotonic_ms: 0,
-    };
-    e.handle(&report, &mem, &mut p).unwrap();
-    let b = block(&e, &mem, e.layout().sync_source(0).unwrap()).unwrap();
-    assert_eq!(b.error_severity(), Some(Severity::Fatal));
-    assert_eq!(b.entries.len(), 1);
-    assert_eq!(b.entries[0].severity, Severity::Fatal);
-    assert_eq!(b.entries[0].section, Section::ArmProcessor(section));
-    // The error-info type byte (section offset 40 + 4) is the UEFI 2.10
-    // bitmap: bus = bit 3.
-    let mut raw = vec![0u8; b.entries[0].section.encoded_len()];
-    b.entries[0].section.encode_into(&mut raw).unwrap();
-    assert_eq!(raw[44], 0x08);
-    assert_eq!(p.calls, vec![Call::Inject(0, AbortKind::Data, None)]);
-    assert!(e.poison().is_empty());
-    assert_eq!(e.counters().injected, 1);
+    let before = read(&mem, REGION, REGION_LEN);
+    let out = e.handle(&sigbus(9, g(RAM, 12), 0), &mem).unwrap();
+    assert_eq!(
+        out.events[1],
+        RasEvent::RecordFailed {
+            target: SourceTarget::Sync { vcpu: 9 },
+            error: "No error source for sync/9".to_string(),
+        }
+    );
+    assert_eq!(read(&mem, REGION, REGION_LEN), before);
 }
 
 #[test]
 fn tampered_esa_register_is_restored_and_reported() {
     let mem = memory();
     let mut e = engine(RasConfig::default(), 1, &mem);
-    let mut p = Recorder::default();
-    let s = e.layout().sync_source(0).unwrap();
-    let esa = e.layout().esa_register(s).unwrap();
-    // A guest redirects the ESA register into its RAM.
-    mem.store(RAM, GuestAddress(esa), Ordering::Release)
+    // The guest points source 0's ESA register into its RAM.
+    mem.write_slice(&RAM.to_le_bytes(), GuestAddress(esa_register(0)))
         .unwrap();
-    e.handle(&sigbus(0, g(RAM + 0x1000, 12), 0), &mem, &mut p)
-        .unwrap();
-    let v: u64 = mem.load(GuestAddress(esa), Ordering::Acquire).unwrap();
-    assert_eq!(v, e.layout().block(s).unwrap());
-    assert_eq!(e.counters().region_tampered, 1);
-    // Nothing was written into the guest's chosen address.
-    let mut ram = [0u8; 64];
-    mem.read_slice(&mut ram, GuestAddress(RAM)).unwrap();
-    assert_eq!(ram, [0u8; 64]);
-}
-
-#[test]
-fn reset_returns_poison_and_reinitializes() {
-    let mem = memory();
-    let mut e = engine(RasConfig::default(), 1, &mem);
-    let mut p = Recorder::default();
-    e.handle(&sigbus(0, g(RAM + 0x20_0000, 21), 0), &mem, &mut p)
-        .unwrap();
-    e.handle(&ao(g(RAM + 0x1000, 12), 1), &mem, &mut p).unwrap();
-    let repaired = e.reset(&mem, &mut p).unwrap();
-    assert_eq!(repaired, vec![g(RAM + 0x1000, 12), g(RAM + 0x20_0000, 21)]);
-    assert!(e.poison().is_empty());
-    assert_eq!(e.counters().poison_repaired, 2);
-    for s in e.layout().sources() {
-        assert_eq!(ack_value(&e, &mem, s), 1);
-        assert_eq!(block(&e, &mem, s), None);
-    }
-}
-
-#[test]
-fn snapshot_restores_poison_counters_and_records_in_flight() {
-    let mem = memory();
-    let mut e = engine(RasConfig::default(), 2, &mem);
-    let mut p = Recorder::default();
-    let first = g(RAM + 0x20_0000, 21);
-    e.handle(&sigbus(1, first, 0), &mem, &mut p).unwrap();
-    // vCPU 0's record was consumed and acked; vCPU 1's is still in flight.
-    e.handle(&sigbus(0, g(RAM, 12), 0), &mem, &mut p).unwrap();
-    guest_ack(&e, &mem, SourceId(0));
-    let json = serde_json::to_string(&e.snapshot()).unwrap();
-
-    let mut restored = RasEngine::new(RasConfig::default(), REGION, 2).unwrap();
-    restored
-        .restore(serde_json::from_str(&json).unwrap(), &mem)
-        .unwrap();
-    assert_eq!(restored.poison(), e.poison());
-    assert_eq!(restored.counters(), e.counters());
-    // The unacknowledged record is still there for the guest, the source
-    // still busy; the acked one stays free and empty.
-    let want = StatusBlock::memory_error(&first, Severity::Recoverable, UNIX);
-    assert_eq!(block(&restored, &mem, SourceId(1)), Some(want));
-    assert_eq!(ack_value(&restored, &mem, SourceId(1)), 0);
-    assert_eq!(block(&restored, &mem, SourceId(0)), None);
-    assert_eq!(ack_value(&restored, &mem, SourceId(0)), 1);
-    // And it keeps working without init.
-    let next = g(RAM + 0x1_0000, 12);
-    let out = restored.handle(&sigbus(0, next, 5), &mem, &mut p).unwrap();
-    assert!(matches!(out.events[1], RasEvent::RecordWritten { .. }));
+    let page = g(RAM + 0x1000, 12);
+    let out = e.handle(&sigbus(0, page, 0), &mem).unwrap();
     assert_eq!(
-        block(&restored, &mem, SourceId(0)),
-        Some(StatusBlock::memory_error(
-            &next,
-            Severity::Recoverable,
-            UNIX
-        ))
+        out.events,
+        vec![
+            consumed_event(0, page),
+            written(0, SourceTarget::Sync { vcpu: 0 }, page),
+            poisoned(page),
+            RasEvent::RegionTampered { count: 1 },
+        ]
     );
-
-    let mut other = RasEngine::new(RasConfig::parse("async=off").unwrap(), REGION, 2).unwrap();
-    assert!(matches!(
-        other.restore(e.snapshot(), &mem),
-        Err(EngineError::ConfigMismatch { .. })
-    ));
+    assert_eq!(read_u64(&mem, esa_register(0)), REGION + 64);
+    assert_block(&mem, REGION + 64, &recoverable(RAM + 0x1000, MASK_4K));
+    // Nothing was written where the guest pointed.
+    assert_eq!(read(&mem, RAM, 4096), vec![0; 4096]);
 }
 
 #[test]
-fn engine_refuses_work_before_init_and_bad_layouts() {
+fn engine_refuses_work_before_init_and_bad_setups() {
     let mem = memory();
-    let mut e = RasEngine::new(RasConfig::default(), REGION, 1).unwrap();
-    let mut p = Recorder::default();
+    let mut e = RasEngine::new(RasConfig::default(), GuestAddress(REGION), 1).unwrap();
     assert!(matches!(
-        e.handle(&sigbus(0, g(RAM, 12), 0), &mem, &mut p),
+        e.handle(&sigbus(0, g(RAM, 12), 0), &mem),
         Err(EngineError::NotInitialized)
     ));
+    assert!(matches!(e.service(&mem), Err(EngineError::NotInitialized)));
     assert!(matches!(
-        RasEngine::new(RasConfig::default(), REGION + 1, 1),
-        Err(EngineError::ErrorSource(_))
+        RasEngine::new(RasConfig::default(), GuestAddress(REGION + 0x800), 1),
+        Err(EngineError::ErrorSource(ErrorSourceError::BadBase(
+            0x0900_0800
+        )))
     ));
     for sea_sources in [SeaSources::PerVcpu, SeaSources::Shared] {
-        let config = RasConfig {
-            sea_sources,
-            ..RasConfig::default()
-        };
+        let cfg = config(|c| c.sea_sources = sea_sources);
         assert!(matches!(
-            RasEngine::new(config, REGION, 0),
+            RasEngine::new(cfg, GuestAddress(REGION), 0),
             Err(EngineError::NoVcpus)
         ));
     }
-    let bad = RasConfig {
-        block_size: 7,
-        ..RasConfig::default()
-    };
     assert!(matches!(
-        RasEngine::new(bad, REGION, 1),
-        Err(EngineError::Config(_))
+        RasEngine::new(config(|c| c.block_size = 7), GuestAddress(REGION), 1),
+        Err(EngineError::Config(ConfigError::OutOfRange {
+            key: "block_size",
+            value: 7,
+            ..
+        }))
     ));
     // A region outside guest memory.
-    let mut e = RasEngine::new(RasConfig::default(), 0x1_0000_0000, 1).unwrap();
-    assert!(matches!(e.init(&mem), Err(EngineError::ErrorSource(_))));
-    assert!(mem.address_in_range(GuestAddress(REGION)));
+    let mut far = RasEngine::new(RasConfig::default(), GuestAddress(0x1_0000_0000), 1).unwrap();
+    assert!(matches!(
+        far.init(&mem),
+        Err(EngineError::ErrorSource(
+            ErrorSourceError::RegionNotInMemory { .. }
+        ))
+    ));
 }
 
 #[test]
 fn hest_describes_the_layout() {
-    let e = RasEngine::new(RasConfig::default(), REGION, 3).unwrap();
+    let e = RasEngine::new(RasConfig::default(), GuestAddress(REGION), 3).unwrap();
+    assert_eq!(e.layout().total_len(), 8192);
     let hest = e.hest().unwrap();
     assert_eq!(&hest[..4], b"HEST");
-    // Error source count at offset 36: 3 SEA + 1 async.
+    // Error source count at offset 36: 3 SEA + 1 asynchronous.
     assert_eq!(u32::from_le_bytes(hest[36..40].try_into().unwrap()), 4);
-}
-
-#[test]
-fn dropped_async_record_is_not_signalled_but_poison_is_kept() {
-    let mem = memory();
-    let mut e = engine(RasConfig::parse("queue_depth=0").unwrap(), 1, &mem);
-    let mut p = Recorder::default();
-    e.handle(&ao(g(RAM, 12), 0), &mem, &mut p).unwrap();
-    let out = e.handle(&ao(g(RAM + 0x1000, 12), 1), &mem, &mut p).unwrap();
-    assert!(out.events.contains(&RasEvent::RecordDropped {
-        source: SourceTarget::Async,
-        granule: Some(g(RAM + 0x1000, 12)),
-    }));
-    assert_eq!(p.calls, vec![Call::Notify]);
-    assert!(e.poison().contains(RAM + 0x1000));
-    assert_eq!(e.counters().records_dropped, 1);
-    // The guest still sees only the first record.
+    let u16_at = |o: usize| u16::from_le_bytes(hest[o..o + 2].try_into().unwrap());
+    let u32_at = |o: usize| u32::from_le_bytes(hest[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(hest[o..o + 8].try_into().unwrap());
+    // GHESv2 entries of 92 bytes from offset 40 (ACPI 6.5 Table 18.38).
+    for (i, notification) in [(0u64, 8u8), (1, 8), (2, 8), (3, 7)] {
+        let entry = 40 + 92 * i as usize;
+        assert_eq!(u16_at(entry), 10, "type");
+        assert_eq!(u64::from(u16_at(entry + 2)), i, "source id");
+        assert_eq!(u64_at(entry + 24), esa_register(i));
+        assert_eq!(hest[entry + 32], notification);
+        assert_eq!(u32_at(entry + 60), 1024);
+        assert_eq!(u64_at(entry + 68), ack_register(i));
+        assert_eq!(u64_at(entry + 76), 0xffff_fffe);
+        assert_eq!(u64_at(entry + 84), 1);
+    }
+    assert_eq!(hest.len(), 40 + 4 * 92);
+    // Polled: the asynchronous source's notification is type 0 with the
+    // interval.
+    let cfg = config(|c| {
+        c.async_mode = AsyncMode::Polled;
+        c.poll_interval_ms = 250;
+    });
+    let e = RasEngine::new(cfg, GuestAddress(REGION), 1).unwrap();
+    let hest = e.hest().unwrap();
+    let entry = 40 + 92;
+    assert_eq!(hest[entry + 32], 0);
     assert_eq!(
-        block(&e, &mem, e.layout().async_source()),
-        Some(StatusBlock::memory_error(
-            &g(RAM, 12),
-            Severity::Recoverable,
-            UNIX
-        ))
+        u32::from_le_bytes(hest[entry + 36..entry + 40].try_into().unwrap()),
+        250
     );
 }

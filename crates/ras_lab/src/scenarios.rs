@@ -6,17 +6,23 @@ use std::io::{Read, Seek, SeekFrom, Write as _};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 use std::{env, fs, io, ptr, thread};
 
-use ras_kvm::clock::ReportTime;
-use ras_kvm::sigbus::{self, SigbusRecord, VcpuSigbusGuard};
-use ras_kvm::{caps, early_kill};
-use vm_memory::{Bytes, GuestAddress};
+use ras::event::EventKind;
+use ras::inject::{InjectRequest, InjectSource, Pending, VcpuMode};
+use ras_edge::arch::aarch64::sea::{InjectionMethod, SeaExit};
+use ras_edge::host::clock::ReportTime;
+use ras_edge::host::early_kill::EarlyKill;
+use ras_edge::host::guest_ram::Hva;
+use ras_edge::host::sigbus::{self, SigbusRecord, VcpuSigbusGuard};
+use ras_edge::kvm::aarch64::sea::{self as kvm_sea, AbortInjector, KVM_CAP_ARM_SEA_TO_USER};
+use vm_memory::{Address, Bytes, GuestAddress};
 
 use crate::guest::{self, DATA};
-use crate::vmm::{self, Handled, Injected, Lab, LabError, VcpuReport};
+use crate::vmm::{self, Handled, Lab, LabError, VcpuReport, edge};
 use crate::{asm, ghes};
 
 pub enum Verdict {
@@ -46,7 +52,11 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         "iabt",
-        "8 register-level instruction abort (what exit 41 with an IABT ESR needs)",
+        "8 KVM_EXIT_ARM_SEA for an instruction fetch: the exit handler injects an instruction abort",
+    ),
+    (
+        "drill",
+        "9 synchronous drill: refused while the vCPU is not in user mode, delivered with vcpu_mode=any",
     ),
     (
         "huge",
@@ -96,6 +106,7 @@ pub fn run(name: &str) -> Verdict {
         "ao" => ao(),
         "nonram" => nonram(),
         "iabt" => iabt(),
+        "drill" => drill(),
         _ => return Verdict::Fail(format!("unknown scenario {name}")),
     };
     r.unwrap_or_else(|e| Verdict::Fail(e.to_string()))
@@ -122,41 +133,35 @@ fn caps() -> Result<Verdict, LabError> {
     let vm = kvm
         .create_vm()
         .map_err(|e| LabError::Kvm("KVM_CREATE_VM", e))?;
-    let sea = vm.check_extension_raw(vmm::KVM_CAP_ARM_SEA_TO_USER.into());
-    let ev = vm.check_extension_raw(vmm::KVM_CAP_VCPU_EVENTS.into());
-    let dabt = vm.check_extension_raw(vmm::KVM_CAP_ARM_INJECT_EXT_DABT.into());
-    let en = vmm::enable_cap_raw(&vm, &caps::sea_to_user_cap());
-    let probed = caps::probe(&vm);
+    let sea = vm.check_extension_raw(KVM_CAP_ARM_SEA_TO_USER.into());
+    // The edge's own setup (what Cloud Hypervisor calls at VM creation).
+    let enabled = kvm_sea::enable_sea_to_user(&vm);
+    let injector = AbortInjector::probe(&vm);
     let expect = kernel_at_least(6, 19);
     println!(
-        "    kernel {}: KVM_CAP_ARM_SEA_TO_USER(245) = {sea}, enable -> {}; VCPU_EVENTS(41) = {ev}; ARM_INJECT_EXT_DABT(178) = {dabt}",
+        "    kernel {}: KVM_CAP_ARM_SEA_TO_USER(245) = {sea}; enable_sea_to_user -> {enabled:?}; {injector:?}",
         kernel_release(),
-        match &en {
-            Ok(()) => "ok".to_string(),
-            Err(e) => e.to_string(),
-        }
     );
     let mut c = Checks::new();
     if expect {
         c.check(sea == 1, "cap 245 reported (kernel >= 6.19)");
-        c.check(en.is_ok(), "KVM_ENABLE_CAP(245) succeeds");
+        c.check(matches!(enabled, Ok(true)), "enable_sea_to_user enables it");
     } else {
         c.check(sea == 0, "cap 245 absent (kernel < 6.19)");
-        c.check(en.is_err(), "KVM_ENABLE_CAP(245) refused");
+        c.check(
+            matches!(enabled, Ok(false)),
+            "enable_sea_to_user says the host lacks it, no error",
+        );
     }
     c.check(
-        ev > 0 && dabt > 0,
-        "VCPU_EVENTS and ARM_INJECT_EXT_DABT available",
-    );
-    c.check(
-        probed.sea_to_user == (sea > 0) && probed.can_inject_ext_dabt(),
-        format!("ras_kvm::caps::probe agrees: {probed:?}"),
+        injector.ext_dabt,
+        "AbortInjector::probe finds KVM_CAP_VCPU_EVENTS and KVM_CAP_ARM_INJECT_EXT_DABT",
     );
     println!(
         "    note: KVM_EXIT_ARM_SEA (exit 41) cannot be raised under TCG emulation (an emulated external"
     );
     println!(
-        "    abort is taken at L2's EL1, never at EL2): the KVM layer covers exit 41 with unit tests."
+        "    abort is taken at L2's EL1, never at EL2): scenario iabt writes one into kvm_run instead."
     );
     Ok(c.verdict(format!(
         "SEA_TO_USER {} on {}",
@@ -170,8 +175,7 @@ fn caps() -> Result<Verdict, LabError> {
 /// with the KVM layer's SIGBUS capture like a vCPU thread would.
 fn poison_madvise(hva: u64) -> Result<Option<SigbusRecord>, LabError> {
     thread::spawn(move || {
-        let guard =
-            VcpuSigbusGuard::register(HELPER_ID).map_err(|e| LabError::KvmLayer(e.to_string()))?;
+        let guard = VcpuSigbusGuard::register(HELPER_ID).map_err(edge)?;
         // SAFETY: madvise on a page of guest RAM we mapped; MADV_HWPOISON
         // only poisons it (a SIGBUS, if any, is captured by the handler).
         let r = unsafe {
@@ -219,21 +223,15 @@ fn pfn_of(hva: u64) -> io::Result<u64> {
 const CORRUPT_PFN: &str = "/sys/kernel/debug/hwpoison/corrupt-pfn";
 
 fn describe_handled(lab: &Lab, h: &Handled, base: Duration) {
-    let inj = match h.injected {
-        Some(Injected::DataAbort) => "KVM_SET_VCPU_EVENTS(ext_dabt_pending=1)".to_string(),
-        Some(Injected::Registers {
-            kind,
-            esr,
-            vector,
-            spsr,
-        }) => {
-            format!("register-level {kind:?} abort ESR {esr:#x} SPSR {spsr:#x} at VBAR+{vector:#x}")
-        }
-        None => "nothing".into(),
-    };
+    let inj = h
+        .injected
+        .map_or_else(|| "nothing".to_string(), |i| i.to_string());
+    let granule = h
+        .granule
+        .map_or_else(|| "unknown".to_string(), |g| g.to_string());
     lab.say(format!(
-        "story: vCPU{}: KVM_RUN -> EINTR, SIGBUS BUS_MCEERR_AR si_addr {:#x} lsb {} -> GPA granule {:#x} (2^{} bytes)",
-        h.vcpu, h.hva, h.lsb, h.gpa, h.granule_lsb
+        "story: vCPU{}: KVM_RUN returned; SIGBUS si_addr {:#x} lsb {} -> GPA granule {granule}",
+        h.vcpu, h.hva, h.lsb
     ));
     for e in &h.events {
         lab.say(format!("story:   engine {e}"));
@@ -245,7 +243,7 @@ fn describe_handled(lab: &Lab, h: &Handled, base: Duration) {
         h.record
     ));
     lab.say(format!(
-        "story:   injected {inj}; SIGBUS -> next KVM_RUN {:.1} us = {:.1} x a plain KVM_SET_VCPU_EVENTS ({:.1} us)",
+        "story:   injected {inj}; KVM_RUN returned -> next KVM_RUN {:.1} us = {:.1} x a plain KVM_SET_VCPU_EVENTS ({:.1} us)",
         h.handling.as_secs_f64() * 1e6,
         h.handling.as_secs_f64() / base.as_secs_f64().max(1e-9),
         base.as_secs_f64() * 1e6
@@ -379,8 +377,8 @@ fn poison_pfn(lab: &Lab, gpa: u64) -> Result<(), LabError> {
 fn sync_with(by_pfn: bool) -> Result<Verdict, LabError> {
     let lab = Lab::new(1, false)?;
     lab.say(format!(
-        "KVM_CAP_ARM_SEA_TO_USER: {:?}; caps {:?}",
-        lab.sea_to_user, lab.caps
+        "KVM_CAP_ARM_SEA_TO_USER enabled: {}; {:?}",
+        lab.sea_to_user, lab.injector
     ));
     lab.write_u64(DATA, 0x5afe);
     let load = DATA + 0x80;
@@ -405,12 +403,12 @@ fn sync_with(by_pfn: bool) -> Result<Verdict, LabError> {
         describe_handled(&lab, h, base);
         let hva = lab.hva(DATA)?;
         c.check(
-            h.hva == hva && h.lsb == 12,
+            h.hva == Hva(hva) && h.lsb == 12,
             "SIGBUS BUS_MCEERR_AR on the vCPU thread, si_addr = the host page, lsb 12",
         );
         c.check(
-            h.injected == Some(Injected::DataAbort),
-            "external data abort injected with KVM_SET_VCPU_EVENTS",
+            h.injected.map(|i| i.method) == Some(InjectionMethod::VcpuEvents),
+            "external data abort injected with KVM_SET_VCPU_EVENTS (FAR of the stage-2 fault)",
         );
         let d = ghes::decode(&lab.mem, lab.block(h.source));
         c.check(
@@ -429,8 +427,10 @@ fn sync_with(by_pfn: bool) -> Result<Verdict, LabError> {
             "VMM sees the guest's GHESv2 read-ack (register changed, write bit set)",
         );
         c.check(
-            h.events.iter().any(|e| e.contains("bort")),
-            "engine asked the platform to inject the abort",
+            h.events
+                .iter()
+                .any(|e| e.starts_with("event: abort-injected vcpu=0")),
+            "abort-injected event published for vCPU 0",
         );
     }
     c.check(
@@ -518,7 +518,7 @@ fn twovcpu() -> Result<Verdict, LabError> {
         for h in &rep.handled {
             describe_handled(&lab, h, base);
             c.check(
-                h.gpa == page,
+                h.granule.map(|g| g.base().raw_value()) == Some(page),
                 format!("vCPU{id}: error at its own page {page:#x}"),
             );
         }
@@ -564,7 +564,7 @@ fn huge() -> Result<Verdict, LabError> {
         describe_handled(&lab, h, base);
         c.check(h.lsb == 21, format!("SIGBUS lsb 21 (got {})", h.lsb));
         c.check(
-            h.gpa == guest::HUGE_BASE && h.granule_lsb == 21,
+            h.granule.map(|g| (g.base().raw_value(), g.shift())) == Some((guest::HUGE_BASE, 21)),
             "granule = the whole huge page",
         );
         let d = ghes::decode(&lab.mem, lab.block(h.source));
@@ -593,7 +593,7 @@ fn ao() -> Result<Verdict, LabError> {
         )));
     }
     // Early kill on the main thread, before any vCPU thread exists.
-    early_kill::enable().map_err(|e| LabError::KvmLayer(e.to_string()))?;
+    let _early_kill = EarlyKill::enable().map_err(edge)?;
     let lab = Lab::new(1, false)?;
     lab.write_u64(DATA, 0xdead);
     let mut vcpu = lab.vcpu(0, &[DATA + 0x100], false)?;
@@ -636,14 +636,11 @@ fn ao() -> Result<Verdict, LabError> {
     if let Some(r) = got.first() {
         lab.say(format!("story: captured {r:?} after {:?}", t.elapsed()));
         c.check(
-            matches!(r, SigbusRecord::ActionOptional { hva: h, .. } if *h & !(PAGE - 1) == hva),
+            matches!(r, SigbusRecord::ActionOptional { hva: h, .. } if h.align_down(12) == Hva(hva)),
             "BUS_MCEERR_AO for the host page",
         );
-        let report = lab
-            .ram
-            .to_report(r, ReportTime::now())
-            .map_err(|e| LabError::KvmLayer(e.to_string()))?;
-        let (_, events) = lab.handle_report(None, &report)?;
+        let report = r.report(ReportTime::now()).map_err(edge)?;
+        let events = lab.handle_report(&report)?;
         for e in &events {
             lab.say(format!("story:   engine {e}"));
         }
@@ -735,6 +732,13 @@ pub fn child_nonram() -> i32 {
     0
 }
 
+/// Scenario 8: a vCPU fetches from a poisoned page. A Linux 6.19 host
+/// whose firmware does not claim the error exits with `KVM_EXIT_ARM_SEA`
+/// (EC 0x21, instruction abort, FAR and GPA valid); emulation raises the
+/// SIGBUS instead, so the scenario takes the SIGBUS and writes that exit
+/// into the real `kvm_run` of the vCPU, and the lab VMM's exit handler
+/// (the edge's `read_exit`, `SeaAbort::for_exit`, `AbortInjector`) does
+/// the rest on real KVM.
 fn iabt() -> Result<Verdict, LabError> {
     let lab = Lab::new(1, false)?;
     let code = DATA + 3 * PAGE;
@@ -745,9 +749,22 @@ fn iabt() -> Result<Verdict, LabError> {
     poison(&lab, code, "a guest code page")?;
     let mut vcpu = lab.vcpu(0, &[code | 1], false)?;
     let base = Lab::baseline_set_events(&vcpu)?;
-    let rep = lab.run(&mut vcpu, 0, LIMIT);
+    let taken = Mutex::new(None);
+    let hook = |vcpu: &mut kvm_ioctls::VcpuFd, guard: &VcpuSigbusGuard| {
+        if let Some(rec) = guard.take_pending() {
+            // IABT_CUR (EL1 fetch), IL, FSC 0x10; FAR = GPA (MMU off).
+            let exit = SeaExit::new(1, 0x8600_0010, code, code).expect("valid exit");
+            vmm::write_sea_exit(vcpu, &exit, 1);
+            *taken.lock().unwrap() = Some(rec);
+        }
+    };
+    let rep = lab.run_with(&mut vcpu, 0, LIMIT, &hook);
     let mut c = Checks::new();
     check_run(&mut c, 0, &rep);
+    c.check(
+        taken.lock().unwrap().is_some(),
+        "the fetch raised a SIGBUS, turned into the exit 41 a 6.19 host raises",
+    );
     c.check(
         rep.handled.len() == 1,
         format!("one error handled (got {})", rep.handled.len()),
@@ -755,16 +772,28 @@ fn iabt() -> Result<Verdict, LabError> {
     let mut want_spsr = u64::MAX;
     if let Some(h) = rep.handled.first() {
         describe_handled(&lab, h, base);
-        if let Some(Injected::Registers { spsr, .. }) = h.injected {
-            want_spsr = spsr;
+        if let Some(w) = h.injected.and_then(|i| i.writes) {
+            want_spsr = w.spsr_el1;
         }
-        c.check(want_spsr != u64::MAX, "the PC was in the poisoned granule: instruction abort injected at register level (ras_kvm ExceptionEntry)");
+        c.check(
+            matches!(
+                h.injected.map(|i| i.method),
+                Some(InjectionMethod::Registers { far: Some(f), .. }) if f == code
+            ),
+            "instruction abort entered at register level with the exit's FAR",
+        );
+        c.check(
+            h.events
+                .iter()
+                .any(|e| e.starts_with("event: sea-exit vcpu=0")),
+            "sea-exit event published",
+        );
     }
     let r = rec(&lab, 0, 0);
     println!("    guest abort: {}", lab.describe_record(0, 0));
     c.check(
-        ec(r.esr) == 0x21 && r.esr & 0x3f == 0x10 && r.esr_ok == 1,
-        "guest saw EC 0x21 (instruction abort, current EL), FSC 0x10 (its vector agrees)",
+        ec(r.esr) == 0x21 && r.esr & 0x3f == 0x10 && r.esr & (1 << 10) == 0 && r.esr_ok == 1,
+        "guest saw EC 0x21 (instruction abort, current EL), FSC 0x10, FnV 0 (its vector agrees)",
     );
     c.check(
         r.far == code,
@@ -774,8 +803,6 @@ fn iabt() -> Result<Verdict, LabError> {
         r.elr == code,
         format!("ELR_EL1 = the poisoned target {code:#x}"),
     );
-    // The PSTATE at the fault: EL1h, DAIF masked, and BTYPE = 0b10 after
-    // the BLR into the poisoned page (FEAT_BTI sets it on the branch).
     c.check(
         r.spsr == want_spsr && r.spsr & 0x3ff == 0x3c5,
         format!(
@@ -787,5 +814,122 @@ fn iabt() -> Result<Verdict, LabError> {
         r.matched == 1 && r.pa == code && r.acked == 1,
         "guest found and acked the record for the code page",
     );
-    Ok(c.verdict("instruction abort with the right EC/FAR/ELR/SPSR, guest continued".into()))
+    Ok(c.verdict(
+        "exit 41 decoded, instruction abort with the right EC/FAR/ELR/SPSR, guest continued".into(),
+    ))
+}
+
+/// Scenario 9: an operator's synchronous drill. The bare-metal guest runs
+/// only at EL1, so a drill that may reach it only in user mode (the
+/// default) is refused at its deadline with nothing written; with
+/// `vcpu_mode=any` it is delivered: a record and a data abort with FnV
+/// set (the vCPU's last exit was unrelated).
+fn drill() -> Result<Verdict, LabError> {
+    let lab = Lab::new(1, false)?;
+    lab.write_u64(DATA, 7);
+    // The guest loads DATA a few times, so the vCPU keeps running.
+    let work: Vec<u64> = (0..12).map(|i| DATA + 8 * i).collect();
+    let source = lab.sync_source(0);
+    let block = lab.block(source);
+    let mut c = Checks::new();
+    let gpa = DATA + 0x20_0000 - 0x1000;
+    let mut outcomes = Vec::new();
+    for (round, mode) in [VcpuMode::User, VcpuMode::Any].into_iter().enumerate() {
+        // A fresh vCPU each round (its own control block for the records).
+        let mut vcpu = lab.vcpu(round as u64, &work, false)?;
+        let request = InjectRequest {
+            source: InjectSource::Sync,
+            vcpu: Some(0),
+            vcpu_mode: Some(mode),
+            gpa: Some(gpa),
+            ..InjectRequest::default()
+        };
+        let time = ReportTime::now();
+        let report = request
+            .to_report(time.unix_time, time.monotonic_ms)
+            .map_err(vmm::edge)?;
+        lab.engine
+            .lock()
+            .unwrap()
+            .check_injection(&report)
+            .map_err(vmm::edge)?;
+        let (tx, rx) = mpsc::channel();
+        let deadline = time.monotonic_ms + 300;
+        lab.drills
+            .push(Pending {
+                vcpu: 0,
+                report,
+                mode,
+                deadline_ms: deadline,
+                respond: tx,
+            })
+            .map_err(|_| LabError::Guest("a drill already waits".into()))?;
+        let before = lab.read_u64(block);
+        // The vCPU loop takes a waiting drill when it is interrupted; the
+        // VMM thread kicks it and answers the drills whose deadline passed.
+        let stop = AtomicBool::new(false);
+        let tid = AtomicI32::new(0);
+        let answer = thread::scope(|s| {
+            let runner = s.spawn(|| lab.run_spinning(&mut vcpu, 0, &stop, &tid));
+            let answer = loop {
+                if let Ok(a) = rx.try_recv() {
+                    break Some(a);
+                }
+                let now = ReportTime::now().monotonic_ms;
+                for p in lab.drills.expire(now) {
+                    let _ = p.respond.send(Err(format!(
+                        "vCPU {} was not in user mode within the deadline; nothing was written",
+                        p.vcpu
+                    )));
+                }
+                if now > deadline + 5000 || runner.is_finished() {
+                    break None;
+                }
+                vmm::kick(tid.load(Ordering::SeqCst));
+                thread::sleep(Duration::from_millis(5));
+            };
+            stop.store(true, Ordering::SeqCst);
+            while !runner.is_finished() {
+                vmm::kick(tid.load(Ordering::SeqCst));
+                thread::sleep(Duration::from_millis(5));
+            }
+            (answer, runner.join().unwrap_or_default())
+        });
+        lab.say(format!("drill vcpu_mode={mode}: {:?}", answer.0));
+        outcomes.push((mode, answer, before, lab.read_u64(block)));
+    }
+    for (mode, (answer, rep), before, after) in outcomes {
+        match mode {
+            VcpuMode::User => {
+                c.check(
+                    matches!(&answer, Some(Err(e)) if e.contains("not in user mode")),
+                    "vcpu_mode=user: refused at the deadline (the guest never ran user code)",
+                );
+                c.check(
+                    before == after && after == 0,
+                    "vcpu_mode=user: nothing written into the vCPU's status block",
+                );
+                check_run(&mut c, 0, &rep);
+            }
+            VcpuMode::Any => {
+                c.check(
+                    matches!(&answer, Some(Ok(a)) if a.contains("far=not-valid")),
+                    format!("vcpu_mode=any: delivered, data abort with FnV (answer {answer:?})"),
+                );
+                let r = rec(&lab, 1, 0);
+                println!("    guest abort: {}", lab.describe_record(1, 0));
+                c.check(
+                    ec(r.esr) == 0x25 && r.esr & (1 << 10) != 0 && r.esr & 0x3f == 0x10,
+                    "guest saw a data abort from EL1 with FnV set (no stale FAR)",
+                );
+                c.check(
+                    lab.counters.get(EventKind::InjectRequested) == 1
+                        && lab.counters.get(EventKind::AbortInjected) == 1,
+                    "one inject-requested and one abort-injected event counted",
+                );
+                let _ = rep;
+            }
+        }
+    }
+    Ok(c.verdict("drills refused at EL1 by default, delivered with vcpu_mode=any".into()))
 }

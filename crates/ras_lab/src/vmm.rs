@@ -1,31 +1,41 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The lab VMM: one VM with the bare-metal guest, vCPU run loops. Memory
-//! errors go through the KVM layer (`ras_kvm`: SIGBUS capture, HVA -> GPA,
-//! abort injection, capabilities) into the engine (`ras`: policy, CPER
-//! records in the GHESv2 status blocks, HEST), exactly as a VMM would.
+//! The lab VMM: one VM with the bare-metal guest and its vCPU loops. A
+//! memory error takes the path Cloud Hypervisor's takes, through the same
+//! code: the edge (`ras_edge`: SIGBUS capture, the guest RAM table,
+//! exit 41, abort injection) and the engine (`ras`: policy, CPER records in
+//! the GHESv2 status blocks). Only the glue that applies an
+//! [`ras::engine::Outcome`] is the lab's own, as it is Cloud Hypervisor's.
 
 use std::fmt::Write as _;
+use std::mem::zeroed;
+use std::os::raw::c_char;
+use std::ptr::null_mut;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 use std::{fmt, io, result};
 
 use kvm_bindings::{kvm_userspace_memory_region, kvm_vcpu_events, kvm_vcpu_init};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use ras::config::{AsyncMode, RasConfig, SeaSources};
-use ras::engine::{Platform, RasEngine};
+use ras::engine::{Outcome, RasEngine};
 use ras::error_source::SourceId;
-use ras::event::RasEvent;
+use ras::event::{Counters, RasEvent};
+use ras::granule::GpaGranule;
+use ras::inject::{Pending, PendingInjections, VcpuMode};
 use ras::policy::StopReason;
-use ras::report::{AbortKind, ErrorCause, ErrorReport};
-use ras_kvm::abort_inject::{self, EntryKind, InjectMethod, reg_id};
-use ras_kvm::caps::{self, RasCaps, SeaToUser};
-use ras_kvm::clock::ReportTime;
-use ras_kvm::memory_map::GuestRamMap;
-use ras_kvm::sigbus::{SigbusRecord, VcpuSigbusGuard};
+use ras::report::{ErrorCause, ErrorReport, Origin};
+use ras_edge::arch::aarch64::sea::{SeaAbort, SeaExit};
+use ras_edge::host::clock::ReportTime;
+use ras_edge::host::guest_ram::{GuestRam, Hva, RamRange};
+use ras_edge::host::sigbus::{SigbusRecord, VcpuSigbusGuard};
+use ras_edge::kvm::aarch64::sea::{
+    self as kvm_sea, AbortInjector, Injected, KVM_EXIT_ARM_SEA, reg_id,
+};
 use vm_memory::{
-    Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
-    MmapRegion,
+    Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+    GuestRegionMmap, MmapRegion,
 };
 
 use crate::ghes;
@@ -41,8 +51,8 @@ pub enum LabError {
     Guest(String),
     #[error("RAS engine: {0}")]
     Engine(String),
-    #[error("KVM layer: {0}")]
-    KvmLayer(String),
+    #[error("RAS edge: {0}")]
+    Edge(String),
     #[error("I/O: {0}: {1}")]
     Io(&'static str, #[source] io::Error),
 }
@@ -52,8 +62,8 @@ pub type Result<T> = result::Result<T, LabError>;
 fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> LabError {
     move |e| LabError::Kvm(what, e)
 }
-fn layer<E: fmt::Display>(e: E) -> LabError {
-    LabError::KvmLayer(e.to_string())
+pub fn edge<E: fmt::Display>(e: E) -> LabError {
+    LabError::Edge(e.to_string())
 }
 fn engine_err<E: fmt::Display>(e: E) -> LabError {
     LabError::Engine(e.to_string())
@@ -76,36 +86,23 @@ pub fn set_reg(vcpu: &VcpuFd, id: u64, v: u64) -> Result<()> {
 /// status blocks), inside the RAM memslot, away from code and data.
 pub const RAS_REGION: u64 = guest::RAM_BASE + 0x4_0000;
 
-/// How an error was put into the guest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Injected {
-    /// KVM_SET_VCPU_EVENTS with ext_dabt_pending.
-    DataAbort,
-    /// Register-level exception entry (ESR/FAR/ELR/SPSR_EL1, PSTATE, PC).
-    Registers {
-        kind: EntryKind,
-        esr: u64,
-        vector: u64,
-        spsr: u64,
-    },
-}
-
 /// One memory error handled on a vCPU thread.
 #[derive(Clone, Debug)]
 pub struct Handled {
     pub vcpu: u64,
-    pub hva: u64,
+    /// `si_addr` and `si_addr_lsb` (SIGBUS path), or zero (exit 41).
+    pub hva: Hva,
     pub lsb: u8,
-    pub gpa: u64,
-    pub granule_lsb: u8,
+    pub granule: Option<GpaGranule>,
     pub source: u16,
     pub injected: Option<Injected>,
     pub events: Vec<String>,
-    /// The record as the lab's own decoder read it right after the engine wrote it.
+    /// The record as the lab's own decoder read it right after the engine
+    /// wrote it.
     pub record: String,
     /// Read-ack register value right after the engine wrote the record.
     pub ack_at_write: u64,
-    /// KVM_RUN returned with the SIGBUS -> next KVM_RUN with the abort pending.
+    /// KVM_RUN returned -> next KVM_RUN with the abort pending.
     pub handling: Duration,
 }
 
@@ -120,72 +117,29 @@ pub struct VcpuReport {
     pub error: Option<String>,
 }
 
-/// The engine's view of the VMM for one call.
-pub struct LabPlatform<'a> {
-    pub vcpu: Option<&'a VcpuFd>,
-    pub caps: RasCaps,
-    pub injected: Option<Injected>,
-    pub events: Vec<String>,
-    pub notified: &'a AtomicU32,
-    pub stop: Option<String>,
-}
+/// What answers a drill's requester in the lab.
+pub type Respond = Sender<result::Result<String, String>>;
 
-impl Platform for LabPlatform<'_> {
-    fn inject_abort(
-        &mut self,
-        _vcpu: u32,
-        kind: AbortKind,
-        far: Option<u64>,
-    ) -> result::Result<(), String> {
-        let vcpu = self.vcpu.ok_or("no vCPU on this thread")?;
-        let mut far = far;
-        if kind == AbortKind::Instruction && far.is_none() {
-            // The faulting address of an instruction abort is the PC.
-            far = abort_inject::get_reg(vcpu, reg_id::PC).ok();
-        }
-        let method = abort_inject::plan(kind, far, &self.caps, false);
-        let w = abort_inject::inject(vcpu, method).map_err(|e| e.to_string())?;
-        self.injected = Some(match (method, w) {
-            (InjectMethod::Registers { kind, .. }, Some(w)) => {
-                let vbar = abort_inject::get_reg(vcpu, reg_id::VBAR_EL1).unwrap_or(0) & !0x7ff;
-                Injected::Registers {
-                    kind,
-                    esr: w.esr_el1,
-                    vector: w.pc.wrapping_sub(vbar),
-                    spsr: w.spsr_el1,
-                }
-            }
-            _ => Injected::DataAbort,
-        });
-        Ok(())
-    }
-    fn notify_async(&mut self) -> result::Result<(), String> {
-        // The notify hook: Cloud Hypervisor raises the GED event here.
-        self.notified.fetch_add(1, Ordering::SeqCst);
-        self.events
-            .push("notify hook fired (asynchronous source)".into());
-        Ok(())
-    }
-    fn stop_vm(&mut self, reason: &StopReason) {
-        self.stop = Some(format!("{reason:?}"));
-    }
-    fn emit(&mut self, event: &RasEvent) {
-        self.events.push(format!("event: {event}"));
-    }
-}
+/// A hook run on the vCPU thread when `KVM_RUN` returns `EINTR`, before
+/// the edge looks at it (a scenario turns the SIGBUS into the exit 41 a
+/// Linux 6.19 host would have raised).
+pub type InterruptHook<'a> = &'a (dyn Fn(&mut VcpuFd, &VcpuSigbusGuard) + Sync);
 
 /// The VM and its engine.
 pub struct Lab {
     /// Keeps /dev/kvm open for the VM's lifetime.
-    #[allow(dead_code)]
-    pub kvm: Kvm,
+    _kvm: Kvm,
     pub vm: VmFd,
     pub mem: GuestMemoryMmap,
-    pub ram: GuestRamMap,
+    /// The guest RAM registered with the edge (unregistered on drop).
+    _ram: GuestRam,
     pub prog: Program,
-    pub sea_to_user: SeaToUser,
-    pub caps: RasCaps,
+    /// `KVM_CAP_ARM_SEA_TO_USER` enabled.
+    pub sea_to_user: bool,
+    pub injector: AbortInjector,
     pub engine: Mutex<RasEngine>,
+    pub counters: Counters,
+    pub drills: PendingInjections<Respond>,
     pub notified: AtomicU32,
 }
 
@@ -212,7 +166,7 @@ fn region(addr: u64, size: usize, huge: bool) -> Result<GuestRegionMmap> {
 impl Lab {
     /// A VM for `vcpus` vCPUs with the guest program loaded, the engine's
     /// HEST and error sources in place; `huge` adds a 2 MiB hugetlb memslot
-    /// at [`guest::HUGE_BASE`].
+    /// at [`guest::HUGE_BASE`]. The process must hold a `SigbusHandler`.
     pub fn new(vcpus: u32, huge: bool) -> Result<Lab> {
         let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
         let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
@@ -222,6 +176,7 @@ impl Lab {
         }
         let mem =
             GuestMemoryMmap::from_regions(regions).map_err(|e| LabError::Memory(e.to_string()))?;
+        let mut ranges = Vec::new();
         for (slot, r) in mem.iter().enumerate() {
             let mr = kvm_userspace_memory_region {
                 slot: slot as u32,
@@ -234,11 +189,17 @@ impl Lab {
             // Lab owns together with the VM fd.
             unsafe { vm.set_user_memory_region(mr) }
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+            ranges.push(RamRange {
+                hva: Hva(r.as_ptr() as u64),
+                len: r.len(),
+                gpa: r.start_addr(),
+            });
         }
-        let ram = GuestRamMap::from_guest_memory(&mem);
-        ram.register_for_sigbus().map_err(layer)?;
-        let sea_to_user = caps::enable_sea_to_user(&vm).map_err(layer)?;
-        let caps = caps::probe(&vm);
+        // The edge's setup, in Cloud Hypervisor's order: guest RAM known to
+        // the SIGBUS handler, exit 41 enabled where the host has it.
+        let ram = GuestRam::register(&ranges).map_err(edge)?;
+        let sea_to_user = kvm_sea::enable_sea_to_user(&vm).map_err(edge)?;
+        let injector = AbortInjector::probe(&vm);
         let prog = guest::program();
         mem.write_slice(&guest::bytes(&prog.words), GuestAddress(guest::CODE))
             .map_err(|e| LabError::Memory(e.to_string()))?;
@@ -247,7 +208,8 @@ impl Lab {
             async_mode: AsyncMode::Gpio,
             ..RasConfig::default()
         };
-        let mut engine = RasEngine::new(config, RAS_REGION, vcpus).map_err(engine_err)?;
+        let mut engine =
+            RasEngine::new(config, GuestAddress(RAS_REGION), vcpus).map_err(engine_err)?;
         assert!(
             RAS_REGION + engine.layout().total_len() <= guest::DATA,
             "error-source region too large"
@@ -258,14 +220,16 @@ impl Lab {
         mem.write_slice(&hest, GuestAddress(guest::HEST_ADDR))
             .map_err(|e| LabError::Memory(e.to_string()))?;
         Ok(Lab {
-            kvm,
+            _kvm: kvm,
             vm,
             mem,
-            ram,
+            _ram: ram,
             prog,
             sea_to_user,
-            caps,
+            injector,
             engine: Mutex::new(engine),
+            counters: Counters::default(),
+            drills: PendingInjections::new(),
             notified: AtomicU32::new(0),
         })
     }
@@ -276,9 +240,10 @@ impl Lab {
 
     /// Host virtual address of a guest-physical address.
     pub fn hva(&self, gpa: u64) -> Result<u64> {
-        self.ram
-            .gpa_to_hva(gpa)
-            .ok_or_else(|| LabError::Memory(format!("gpa {gpa:#x} is not RAM")))
+        self.mem
+            .get_host_address(GuestAddress(gpa))
+            .map(|p| p as u64)
+            .map_err(|e| LabError::Memory(format!("gpa {gpa:#x}: {e}")))
     }
 
     pub fn read_u64(&self, gpa: u64) -> u64 {
@@ -292,12 +257,8 @@ impl Lab {
 
     /// Status block address of engine source `s`.
     pub fn block(&self, s: u16) -> u64 {
-        self.engine
-            .lock()
-            .unwrap()
-            .layout()
-            .block(SourceId(s))
-            .unwrap_or(0)
+        let engine = self.engine.lock().unwrap();
+        engine.layout().block(SourceId(s)).map_or(0, |a| a.0)
     }
     /// Current value of the read-ack register of engine source `s`.
     pub fn ack_value(&self, s: u16) -> u64 {
@@ -307,16 +268,12 @@ impl Lab {
             .unwrap()
             .layout()
             .ack_register(SourceId(s));
-        reg.map_or(u64::MAX, |r| self.read_u64(r))
+        reg.map_or(u64::MAX, |r| self.read_u64(r.raw_value()))
     }
     /// Synchronous source of a vCPU.
     pub fn sync_source(&self, vcpu: u32) -> u16 {
-        self.engine
-            .lock()
-            .unwrap()
-            .layout()
-            .sync_source(vcpu)
-            .map_or(u16::MAX, |s| s.0)
+        let engine = self.engine.lock().unwrap();
+        engine.layout().sync_source(vcpu).map_or(u16::MAX, |s| s.0)
     }
     pub fn async_source(&self) -> u16 {
         self.engine.lock().unwrap().layout().async_source().0
@@ -358,43 +315,83 @@ impl Lab {
 
     /// Run a vCPU on this thread until the guest reports done (or `limit`).
     pub fn run(&self, vcpu: &mut VcpuFd, id: u64, limit: Duration) -> VcpuReport {
+        self.run_with(vcpu, id, limit, &|_, _| {})
+    }
+
+    /// [`Lab::run`] with a hook on `EINTR`.
+    pub fn run_with(
+        &self,
+        vcpu: &mut VcpuFd,
+        id: u64,
+        limit: Duration,
+        hook: InterruptHook<'_>,
+    ) -> VcpuReport {
         let mut rep = VcpuReport::default();
         let r = VcpuSigbusGuard::register(id as u32)
-            .map_err(layer)
-            .and_then(|guard| self.run_inner(vcpu, &guard, id, limit, &mut rep));
+            .map_err(edge)
+            .and_then(|guard| self.run_inner(vcpu, &guard, id, limit, hook, None, &mut rep));
         if let Err(e) = r {
             rep.error = Some(e.to_string());
         }
         rep
     }
 
+    /// Runs a vCPU that keeps spinning (at EL1) after its work until
+    /// `stop` is set; `tid` gets its thread id, to interrupt it (Cloud
+    /// Hypervisor kicks a vCPU with a signal; `kick` does the same here).
+    pub fn run_spinning(
+        &self,
+        vcpu: &mut VcpuFd,
+        id: u64,
+        stop: &AtomicBool,
+        tid: &AtomicI32,
+    ) -> VcpuReport {
+        // SAFETY: gettid has no arguments and cannot fail.
+        tid.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+        let mut rep = VcpuReport::default();
+        let r = VcpuSigbusGuard::register(id as u32)
+            .map_err(edge)
+            .and_then(|guard| {
+                self.run_inner(
+                    vcpu,
+                    &guard,
+                    id,
+                    Duration::from_secs(60),
+                    &|_, _| {},
+                    Some(stop),
+                    &mut rep,
+                )
+            });
+        if let Err(e) = r {
+            rep.error = Some(e.to_string());
+        }
+        rep
+    }
+
+    /// The VMM-thread service: records the guest acknowledged free their
+    /// source for queued ones.
     fn service(&self, id: u64) -> Result<()> {
-        let mut p = LabPlatform {
-            vcpu: None,
-            caps: self.caps,
-            injected: None,
-            events: Vec::new(),
-            notified: &self.notified,
-            stop: None,
-        };
-        let ev = self
+        let outcome = self
             .engine
             .lock()
             .unwrap()
-            .service(&self.mem, &mut p)
+            .service(&self.mem)
             .map_err(engine_err)?;
-        for e in ev {
+        for e in self.apply(None, outcome)?.1 {
             self.say(format!("vCPU{id}: guest acked; engine service: {e}"));
         }
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_inner(
         &self,
         vcpu: &mut VcpuFd,
         guard: &VcpuSigbusGuard,
         id: u64,
         limit: Duration,
+        hook: InterruptHook<'_>,
+        spin: Option<&AtomicBool>,
         rep: &mut VcpuReport,
     ) -> Result<()> {
         let start = Instant::now();
@@ -417,7 +414,10 @@ impl Lab {
                     match addr.wrapping_sub(guest::MMIO_BASE) {
                         guest::MMIO_DONE => {
                             rep.done = true;
-                            return Ok(());
+                            // A spinning run goes on until it is told to stop.
+                            if spin.is_none() {
+                                return Ok(());
+                            }
                         }
                         guest::MMIO_LOADED => rep.loads += 1,
                         guest::MMIO_ABORT => {
@@ -441,6 +441,10 @@ impl Lab {
                     }
                 }
                 Ok(VcpuExit::MmioRead(_, data)) => data.fill(0),
+                Ok(VcpuExit::Unsupported(KVM_EXIT_ARM_SEA)) => {
+                    let t0 = Instant::now();
+                    pending = Some((self.on_sea_exit(vcpu, id)?, t0));
+                }
                 Ok(other) => {
                     return Err(LabError::Guest(format!(
                         "vCPU{id}: unexpected exit {other:?}"
@@ -448,8 +452,17 @@ impl Lab {
                 }
                 Err(e) if e.errno() == libc::EINTR => {
                     let t0 = Instant::now();
+                    if spin.is_some_and(|stop| stop.load(Ordering::SeqCst)) {
+                        return Ok(());
+                    }
+                    self.take_drill(vcpu, id)?;
+                    hook(vcpu, guard);
+                    if vcpu.get_kvm_run().exit_reason == KVM_EXIT_ARM_SEA {
+                        pending = Some((self.on_sea_exit(vcpu, id)?, t0));
+                        continue;
+                    }
                     if let Some(rec) = guard.take_pending() {
-                        pending = Some((self.handle_sigbus(vcpu, id, rec)?, t0));
+                        pending = Some((self.on_sigbus(vcpu, id, rec)?, t0));
                     }
                 }
                 Err(e) => return Err(LabError::Kvm("KVM_RUN", e)),
@@ -457,32 +470,49 @@ impl Lab {
         }
     }
 
-    /// The SIGBUS path: report -> engine (record + abort via the platform).
-    fn handle_sigbus(&self, vcpu: &VcpuFd, id: u64, rec: SigbusRecord) -> Result<Handled> {
+    /// `KVM_EXIT_ARM_SEA`: decode, report, reflect the abort back.
+    fn on_sea_exit(&self, vcpu: &mut VcpuFd, id: u64) -> Result<Handled> {
+        let exit = kvm_sea::read_exit(vcpu.get_kvm_run()).map_err(edge)?;
+        // Not a KVM exit of its own any more once handled.
+        vcpu.get_kvm_run().exit_reason = 0;
+        let report = ReportTime::now().report(ErrorCause::Consumed {
+            vcpu: id as u32,
+            origin: Origin::SeaExit,
+            granule: exit.gpa.and_then(|g| GpaGranule::containing(g, 12)),
+            gva: exit.gva,
+        });
+        self.handled(vcpu, id, Hva(0), 0, &report, SeaAbort::for_exit(&exit))
+    }
+
+    /// The SIGBUS path: the edge's record -> report -> engine -> abort.
+    fn on_sigbus(&self, vcpu: &VcpuFd, id: u64, rec: SigbusRecord) -> Result<Handled> {
         let SigbusRecord::ActionRequired { hva, lsb, .. } = rec else {
             return Err(LabError::Guest(format!("vCPU{id}: unexpected {rec:?}")));
         };
-        let mut report = self.ram.to_report(&rec, ReportTime::now()).map_err(layer)?;
-        let pc = abort_inject::get_reg(vcpu, reg_id::PC).map_err(layer)?;
-        let mut gpa = 0;
-        let mut glsb = 0;
-        if let ErrorCause::SyncConsumption {
-            abort,
-            granule: Some(g),
-            ..
-        } = &mut report.cause
-        {
-            // The host does not say which access failed: if the vCPU's PC
-            // (MMU off: VA == IPA) is in the lost granule, it was a fetch.
-            *abort = if g.contains(pc) {
-                AbortKind::Instruction
-            } else {
-                AbortKind::Data
-            };
-            gpa = g.base();
-            glsb = g.shift();
-        }
-        let (injected, events) = self.handle_report(Some(vcpu), &report)?;
+        let report = rec.report(ReportTime::now()).map_err(edge)?;
+        self.handled(vcpu, id, hva, lsb, &report, SeaAbort::for_sigbus())
+    }
+
+    fn handled(
+        &self,
+        vcpu: &VcpuFd,
+        id: u64,
+        hva: Hva,
+        lsb: u8,
+        report: &ErrorReport,
+        abort: SeaAbort,
+    ) -> Result<Handled> {
+        let granule = match &report.cause {
+            ErrorCause::Consumed { granule, .. } => *granule,
+            _ => None,
+        };
+        let outcome = self
+            .engine
+            .lock()
+            .unwrap()
+            .handle(report, &self.mem)
+            .map_err(engine_err)?;
+        let (injected, events) = self.apply(Some((vcpu, abort)), outcome)?;
         let source = self.sync_source(id as u32);
         let record = ghes::decode(&self.mem, self.block(source)).to_string();
         let ack_at_write = self.ack_value(source);
@@ -490,8 +520,7 @@ impl Lab {
             vcpu: id,
             hva,
             lsb,
-            gpa,
-            granule_lsb: glsb,
+            granule,
             source,
             injected,
             events,
@@ -501,29 +530,101 @@ impl Lab {
         })
     }
 
-    /// Hand a report to the engine; returns what was injected and the events.
-    pub fn handle_report(
+    /// What Cloud Hypervisor's glue does with an outcome, after releasing
+    /// the engine: the abort, the notification, the stop, then the events
+    /// (counted as they are published).
+    pub fn apply(
         &self,
-        vcpu: Option<&VcpuFd>,
-        report: &ErrorReport,
+        vcpu: Option<(&VcpuFd, SeaAbort)>,
+        mut outcome: Outcome,
     ) -> Result<(Option<Injected>, Vec<String>)> {
-        let mut p = LabPlatform {
-            vcpu,
-            caps: self.caps,
-            injected: None,
-            events: Vec::new(),
-            notified: &self.notified,
-            stop: None,
-        };
-        self.engine
+        let mut injected = None;
+        if let Some(id) = outcome.abort {
+            let (fd, abort) =
+                vcpu.ok_or_else(|| LabError::Guest(format!("abort for vCPU {id} off its thread")))?;
+            match self.injector.inject(fd, &abort) {
+                Ok(i) => {
+                    outcome.events.push(RasEvent::AbortInjected {
+                        vcpu: id,
+                        abort: i.to_string(),
+                    });
+                    injected = Some(i);
+                }
+                Err(e) => {
+                    outcome.events.push(RasEvent::AbortFailed {
+                        vcpu: id,
+                        error: e.to_string(),
+                    });
+                    outcome
+                        .stop
+                        .get_or_insert(StopReason::AbortFailed { vcpu: id });
+                }
+            }
+        }
+        if outcome.notify_async {
+            // Cloud Hypervisor raises the GED event here.
+            self.notified.fetch_add(1, Ordering::SeqCst);
+            outcome.events.push(RasEvent::AsyncNotified);
+        }
+        if let Some(reason) = outcome.stop.clone() {
+            outcome.events.push(RasEvent::VmStopped { reason });
+        }
+        let mut lines = Vec::new();
+        for e in &outcome.events {
+            self.counters.count(e);
+            lines.push(format!("event: {e}"));
+        }
+        if let Some(reason) = outcome.stop {
+            return Err(LabError::Engine(format!("the VM is stopped: {reason}")));
+        }
+        Ok((injected, lines))
+    }
+
+    /// Hands a report to the engine off any vCPU thread (an action-optional
+    /// notice, an asynchronous drill).
+    pub fn handle_report(&self, report: &ErrorReport) -> Result<Vec<String>> {
+        let outcome = self
+            .engine
             .lock()
             .unwrap()
-            .handle(report, &self.mem, &mut p)
+            .handle(report, &self.mem)
             .map_err(engine_err)?;
-        if let Some(s) = p.stop {
-            return Err(LabError::Engine(format!("the engine stopped the VM: {s}")));
+        Ok(self.apply(None, outcome)?.1)
+    }
+
+    /// A synchronous drill waiting for this vCPU: taken when the vCPU is
+    /// where the drill may reach it ([`VcpuMode`]), with Cloud
+    /// Hypervisor's checks and answer.
+    fn take_drill(&self, vcpu: &VcpuFd, id: u64) -> Result<()> {
+        let Some(mode) = self.drills.waiting(id as u32) else {
+            return Ok(());
+        };
+        if mode == VcpuMode::User && !kvm_sea::in_user_mode(vcpu).map_err(edge)? {
+            return Ok(());
         }
-        Ok((p.injected, p.events))
+        let Some(Pending {
+            report, respond, ..
+        }) = self.drills.take(id as u32)
+        else {
+            return Ok(());
+        };
+        let answer = self
+            .engine
+            .lock()
+            .unwrap()
+            .handle(&report, &self.mem)
+            .map_err(engine_err)
+            .and_then(|o| self.apply(Some((vcpu, SeaAbort::for_drill())), o))
+            .map(|(i, events)| {
+                format!(
+                    "{} ({})",
+                    i.map_or("no abort".into(), |i| i.to_string()),
+                    events.join("; ")
+                )
+            })
+            .map_err(|e| e.to_string());
+        let _ = respond.send(answer);
+        Ok(())
     }
 
     /// Median cost of a plain KVM_SET_VCPU_EVENTS (nothing pending).
@@ -567,7 +668,43 @@ impl Lab {
     }
 }
 
-pub use ras_kvm::caps::enable_cap_raw;
-pub use ras_kvm::sea_exit::KVM_CAP_ARM_SEA_TO_USER;
-pub const KVM_CAP_VCPU_EVENTS: u32 = 41;
-pub const KVM_CAP_ARM_INJECT_EXT_DABT: u32 = 178;
+/// Writes a `KVM_EXIT_ARM_SEA` into `vcpu`'s `kvm_run`, as a Linux 6.19
+/// host whose firmware did not claim the error would (emulation cannot
+/// raise it): exit reason 41 and `{flags, esr, gva, gpa}` at the start of
+/// the exit union.
+pub fn write_sea_exit(vcpu: &mut VcpuFd, exit: &SeaExit, flags: u64) {
+    let run = vcpu.get_kvm_run();
+    run.exit_reason = KVM_EXIT_ARM_SEA;
+    let words = [
+        flags,
+        exit.esr.0,
+        exit.gva.unwrap_or(0),
+        exit.gpa.map_or(0, |g| g.raw_value()),
+    ];
+    let mut pad = [0 as c_char; 256];
+    for (i, w) in words.iter().enumerate() {
+        for (j, b) in w.to_ne_bytes().iter().enumerate() {
+            pad[i * 8 + j] = c_char::from_ne_bytes([*b]);
+        }
+    }
+    run.__bindgen_anon_1.padding = pad;
+}
+
+extern "C" fn kick_handler(_: libc::c_int) {}
+
+/// Interrupts the vCPU thread `tid` out of `KVM_RUN` (`EINTR`): SIGUSR1
+/// with an empty handler installed without `SA_RESTART`.
+pub fn kick(tid: i32) {
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+    if !INSTALLED.swap(true, Ordering::SeqCst) {
+        // SAFETY: an all-zero sigaction is valid; the handler does nothing.
+        let mut action: libc::sigaction = unsafe { zeroed() };
+        action.sa_sigaction = kick_handler as *const () as libc::sighandler_t;
+        // SAFETY: a fully initialised action for SIGUSR1.
+        unsafe { libc::sigaction(libc::SIGUSR1, &action, null_mut()) };
+    }
+    if tid > 0 {
+        // SAFETY: tgkill to a thread of this process.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) };
+    }
+}

@@ -12,9 +12,10 @@ use ras::cper::{
 };
 use ras::engine::RasEngine;
 use ras::error_source::SourceNotifications;
+use ras::granule::GpaGranule;
 use ras::hest::Notification;
 use ras::inject::InjectArmError;
-use ras::report::GpaGranule;
+use vm_memory::GuestAddress;
 
 use crate::{CliError, SyncNotification};
 
@@ -42,12 +43,18 @@ pub fn write_block(path: &Path, block: &StatusBlock) -> Result<(), CliError> {
     write(path, &bytes)
 }
 
-/// The HEST the engine gives a guest with `vcpus` vCPUs, configured by the
-/// `--ras` string `ras`, with its error region at `base`.
+/// The HEST the engine gives a guest with `vcpus` vCPUs, configured by
+/// `ras` (the API's JSON form of the configuration; empty: defaults), with
+/// its error region at `base`.
 pub fn hest(ras: &str, vcpus: u32, base: u64, sync: SyncNotification) -> Result<Vec<u8>, CliError> {
-    let config = RasConfig::parse(ras).map_err(|e| CliError::Engine(format!("--ras: {e}")))?;
-    let engine =
-        RasEngine::new(config, base, vcpus).map_err(|e| CliError::Engine(e.to_string()))?;
+    let config = if ras.is_empty() {
+        RasConfig::default()
+    } else {
+        serde_json::from_str::<RasConfig>(ras)
+            .map_err(|e| CliError::Engine(format!("--ras: {e}")))?
+    };
+    let engine = RasEngine::new(config, GuestAddress(base), vcpus)
+        .map_err(|e| CliError::Engine(e.to_string()))?;
     let mut notifications = engine.notifications();
     notifications.sync = match sync {
         SyncNotification::Sea => notifications.sync,
@@ -79,7 +86,7 @@ pub fn memory(
     threshold_exceeded: bool,
     time: Option<u64>,
 ) -> Result<StatusBlock, CliError> {
-    let granule = GpaGranule::containing(gpa, shift)
+    let granule = GpaGranule::containing(GuestAddress(gpa), shift)
         .ok_or_else(|| CliError::Engine(format!("Granule shift {shift} out of range")))?;
     let mut e = entry(
         Section::Memory(MemoryErrorSection::for_granule(&granule)),

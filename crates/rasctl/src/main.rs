@@ -86,7 +86,8 @@ struct HestArgs {
     /// Output file.
     #[arg(long)]
     out: PathBuf,
-    /// `--ras` option string (Cloud Hypervisor syntax); defaults if absent.
+    /// The RAS configuration as the API's JSON (e.g.
+    /// `{"async_mode":"Polled"}`); defaults if absent.
     #[arg(long, default_value = "")]
     ras: String,
     /// Number of vCPUs (one SEA source each with `sea_sources=per_vcpu`).

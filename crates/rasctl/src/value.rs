@@ -4,21 +4,21 @@
 use std::str::FromStr;
 
 use ras::cper::{Guid, Severity};
-use ras::inject::InjectArmError;
-use ras::options::{self, HexError, Keyword};
-use ras::report::{MAX_GRANULE_SHIFT, MIN_GRANULE_SHIFT};
+use ras::granule::{MAX_GRANULE_SHIFT, MIN_GRANULE_SHIFT};
+use ras::inject::{self, InjectArmError, Number};
 
-/// Parses a u64 written in decimal or with a `0x` prefix
-/// ([`options::parse_u64`]), `_` separators allowed.
+/// Parses a u64 written in decimal or with a `0x` prefix (the injection
+/// API's [`Number`] syntax), `_` separators allowed.
 pub fn parse_u64(s: &str) -> Result<u64, String> {
-    options::parse_u64(&s.replace('_', ""))
-        .ok_or_else(|| format!("'{s}' is not a number (decimal or 0x hex)"))
+    s.replace('_', "")
+        .parse::<Number>()
+        .map(|n| n.0)
+        .map_err(|e| e.to_string())
 }
 
-/// Parses an ARM error type: cache, tlb, bus, micro-arch.
+/// Parses an ARM error type: cache, tlb, bus, micro_arch.
 pub fn parse_arm_error(s: &str) -> Result<InjectArmError, String> {
-    InjectArmError::from_word(s)
-        .ok_or_else(|| format!("'{s}': expected {}", InjectArmError::ALLOWED))
+    s.parse().map_err(|e: inject::InjectError| e.to_string())
 }
 
 /// Parses a granule: `4K`, `2M`, `1G` or a shift written `shift=N`.
@@ -70,12 +70,9 @@ pub fn parse_hex_bytes(s: &str) -> Result<HexBytes, String> {
         .chars()
         .filter(|c| !c.is_whitespace() && *c != ':')
         .collect();
-    options::decode_hex(&digits)
+    inject::decode_hex(&digits)
         .map(HexBytes)
-        .map_err(|e| match e {
-            HexError::OddLength(_) => format!("'{s}': odd number of hex digits"),
-            HexError::NotHex(i) => format!("'{s}': bad hex digit at {i}"),
-        })
+        .map_err(|e| format!("'{s}': {e}"))
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ fn hest_defaults_match_the_engine_for_one_vcpu() {
     let out = tmp("default.aml");
     ok(&["hest", "--out", path(&out)]);
     let bytes = fs::read(&out).unwrap();
-    let engine = RasEngine::new(RasConfig::default(), 0x0600_0000, 1).unwrap();
+    let engine = RasEngine::new(RasConfig::default(), vm_memory::GuestAddress(0x0600_0000), 1).unwrap();
     assert_eq!(bytes, engine.hest().unwrap());
     let parsed = hest::parse(&bytes).unwrap();
     assert_eq!(parsed.error_source_count, 2);
@@ -63,7 +63,7 @@ fn hest_for_several_vcpus_and_polled_async() {
         "--base",
         "0x0700_0000",
         "--ras",
-        "async=polled,poll_interval_ms=500",
+        r#"{"async_mode":"Polled","poll_interval_ms":500}"#,
     ]);
     let parsed = hest::parse(&fs::read(&out).unwrap()).unwrap();
     assert_eq!(parsed.error_source_count, 5);
@@ -85,12 +85,12 @@ fn hest_refuses_a_bad_ras_string() {
         "--out",
         path(&tmp("bad.aml")),
         "--ras",
-        "queue_depth=x",
+        r#"{"queue_depth":"x"}"#,
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--ras") && err.contains("queue_depth"),
+        err.contains("--ras") && err.contains("invalid type"),
         "{err}"
     );
 }

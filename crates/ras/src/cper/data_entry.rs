@@ -120,6 +120,16 @@ pub enum Section {
 }
 
 impl Section {
+    /// Short name of the section type, as events and the injection API
+    /// spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Section::Memory(_) => "memory",
+            Section::ArmProcessor(_) => "arm_processor",
+            Section::Raw(_) => "raw",
+        }
+    }
+
     /// The section type GUID.
     pub fn section_type(&self) -> Guid {
         match self {
@@ -351,7 +361,7 @@ mod tests {
     use core::mem::{offset_of, size_of};
 
     use super::*;
-    use crate::report::GpaGranule;
+    use crate::granule::GpaGranule;
 
     #[test]
     fn header_layout_matches_acpi_table() {
@@ -368,7 +378,7 @@ mod tests {
     }
 
     fn mem_entry() -> DataEntry {
-        let g = GpaGranule::containing(0x4020_0000, 21).unwrap();
+        let g = GpaGranule::containing(vm_memory::GuestAddress(0x4020_0000), 21).unwrap();
         DataEntry::new(
             Section::Memory(MemoryErrorSection::for_granule(&g)),
             Severity::Recoverable,

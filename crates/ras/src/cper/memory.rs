@@ -7,7 +7,7 @@ use zerocopy::little_endian::{U16, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::{CperError, Guid};
-use crate::report::GpaGranule;
+use crate::granule::GpaGranule;
 
 /// Section type GUID `A5BC1114-6F64-4EDE-B863-3E83ED7C83B1`.
 pub const MEMORY_ERROR_SECTION_GUID: Guid = Guid::from_fields(
@@ -210,7 +210,7 @@ impl MemoryErrorSection {
             validation_bits: validation::PHYSICAL_ADDRESS
                 | validation::PHYSICAL_ADDRESS_MASK
                 | validation::ERROR_TYPE,
-            physical_address: granule.base(),
+            physical_address: granule.base().0,
             physical_address_mask: granule.pa_mask(),
             error_type: error_type::MULTI_BIT_ECC,
             ..Default::default()
@@ -354,14 +354,16 @@ mod tests {
 
     #[test]
     fn granule_masks() {
-        for (shift, mask) in [
-            (12u8, 0xffff_ffff_ffff_f000u64),
-            (21, 0xffff_ffff_ffe0_0000),
-            (30, 0xffff_ffff_c000_0000),
+        // UEFI 2.10 N.2.5: the physical address of the granule and the mask
+        // of the address bits that identify it.
+        for (shift, base, mask) in [
+            (12u8, 0x1_4020_1000u64, 0xffff_ffff_ffff_f000u64),
+            (21, 0x1_4020_0000, 0xffff_ffff_ffe0_0000),
+            (30, 0x1_4000_0000, 0xffff_ffff_c000_0000),
         ] {
-            let g = GpaGranule::containing(0x1_4020_1234, shift).unwrap();
+            let g = GpaGranule::containing(vm_memory::GuestAddress(0x1_4020_1234), shift).unwrap();
             let s = MemoryErrorSection::for_granule(&g);
-            assert_eq!(s.valid_physical_address(), Some(g.base()));
+            assert_eq!(s.valid_physical_address(), Some(base));
             assert_eq!(s.valid_physical_address_mask(), Some(mask));
             assert_eq!(s.validation_bits, 0x4006);
             assert_eq!(s.error_type, 3);

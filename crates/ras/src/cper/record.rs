@@ -518,7 +518,7 @@ mod tests {
     use super::*;
     use crate::cper::arm::{ArmErrorInfo, ArmProcessorSection};
     use crate::cper::raw::RawSection;
-    use crate::report::GpaGranule;
+    use crate::granule::GpaGranule;
 
     #[test]
     fn layouts_match_uefi_tables() {
@@ -551,7 +551,7 @@ mod tests {
     }
 
     fn block() -> StatusBlock {
-        let g = GpaGranule::containing(0x4020_0000, 21).unwrap();
+        let g = GpaGranule::containing(vm_memory::GuestAddress(0x4020_0000), 21).unwrap();
         let mut b = StatusBlock::memory_error(&g, Severity::Recoverable, 1_795_545_200);
         b.entries[0].fru_text = Some(*b"DIMM 0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
         b.with_entry(DataEntry::new(
@@ -572,7 +572,7 @@ mod tests {
 
     #[test]
     fn memory_record_known_bytes() {
-        let g = GpaGranule::containing(0x4020_0000, 21).unwrap();
+        let g = GpaGranule::containing(vm_memory::GuestAddress(0x4020_0000), 21).unwrap();
         let b = StatusBlock::memory_error(&g, Severity::Recoverable, 1_795_545_200);
         let r = Record::from_status_block(&b, notification::SEA, 7);
         let bytes = r.encode();

@@ -11,7 +11,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use super::data_entry::{DataEntry, EntryFlags, Section};
 use super::memory::MemoryErrorSection;
 use super::{CperError, Severity, Timestamp};
-use crate::report::GpaGranule;
+use crate::granule::GpaGranule;
 
 /// Size of the status block header.
 pub const STATUS_BLOCK_HEADER_LEN: usize = 20;
@@ -333,7 +333,7 @@ mod tests {
     /// 2026-11-24T18:33:20Z, written out from the ACPI / UEFI tables.
     #[test]
     fn known_bytes_memory_2m() {
-        let g = GpaGranule::containing(0x4020_1234, 21).unwrap();
+        let g = GpaGranule::containing(vm_memory::GuestAddress(0x4020_1234), 21).unwrap();
         let block = StatusBlock::memory_error(&g, Severity::Recoverable, 1_795_545_200);
         let mut expected = Vec::new();
         // Block header: status = 1 entry << 4 | uncorrectable valid.
@@ -371,7 +371,7 @@ mod tests {
     }
 
     fn mixed() -> StatusBlock {
-        let g = GpaGranule::containing(0x8000_0000, 12).unwrap();
+        let g = GpaGranule::containing(vm_memory::GuestAddress(0x8000_0000), 12).unwrap();
         StatusBlock::new()
             .with_entry(DataEntry::new(
                 Section::Memory(MemoryErrorSection::for_granule(&g)),

@@ -10,12 +10,17 @@
 //!   calls [`VcpuSigbusGuard::take_pending`] after `EINTR`.
 //! - `BUS_MCEERR_AO` (action optional): the host found a failed page
 //!   without consumption; sent only to threads that opted into early kill
-//!   ([`crate::early_kill`]). Recorded into a process-wide bounded lock-free
-//!   queue drained with [`drain_action_optional`].
+//!   ([`super::early_kill`]). Recorded into a process-wide bounded
+//!   lock-free queue drained with [`drain_action_optional`], and announced
+//!   on the eventfd given to [`set_action_optional_notify_fd`].
+//!
+//! The handler is installed by [`SigbusHandler::install`] and put back as
+//! it was when the last [`SigbusHandler`] is dropped, so a process that
+//! stops running VMs with RAS gets its previous `SIGBUS` behaviour back.
 //!
 //! Everything else keeps the crash behaviour: an `AR` on a thread that did
 //! not register as a vCPU thread, an `AR` outside the guest RAM registered
-//! with [`register_guest_ram`], an `AR` repeated before the vCPU loop took
+//! in [`super::guest_ram`], an `AR` repeated before the vCPU loop took
 //! the previous one (the access is being retried outside `KVM_RUN`: it
 //! would loop forever), and any other `si_code`. The handler then writes a
 //! message with `write(2)`, restores `SIG_DFL` and re-raises the signal with
@@ -37,16 +42,19 @@ use std::marker::PhantomData;
 use std::mem::{size_of, zeroed};
 use std::os::fd::RawFd;
 use std::os::raw::{c_int, c_void};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
 use std::{io, ptr};
 
 use libc::{BUS_MCEERR_AO, BUS_MCEERR_AR, SIGBUS, siginfo_t};
+use ras::report::{ErrorCause, ErrorReport, Origin};
 use thiserror::Error;
+
+use super::clock::ReportTime;
+use super::guest_ram::{self, GuestRamError, Hva};
 
 /// vCPU threads that can register at once.
 pub const MAX_VCPU_THREADS: usize = 512;
-/// Guest RAM ranges the handler knows.
-pub const MAX_GUEST_RAM_RANGES: usize = 64;
 /// Capacity of the `BUS_MCEERR_AO` queue (further signals are counted in
 /// [`dropped_action_optional`]).
 pub const AO_QUEUE_LEN: usize = 64;
@@ -64,16 +72,16 @@ pub const SI_ADDR_LSB_OFFSET: usize = SIFIELDS_OFFSET + size_of::<*mut c_void>()
 #[derive(Debug, Error)]
 pub enum SigbusError {
     /// `sigaction(SIGBUS)` failed.
-    #[error("Failed to install the SIGBUS handler: {0}")]
+    #[error("Failed to install the SIGBUS handler")]
     Install(#[source] io::Error),
-    /// [`install_handler`] was not called.
+    /// No [`SigbusHandler`] is installed.
     #[error("The SIGBUS handler is not installed")]
     NotInstalled,
     /// The thread blocks `SIGBUS`: a forced SIGBUS would kill the process.
     #[error("SIGBUS is blocked on this thread; vCPU threads must not block it")]
     Blocked,
     /// `pthread_sigmask` failed.
-    #[error("Failed to read the signal mask: {0}")]
+    #[error("Failed to read the signal mask")]
     SigMask(#[source] io::Error),
     /// This thread is already registered.
     #[error("This thread is already registered as a vCPU thread")]
@@ -81,17 +89,6 @@ pub enum SigbusError {
     /// No free vCPU slot.
     #[error("More than {MAX_VCPU_THREADS} vCPU threads registered")]
     TooManyVcpuThreads,
-    /// No free guest RAM range slot.
-    #[error("More than {MAX_GUEST_RAM_RANGES} guest RAM ranges registered")]
-    TooManyRanges,
-    /// Empty or wrapping range.
-    #[error("Invalid guest RAM range {hva:#x}+{len:#x}")]
-    InvalidRange {
-        /// Start.
-        hva: u64,
-        /// Length.
-        len: u64,
-    },
 }
 
 /// What a memory-failure `SIGBUS` told.
@@ -102,17 +99,37 @@ pub enum SigbusRecord {
         /// vCPU index given at registration.
         vcpu: u32,
         /// `si_addr`: host virtual address (not rounded).
-        hva: u64,
+        hva: Hva,
         /// `si_addr_lsb`: log2 of the lost granule.
         lsb: u8,
     },
     /// `BUS_MCEERR_AO` (early kill).
     ActionOptional {
         /// `si_addr`.
-        hva: u64,
+        hva: Hva,
         /// `si_addr_lsb`.
         lsb: u8,
     },
+}
+
+impl SigbusRecord {
+    /// The engine report: `AR` -> a consumption by the vCPU of the lost
+    /// granule, `AO` -> an announced loss. An address that is not
+    /// registered guest RAM is refused (never a record at a made-up
+    /// address).
+    pub fn report(&self, time: ReportTime) -> Result<ErrorReport, GuestRamError> {
+        Ok(time.report(match *self {
+            SigbusRecord::ActionRequired { vcpu, hva, lsb } => ErrorCause::Consumed {
+                vcpu,
+                origin: Origin::Sigbus,
+                granule: Some(guest_ram::granule(hva, lsb)?),
+                gva: None,
+            },
+            SigbusRecord::ActionOptional { hva, lsb } => ErrorCause::Announced {
+                granule: guest_ram::granule(hva, lsb)?,
+            },
+        }))
+    }
 }
 
 /// The fields of a `SIGBUS` `siginfo_t` the handler uses.
@@ -163,11 +180,6 @@ impl VcpuSlot {
     }
 }
 
-struct RamRange {
-    start: AtomicU64,
-    len: AtomicU64,
-}
-
 const AO_EMPTY: u8 = 0;
 const AO_BUSY: u8 = 1;
 const AO_FULL: u8 = 2;
@@ -180,12 +192,6 @@ struct AoSlot {
 }
 
 static VCPUS: [VcpuSlot; MAX_VCPU_THREADS] = [const { VcpuSlot::new() }; MAX_VCPU_THREADS];
-static RAM: [RamRange; MAX_GUEST_RAM_RANGES] = [const {
-    RamRange {
-        start: AtomicU64::new(0),
-        len: AtomicU64::new(0),
-    }
-}; MAX_GUEST_RAM_RANGES];
 static AO: [AoSlot; AO_QUEUE_LEN] = [const {
     AoSlot {
         state: AtomicU8::new(AO_EMPTY),
@@ -198,85 +204,66 @@ static AO_SEQ: AtomicU64 = AtomicU64::new(0);
 static AO_DROPPED: AtomicU64 = AtomicU64::new(0);
 static AO_NOTIFY_FD: AtomicI32 = AtomicI32::new(-1);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// Live [`SigbusHandler`]s, and the action they replaced.
+static OWNERS: Mutex<(usize, Option<libc::sigaction>)> = Mutex::new((0, None));
 
 fn gettid() -> i32 {
     // SAFETY: gettid has no arguments and cannot fail.
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
 }
 
-// ---- Guest RAM ----
-
-/// Declares `[hva, hva + len)` as guest RAM: an `AR` there, on a vCPU
-/// thread, is recorded instead of crashing. Register every guest RAM
-/// mapping before the vCPUs run (see
-/// [`crate::memory_map::GuestRamMap::register_for_sigbus`]).
-pub fn register_guest_ram(hva: u64, len: u64) -> Result<(), SigbusError> {
-    if len == 0 || hva.checked_add(len).is_none() {
-        return Err(SigbusError::InvalidRange { hva, len });
-    }
-    for r in &RAM {
-        // Claim a free slot by moving len from 0 to a sentinel.
-        if r.len
-            .compare_exchange(0, u64::MAX, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            r.start.store(hva, Ordering::Release);
-            r.len.store(len, Ordering::Release);
-            return Ok(());
-        }
-    }
-    Err(SigbusError::TooManyRanges)
-}
-
-/// Forgets the range starting at `hva` (memory unplug). Returns whether it
-/// was registered.
-pub fn unregister_guest_ram(hva: u64) -> bool {
-    for r in &RAM {
-        let len = r.len.load(Ordering::Acquire);
-        if len != 0 && len != u64::MAX && r.start.load(Ordering::Acquire) == hva {
-            return r
-                .len
-                .compare_exchange(len, 0, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok();
-        }
-    }
-    false
-}
-
-/// Whether `hva` lies in a registered guest RAM range (async-signal-safe).
-pub fn is_guest_ram(hva: u64) -> bool {
-    RAM.iter().any(|r| {
-        let len = r.len.load(Ordering::Acquire);
-        let start = r.start.load(Ordering::Acquire);
-        len != 0 && len != u64::MAX && hva >= start && hva - start < len
-    })
-}
-
 // ---- Handler installation ----
 
-/// Installs the process-wide `SIGBUS` handler (`SA_SIGINFO | SA_ONSTACK |
-/// SA_RESTART`; `KVM_RUN` still returns `EINTR`). Idempotent. Call once at
-/// start-up, before vCPU threads run. It replaces any earlier `SIGBUS`
-/// handler (Rust's std installs one for stack overflows on some targets;
-/// a stack-overflow `SIGBUS` then takes the crash path).
-pub fn install_handler() -> Result<(), SigbusError> {
-    if INSTALLED.load(Ordering::Acquire) {
-        return Ok(());
+/// The process-wide `SIGBUS` handler, installed while at least one of
+/// these lives (one per VM with RAS).
+#[derive(Debug)]
+pub struct SigbusHandler {
+    _private: (),
+}
+
+impl SigbusHandler {
+    /// Installs the handler (`SA_SIGINFO | SA_ONSTACK | SA_RESTART`;
+    /// `KVM_RUN` still returns `EINTR`) unless it is already installed.
+    /// Call it before the vCPU threads run. It replaces any earlier
+    /// `SIGBUS` handler (Rust's std installs one for stack overflows on
+    /// some targets: a stack-overflow `SIGBUS` then takes the crash path);
+    /// the earlier one is put back when the last handle is dropped.
+    pub fn install() -> Result<Self, SigbusError> {
+        let mut owners = OWNERS.lock().unwrap();
+        if owners.0 == 0 {
+            // SAFETY: an all-zero sigaction is a valid value (empty mask,
+            // no flags).
+            let mut action: libc::sigaction = unsafe { zeroed() };
+            action.sa_sigaction = handle_sigbus as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+            // SAFETY: an all-zero sigaction is valid storage for the old one.
+            let mut old: libc::sigaction = unsafe { zeroed() };
+            // SAFETY: `action` is fully initialised, the handler has the
+            // SA_SIGINFO signature and is async-signal-safe; `old` is ours.
+            let ret = unsafe { libc::sigaction(SIGBUS, &action, &mut old) };
+            if ret != 0 {
+                return Err(SigbusError::Install(io::Error::last_os_error()));
+            }
+            owners.1 = Some(old);
+            INSTALLED.store(true, Ordering::Release);
+        }
+        owners.0 += 1;
+        Ok(Self { _private: () })
     }
-    // SAFETY: an all-zero sigaction is a valid value (empty mask, no flags).
-    let mut action: libc::sigaction = unsafe { zeroed() };
-    action.sa_sigaction = handle_sigbus as *const () as libc::sighandler_t;
-    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
-    // SAFETY: `action.sa_mask` is a valid sigset_t owned by us.
-    unsafe { libc::sigemptyset(&mut action.sa_mask) };
-    // SAFETY: `action` is fully initialised, the handler has the
-    // SA_SIGINFO signature and is async-signal-safe; no old action is read.
-    let ret = unsafe { libc::sigaction(SIGBUS, &action, ptr::null_mut()) };
-    if ret != 0 {
-        return Err(SigbusError::Install(io::Error::last_os_error()));
+}
+
+impl Drop for SigbusHandler {
+    fn drop(&mut self) {
+        let mut owners = OWNERS.lock().unwrap();
+        owners.0 -= 1;
+        if owners.0 == 0
+            && let Some(old) = owners.1.take()
+        {
+            INSTALLED.store(false, Ordering::Release);
+            // SAFETY: `old` is the action sigaction gave back at install.
+            unsafe { libc::sigaction(SIGBUS, &old, ptr::null_mut()) };
+        }
     }
-    INSTALLED.store(true, Ordering::Release);
-    Ok(())
 }
 
 fn sigbus_blocked() -> Result<bool, SigbusError> {
@@ -305,7 +292,7 @@ pub struct VcpuSigbusGuard {
 
 impl VcpuSigbusGuard {
     /// Registers the calling thread as the thread of vCPU `vcpu`. Requires
-    /// [`install_handler`] and an unblocked `SIGBUS`.
+    /// an installed [`SigbusHandler`] and an unblocked `SIGBUS`.
     ///
     /// A test thread that poisons guest RAM with `madvise(MADV_HWPOISON)`
     /// gets an immediate `BUS_MCEERR_AR` itself on Linux 7.x: register it
@@ -355,7 +342,7 @@ impl VcpuSigbusGuard {
         }
         Some(SigbusRecord::ActionRequired {
             vcpu: self.vcpu,
-            hva: s.addr.load(Ordering::Acquire),
+            hva: Hva(s.addr.load(Ordering::Acquire)),
             lsb: s.lsb.load(Ordering::Acquire),
         })
     }
@@ -409,7 +396,7 @@ pub fn drain_action_optional() -> Vec<SigbusRecord> {
             let hva = s.addr.load(Ordering::Relaxed);
             let lsb = s.lsb.load(Ordering::Relaxed);
             s.state.store(AO_EMPTY, Ordering::Release);
-            out.push((seq, SigbusRecord::ActionOptional { hva, lsb }));
+            out.push((seq, SigbusRecord::ActionOptional { hva: Hva(hva), lsb }));
         }
     }
     out.sort_by_key(|(seq, _)| *seq);
@@ -485,7 +472,7 @@ enum Fatal {
 
 fn fatal_message(why: Fatal, si: &SigbusInfo, tid: i32) -> Msg {
     let mut m = Msg::new();
-    m.str("ras_kvm: fatal SIGBUS: ").str(match why {
+    m.str("Fatal SIGBUS: ").str(match why {
         Fatal::NotVcpuThread => {
             "memory failure (BUS_MCEERR_AR) on a thread that is not a vCPU thread"
         }
@@ -520,7 +507,6 @@ fn crash(why: Fatal, si: &SigbusInfo, tid: i32, info: *const siginfo_t) {
     dfl.sa_sigaction = libc::SIG_DFL;
     // SAFETY: `dfl` is initialised; sigaction is async-signal-safe.
     unsafe { libc::sigaction(SIGBUS, &dfl, ptr::null_mut()) };
-    INSTALLED.store(false, Ordering::Release);
     // SAFETY: getpid is async-signal-safe and cannot fail.
     let pid = unsafe { libc::getpid() };
     // SAFETY: re-queue to this very thread the siginfo the kernel gave us
@@ -549,7 +535,9 @@ extern "C" fn handle_sigbus(_signo: c_int, info: *mut siginfo_t, _ctx: *mut c_vo
     match si.code {
         BUS_MCEERR_AR => match VCPUS.iter().find(|s| s.tid.load(Ordering::Acquire) == tid) {
             None => crash(Fatal::NotVcpuThread, &si, tid, info),
-            Some(_) if !is_guest_ram(si.addr) => crash(Fatal::NotGuestRam, &si, tid, info),
+            Some(_) if !guest_ram::is_guest_ram(Hva(si.addr)) => {
+                crash(Fatal::NotGuestRam, &si, tid, info);
+            }
             Some(s)
                 if s.pending.load(Ordering::Acquire)
                     && s.addr.load(Ordering::Relaxed) == si.addr =>
@@ -585,7 +573,20 @@ mod tests {
     use std::process::{self, Command};
     use std::{env, str, thread};
 
+    use vm_memory::GuestAddress;
+
+    use super::super::guest_ram::{GuestRam, RamRange, TEST_SERIAL};
     use super::*;
+
+    /// Registers `[hva, hva + len)` as guest RAM for a test.
+    fn guest_ram(hva: u64, len: u64) -> GuestRam {
+        GuestRam::register(&[RamRange {
+            hva: Hva(hva),
+            len,
+            gpa: GuestAddress(0x4000_0000),
+        }])
+        .unwrap()
+    }
 
     /// `include/uapi/asm-generic/siginfo.h` for SIGBUS on 64-bit: a
     /// mirror written from the header, independent of the reader.
@@ -662,7 +663,7 @@ mod tests {
         let m = fatal_message(Fatal::NotGuestRam, &si, 4242);
         assert_eq!(
             str::from_utf8(m.bytes()).unwrap(),
-            "ras_kvm: fatal SIGBUS: memory failure (BUS_MCEERR_AR) outside guest RAM \
+            "Fatal SIGBUS: memory failure (BUS_MCEERR_AR) outside guest RAM \
              (si_code 4, si_addr 0x7f1234000000, si_addr_lsb 12, tid 4242)\n"
         );
         let mut m = Msg::new();
@@ -670,25 +671,6 @@ mod tests {
             m.str("0123456789");
         }
         assert_eq!(m.bytes().len(), 256);
-    }
-
-    #[test]
-    fn ram_ranges() {
-        let base = 0x5555_0000_0000u64;
-        register_guest_ram(base, 0x10_0000).unwrap();
-        assert!(is_guest_ram(base) && is_guest_ram(base + 0xf_ffff));
-        assert!(!is_guest_ram(base + 0x10_0000) && !is_guest_ram(base - 1));
-        assert!(matches!(
-            register_guest_ram(1, 0),
-            Err(SigbusError::InvalidRange { .. })
-        ));
-        assert!(matches!(
-            register_guest_ram(u64::MAX, 2),
-            Err(SigbusError::InvalidRange { .. })
-        ));
-        assert!(unregister_guest_ram(base));
-        assert!(!unregister_guest_ram(base));
-        assert!(!is_guest_ram(base));
     }
 
     #[test]
@@ -701,18 +683,25 @@ mod tests {
         assert_eq!(dropped_action_optional() - before, 3);
         let drained = drain_action_optional();
         assert_eq!(drained.len(), AO_QUEUE_LEN);
-        assert_eq!(drained[0], SigbusRecord::ActionOptional { hva: 0, lsb: 12 });
+        assert_eq!(
+            drained[0],
+            SigbusRecord::ActionOptional {
+                hva: Hva(0),
+                lsb: 12
+            }
+        );
         assert_eq!(
             drained[5],
             SigbusRecord::ActionOptional {
-                hva: 0x5000,
+                hva: Hva(0x5000),
                 lsb: 12
             }
         );
         assert!(drain_action_optional().is_empty());
 
         // A real AO signal, on a thread that is not a vCPU thread.
-        install_handler().unwrap();
+        let _serial = TEST_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _handler = SigbusHandler::install().unwrap();
         let (rfd, wfd) = eventfd_pair();
         set_action_optional_notify_fd(Some(wfd));
         thread::spawn(|| send_to_self(&kernel_info(BUS_MCEERR_AO, 0x6666_0020_0000, 21)))
@@ -722,7 +711,7 @@ mod tests {
         assert_eq!(
             drain_action_optional(),
             vec![SigbusRecord::ActionOptional {
-                hva: 0x6666_0020_0000,
+                hva: Hva(0x6666_0020_0000),
                 lsb: 21
             }]
         );
@@ -743,9 +732,10 @@ mod tests {
 
     #[test]
     fn ar_on_registered_vcpu_thread_is_recorded() {
-        install_handler().unwrap();
+        let _serial = TEST_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _handler = SigbusHandler::install().unwrap();
         let ram = 0x7777_0000_0000u64;
-        register_guest_ram(ram, 1 << 30).unwrap();
+        let _ram = guest_ram(ram, 1 << 30);
         thread::spawn(move || {
             let guard = VcpuSigbusGuard::register(7).unwrap();
             assert!(matches!(
@@ -758,7 +748,7 @@ mod tests {
                 guard.take_pending(),
                 Some(SigbusRecord::ActionRequired {
                     vcpu: 7,
-                    hva: ram + 0x20_1234,
+                    hva: Hva(ram + 0x20_1234),
                     lsb: 12
                 })
             );
@@ -780,12 +770,12 @@ mod tests {
         })
         .join()
         .unwrap();
-        unregister_guest_ram(ram);
     }
 
     #[test]
     fn blocked_sigbus_refused() {
-        install_handler().unwrap();
+        let _serial = TEST_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _handler = SigbusHandler::install().unwrap();
         thread::spawn(|| {
             // SAFETY: sigset manipulation on local storage; blocks SIGBUS
             // on this short-lived thread only.
@@ -804,16 +794,16 @@ mod tests {
         .unwrap();
     }
 
-    /// Child-process side of the crash tests (selected by an environment
-    /// variable): does one thing that must kill the process.
+    /// Child-process side of the crash tests, run by
+    /// [`crash_behaviour_kept`] only (ignored otherwise: it is not a test
+    /// of its own): does one thing that must kill the process.
     #[test]
+    #[ignore = "run in a child process by crash_behaviour_kept"]
     fn crash_child() {
-        let Ok(case) = env::var("RAS_KVM_SIGBUS_CRASH_CASE") else {
-            return;
-        };
-        install_handler().unwrap();
+        let case = env::var("RAS_SIGBUS_CRASH_CASE").expect("run by crash_behaviour_kept");
+        let _handler = SigbusHandler::install().unwrap();
         let ram = 0x7777_0000_0000u64;
-        register_guest_ram(ram, 1 << 20).unwrap();
+        let _ram = guest_ram(ram, 1 << 20);
         match case.as_str() {
             "not-vcpu" => send_to_self(&kernel_info(BUS_MCEERR_AR, ram, 12)),
             "not-ram" => {
@@ -829,21 +819,24 @@ mod tests {
                 let _g = VcpuSigbusGuard::register(0).unwrap();
                 send_to_self(&kernel_info(libc::BUS_ADRERR, ram, 0));
             }
-            _ => {}
+            other => panic!("unknown case {other}"),
         }
         // Still alive: exit with a distinctive status.
-        process::exit(77);
+        process::exit(3);
     }
 
     fn run_crash_case(case: &str) -> (Option<i32>, String) {
+        // The test's path without the crate name, wherever the file is.
+        let module = module_path!().split_once("::").unwrap().1;
         let out = Command::new(env::current_exe().unwrap())
             .args([
                 "--exact",
-                "sigbus::tests::crash_child",
+                &format!("{module}::crash_child"),
+                "--ignored",
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .env("RAS_KVM_SIGBUS_CRASH_CASE", case)
+            .env("RAS_SIGBUS_CRASH_CASE", case)
             .output()
             .unwrap();
         (
@@ -870,5 +863,33 @@ mod tests {
             assert_eq!(signal, Some(SIGBUS), "{case}: {stderr}");
             assert!(stderr.contains(text), "{case}: {stderr}");
         }
+    }
+
+    #[test]
+    fn previous_handler_is_restored() {
+        let _serial = TEST_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let current = || {
+            // SAFETY: all-zero storage for the old action; a null new
+            // action only reads.
+            let mut old: libc::sigaction = unsafe { zeroed() };
+            // SAFETY: see above.
+            unsafe { libc::sigaction(SIGBUS, ptr::null(), &mut old) };
+            old.sa_sigaction
+        };
+        let before = current();
+        let a = SigbusHandler::install().unwrap();
+        let b = SigbusHandler::install().unwrap();
+        assert_eq!(current(), handle_sigbus as *const () as libc::sighandler_t);
+        drop(a);
+        // One VM with RAS still runs: still ours.
+        assert_eq!(current(), handle_sigbus as *const () as libc::sighandler_t);
+        drop(b);
+        assert_eq!(current(), before);
+        assert!(matches!(
+            thread::spawn(|| VcpuSigbusGuard::register(0).map(|_| ()))
+                .join()
+                .unwrap(),
+            Err(SigbusError::NotInstalled)
+        ));
     }
 }

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The edge between a VMM and the RAS engine ([`ras`]): what runs between
+//! a host signal or a KVM exit and the guest.
+//!
+//! Cloud Hypervisor carries these files verbatim, at the paths the module
+//! tree here mirrors, and the lab harness (`ras_lab`) calls them, so a lab
+//! result is about the code the VMM ships:
+//!
+//! | module | in Cloud Hypervisor | what |
+//! |---|---|---|
+//! | [`arch::aarch64::sea`] | `hypervisor/src/arch/aarch64/sea.rs` | exit 41's fields, the abort to inject, register-level exception entry (pure) |
+//! | `kvm::aarch64::sea` | `hypervisor/src/kvm/aarch64/sea.rs` | `KVM_EXIT_ARM_SEA` from `kvm_run`, `KVM_CAP_ARM_SEA_TO_USER`, injection (arm64 only) |
+//! | [`host::sigbus`] | `vmm/src/ras/sigbus.rs` | the `SIGBUS` handler: `BUS_MCEERR_AR` per vCPU thread, `BUS_MCEERR_AO` queue |
+//! | [`host::guest_ram`] | `vmm/src/ras/guest_ram.rs` | the one table of guest RAM (HVA -> GPA) the handler and the VMM read |
+//! | [`host::early_kill`] | `vmm/src/ras/early_kill.rs` | `PR_MCE_KILL_EARLY` for the VMM thread |
+//! | [`host::clock`] | `vmm/src/ras/clock.rs` | report timestamps |
+//!
+//! Files refer to each other with `crate::arch::...` (hypervisor files)
+//! or `super::...` (host files) only, so they compile in both places.
+
+pub mod arch {
+    //! Architecture definitions (Cloud Hypervisor: `hypervisor::arch`).
+    pub mod aarch64 {
+        //! arm64.
+        pub mod sea;
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+pub mod kvm {
+    //! KVM (Cloud Hypervisor: `hypervisor::kvm`).
+    pub mod aarch64 {
+        //! arm64.
+        pub mod sea;
+    }
+}
+
+pub mod host {
+    //! The host side of the VMM (Cloud Hypervisor: `vmm::ras`).
+    pub mod clock;
+    pub mod early_kill;
+    pub mod guest_ram;
+    pub mod sigbus;
+}
