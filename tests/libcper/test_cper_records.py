@@ -256,13 +256,18 @@ def test_record_decodes_with_libcper(samples, name):
 def test_status_block_wrapped_here_decodes_with_libcper(samples, name):
     block = (samples / f"{name}.block").read_bytes()
     status, sev, entries = parse_block(block)
-    n = len(entries)
-    assert status >> 4 == n and status & ~0x3FFF == 0
-    assert sev == EXPECTED[name][1]
-    uncorrected = sum(e["severity"] in (RECOVERABLE, FATAL) for e in entries)
-    corrected = sum(e["severity"] == CORRECTED for e in entries)
-    assert status & 0xF == ((uncorrected > 0) | (corrected > 0) << 1
-                            | (uncorrected > 1) << 2 | (corrected > 1) << 3)
+    _, severity, sections = EXPECTED[name]
+    # ACPI 6.5 §18.3.2.7.1 block status, from the hand-written sections:
+    # bits 13:4 entry count, bit 0/2 one/several uncorrectable (recoverable
+    # or fatal), bit 1/3 one/several corrected.
+    uncorrected = sum(s["severity"] in (RECOVERABLE, FATAL) for s in sections)
+    corrected = sum(s["severity"] == CORRECTED for s in sections)
+    assert status == (len(sections) << 4 | (uncorrected > 0)
+                      | (corrected > 0) << 1 | (uncorrected > 1) << 2
+                      | (corrected > 1) << 3)
+    assert sev == severity
+    assert [(e["type"], e["severity"], e["flags"]) for e in entries] == \
+        [(s["type"], s["severity"], s["flags"]) for s in sections]
     raw = record_from_block(block)
     check_record(parse(raw), raw, name, notify_check=False)
 
@@ -274,6 +279,16 @@ def test_manifest_agrees(samples):
         m = manifest[name]
         assert m["notification_type"] == notify and m["severity"] == severity
         assert [s["section_type"] for s in m["sections"]] == [s["type"] for s in sections]
+
+
+def test_checker_is_the_pinned_version():
+    """The names pinned above are libcper 0.0.4's (tests/requirements.txt)."""
+    from importlib.metadata import version
+    pins = dict(line.strip().split("==") for line in
+                (REPO / "tests" / "requirements.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    assert pins["cper"] == "0.0.4"
+    assert version("cper") == pins["cper"]
 
 
 def test_libcper_rejects_malformed_records(samples):

@@ -17,6 +17,7 @@ use ras::hest::Notification;
 use ras::inject::InjectArmError;
 use vm_memory::GuestAddress;
 
+use crate::decode::{DecodeError, Kind, expect_kind};
 use crate::{CliError, SyncNotification};
 
 /// Writes `bytes` to `path`.
@@ -125,10 +126,15 @@ pub fn raw(guid: Guid, data: Vec<u8>, severity: Severity, time: Option<u64>) -> 
 /// Wraps the status block in `input` as a CPER record.
 pub fn record(input: &Path, record_id: u64) -> Result<Vec<u8>, CliError> {
     let bytes = read(input)?;
-    let block = StatusBlock::decode(&bytes).map_err(|e| CliError::Decode {
+    let refused = |reason| CliError::Decode {
         path: input.to_owned(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    expect_kind(&bytes, Kind::StatusBlock).map_err(refused)?;
+    let block = StatusBlock::decode(&bytes).map_err(|e| refused(DecodeError::StatusBlock(e)))?;
+    if block.entries.is_empty() {
+        return Err(refused(DecodeError::NothingToWrap));
+    }
     Record::from_status_block(&block, notification::SEA, record_id)
         .try_encode()
         .map_err(|e| CliError::Engine(e.to_string()))

@@ -18,6 +18,7 @@ use ras::cper::{Guid, Severity};
 use ras::inject::InjectArmError;
 use thiserror::Error;
 
+use crate::decode::{DecodeError, Kind};
 use crate::value::{
     parse_arm_error, parse_granule_shift, parse_guid, parse_hex_bytes, parse_severity, parse_u64,
 };
@@ -42,7 +43,7 @@ pub enum CliError {
         /// The file.
         path: PathBuf,
         /// Why it was refused.
-        reason: String,
+        reason: DecodeError,
     },
 }
 
@@ -196,6 +197,10 @@ struct DecodeArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Decode as this kind (refused if the file's signature says
+    /// otherwise); by default the signature decides.
+    #[arg(long = "as", value_enum)]
+    kind: Option<Kind>,
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -240,7 +245,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             encode::write(&a.out, &bytes)
         }
         Command::Decode(a) => {
-            let text = decode::decode_file(&a.file, a.json)?;
+            let text = decode::decode_file(&a.file, a.json, a.kind)?;
             print!("{text}");
             Ok(())
         }
