@@ -6,7 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ras::cper::{ArmProcessorSection, DataEntry, MemoryErrorSection, Record, StatusBlock};
+use ras::cper::{ArmProcessorSection, DataEntry, MemoryErrorSection, StatusBlock};
+use ras_tools::cper_record::Record;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(block) = StatusBlock::decode(data) {

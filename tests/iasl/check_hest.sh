@@ -4,7 +4,7 @@
 # Independent check of the HEST bytes built by `ras::hest` / `ras::error_source`
 # with the ACPICA disassembler (`iasl -d`, Debian package acpica-tools).
 #
-# 1. `cargo run -p ras --example hest_samples -- DIR` writes sample tables
+# 1. `cargo run -p ras_tools --example hest_samples -- DIR` writes sample tables
 #    (DIR/*.aml) and damaged tables (DIR/negative/*). The fields each sample
 #    must decode to are NOT taken from that program: they are written by
 #    hand in tests/iasl/expected/<name>.expect from the documented region
@@ -62,7 +62,7 @@ else
     echo "keeping $WORK"
 fi
 
-if ! (cd "$ROOT" && "$CARGO" run -q -p ras --example hest_samples -- "$WORK"); then
+if ! (cd "$ROOT" && "$CARGO" run -q -p ras_tools --example hest_samples -- "$WORK"); then
     echo "FAIL: could not generate the samples"
     exit 1
 fi

@@ -6,7 +6,7 @@ Python binding; see requirements.txt: it builds with gcc, pkg-config and
 libjson-c-dev). Run: `pytest tests/libcper`. Without `cper` the whole module
 prints `SKIP: <why>` and is reported as skipped.
 
-The samples come from `cargo run -p ras --example cper_samples -- <dir>`
+The samples come from `cargo run -p ras_tools --example cper_samples -- <dir>`
 (or from an existing directory named by $CPER_SAMPLES_DIR). Expected values
 are written out here from the UEFI 2.10 / ACPI 6.5 tables, not taken from
 the Rust side, and are checked three ways: libcper's decode of our CPER
@@ -102,7 +102,7 @@ def samples(tmp_path_factory):
         pytest.skip("cargo not found")
     out = tmp_path_factory.mktemp("cper-samples")
     subprocess.run(
-        [cargo, "run", "-q", "-p", "ras", "--example", "cper_samples", "--", str(out)],
+        [cargo, "run", "-q", "-p", "ras_tools", "--example", "cper_samples", "--", str(out)],
         cwd=REPO, check=True)
     return out
 

@@ -5,7 +5,7 @@
 //! strict decoders: bad input is an error with a named reason
 //! ([`DecodeError`]), never a partial print.
 //!
-//! A HEST is refused where a Linux guest refuses it (`ras::hest::parse`,
+//! A HEST is refused where a Linux guest refuses it (`ras_tools::hest_decode::parse`,
 //! whose `HestParseError` names the kernel function of each rule); what
 //! Linux accepts but a reader should know is printed as `warning:` lines.
 //! Severities are printed as the bytes say: a status block or record with
@@ -16,8 +16,10 @@ use std::fmt::{self, Write};
 use std::path::Path;
 
 use clap::ValueEnum;
-use ras::cper::{CperError, DataEntry, Record, Section, Severity, StatusBlock};
-use ras::hest::{self, HestEntry, HestParseError, ParsedHest};
+use ras::cper::{CperError, DataEntry, Section, Severity, StatusBlock};
+use ras::hest;
+use ras_tools::cper_record::Record;
+use ras_tools::hest_decode::{self, HestEntry, HestParseError, ParsedHest};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -76,7 +78,7 @@ pub enum DecodeError {
     /// entry gives.
     #[error("Empty Generic Error Status Block (block status 0): no error to wrap in a record")]
     NothingToWrap,
-    /// `ras::hest::parse` refused the table.
+    /// `ras_tools::hest_decode::parse` refused the table.
     #[error("HEST refused: {0}")]
     Hest(#[from] HestParseError),
     /// `Record::decode` refused the record.
@@ -450,7 +452,7 @@ pub fn decode_bytes(
     };
     match kind {
         Kind::Hest => {
-            let parsed = hest::parse(bytes)?;
+            let parsed = hest_decode::parse(bytes)?;
             let v = hest_view(&parsed);
             Ok(if as_json { json(&v) } else { hest_text(&v) })
         }

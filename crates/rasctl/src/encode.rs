@@ -5,16 +5,16 @@ use std::fs;
 use std::path::Path;
 
 use ras::config::RasConfig;
-use ras::cper::record::notification;
 use ras::cper::{
-    ArmProcessorSection, DataEntry, EntryFlags, Guid, MemoryErrorSection, RawSection, Record,
-    Section, Severity, StatusBlock, Timestamp,
+    ArmProcessorSection, DataEntry, EntryFlags, Guid, MemoryErrorSection, RawSection, Section,
+    Severity, StatusBlock, Timestamp,
 };
 use ras::engine::RasEngine;
 use ras::error_source::SourceNotifications;
 use ras::granule::GpaGranule;
 use ras::hest::Notification;
 use ras::inject::InjectArmError;
+use ras_tools::cper_record::{Record, notification};
 use vm_memory::GuestAddress;
 
 use crate::decode::{DecodeError, Kind, expect_kind};

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::{env, fs, process};
 
-use ras::cper::{ArmErrorTypes, Record, Section, Severity, StatusBlock};
-use ras::hest;
+use ras::cper::{ArmErrorTypes, Section, Severity, StatusBlock};
+use ras_tools::cper_record::Record;
+use ras_tools::hest_decode;
 
 fn rasctl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rasctl"))
@@ -115,7 +116,7 @@ fn hest_for_several_vcpus_and_polled_async() {
         "--ras",
         r#"{"async_mode":"Polled","poll_interval_ms":500}"#,
     ]);
-    let parsed = hest::parse(&fs::read(&out).unwrap()).unwrap();
+    let parsed = hest_decode::parse(&fs::read(&out).unwrap()).unwrap();
     assert_eq!(parsed.error_source_count, 5);
     let kinds: Vec<u8> = parsed.entries.iter().map(|e| e.notification.kind).collect();
     assert_eq!(kinds, [8, 8, 8, 8, 0]);

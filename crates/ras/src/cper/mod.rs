@@ -12,9 +12,7 @@
 //! - [`memory`]: Platform Memory Error section (UEFI 2.10 N.2.5);
 //! - [`arm`]: ARM Processor Error section (UEFI 2.10 N.2.4.4; error-info
 //!   `type` is the UEFI 2.10 bitmap the guest kernel reads, see [`arm`]);
-//! - [`raw`]: any section type as raw bytes;
-//! - [`record`]: a standard CPER record ("CPER" header + section
-//!   descriptors, UEFI 2.10 N.2.1/N.2.2) wrapping a status block's entries.
+//! - [`raw`]: any section type as raw bytes.
 //!
 //! Byte layouts are `#[repr(C, packed)]` zerocopy structs of little-endian
 //! fields; decoding validates lengths, counts, revisions and reserved bits
@@ -25,7 +23,6 @@ pub mod data_entry;
 pub mod guid;
 pub mod memory;
 pub mod raw;
-pub mod record;
 pub mod severity;
 pub mod status_block;
 pub mod timestamp;
@@ -37,7 +34,6 @@ pub use data_entry::{DataEntry, EntryFlags, Section};
 pub use guid::Guid;
 pub use memory::{MEMORY_ERROR_SECTION_GUID, MemoryErrorSection};
 pub use raw::RawSection;
-pub use record::{RAS_CREATOR_ID, Record};
 pub use severity::Severity;
 pub use status_block::StatusBlock;
 use thiserror::Error;

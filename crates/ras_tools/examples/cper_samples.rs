@@ -11,12 +11,12 @@ use std::path::PathBuf;
 use std::{env, fs};
 
 use ras::cper::arm::{info_flags, info_validation, validation as arm_validation};
-use ras::cper::record::notification;
 use ras::cper::{
     ArmContextInfo, ArmErrorInfo, ArmErrorTypes, ArmProcessorSection, DataEntry, EntryFlags, Guid,
-    RawSection, Record, Section, Severity, StatusBlock, Timestamp,
+    RawSection, Section, Severity, StatusBlock, Timestamp,
 };
 use ras::granule::GpaGranule;
+use ras_tools::cper_record::{Record, notification};
 use vm_memory::GuestAddress;
 
 /// 2026-11-24T18:33:20Z.

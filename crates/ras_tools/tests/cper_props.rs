@@ -10,13 +10,13 @@ use proptest::option;
 use proptest::prelude::*;
 use ras::cper::arm::{info_validation, validation as arm_validation};
 use ras::cper::memory::validation as mem_validation;
-use ras::cper::record::notification;
 use ras::cper::{
     ARM_PROCESSOR_SECTION_GUID, ArmContextInfo, ArmErrorInfo, ArmErrorTypes, ArmProcessorSection,
-    DataEntry, EntryFlags, Guid, MEMORY_ERROR_SECTION_GUID, MemoryErrorSection, RawSection, Record,
+    DataEntry, EntryFlags, Guid, MEMORY_ERROR_SECTION_GUID, MemoryErrorSection, RawSection,
     Section, Severity, StatusBlock, Timestamp,
 };
 use ras::granule::GpaGranule;
+use ras_tools::cper_record::{Record, notification};
 use vm_memory::GuestAddress;
 
 fn severity() -> impl Strategy<Value = Severity> {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-//! `ras::hest::parse` refuses every HEST a Linux guest refuses, each with
+//! `ras_tools::hest_decode::parse` refuses every HEST a Linux guest refuses, each with
 //! its own reason, and accepts (with a warning) what Linux accepts.
 //!
 //! The good table is written out byte by byte from ACPI 6.5 §5.2.6 (table
@@ -10,7 +10,7 @@
 //! expects exactly that reason. The Linux function each rule mirrors is
 //! named on the `HestParseError` variant.
 
-use ras::hest::{HestParseError, HestWarning, Register, parse};
+use ras_tools::hest_decode::{HestParseError, HestWarning, Register, parse};
 
 /// Offset of entry 0 and entry 1 (ACPI 6.5 §18.3.2: entries start at 40;
 /// a GHESv2 entry is 92 bytes).

@@ -9,13 +9,12 @@
 //! record timestamp), so that record-based tools (libcper, EFI/ERST style
 //! consumers) can read what the guest is given.
 
+use ras::cper::{
+    CperError, DataEntry, EntryFlags, Guid, Section, Severity, StatusBlock, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
-
-use super::data_entry::{DataEntry, EntryFlags, Section};
-use super::status_block::StatusBlock;
-use super::{CperError, Guid, Severity, Timestamp};
 
 /// Size of the record header.
 pub const RECORD_HEADER_LEN: usize = 128;
@@ -66,7 +65,7 @@ pub mod record_flags {
 
 /// Notification type GUIDs (UEFI 2.10 Table N-1 "Notification Type").
 pub mod notification {
-    use super::Guid;
+    use ras::cper::Guid;
 
     /// Corrected Machine Check.
     pub const CMC: Guid = Guid::from_fields(
@@ -515,10 +514,11 @@ impl Record {
 mod tests {
     use core::mem::{offset_of, size_of};
 
+    use ras::cper::arm::{ArmErrorInfo, ArmProcessorSection};
+    use ras::cper::raw::RawSection;
+    use ras::granule::GpaGranule;
+
     use super::*;
-    use crate::cper::arm::{ArmErrorInfo, ArmProcessorSection};
-    use crate::cper::raw::RawSection;
-    use crate::granule::GpaGranule;
 
     #[test]
     fn layouts_match_uefi_tables() {
