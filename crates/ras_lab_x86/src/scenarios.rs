@@ -872,10 +872,11 @@ fn mce_inject(kind: McaErrorKind) -> Result<Verdict, LabError> {
             (CpuVendor::Amd, McaErrorKind::ActionRequired) => AMD_AR_STATUS,
             (CpuVendor::Amd, _) => AMD_DEFERRED_STATUS,
         };
-        let want_mcg = if kind == McaErrorKind::ActionRequired {
-            7
-        } else {
-            5
+        // MCIP|EIPV|RIPV (Intel SRAR), MCIP|EIPV (AMD, RIPV clear), MCIP|RIPV (SRAO).
+        let want_mcg = match (vendor, kind) {
+            (CpuVendor::Intel, McaErrorKind::ActionRequired) => 7,
+            (CpuVendor::Amd, McaErrorKind::ActionRequired) => 6,
+            _ => 5,
         };
         vm.say(format!(
             "{vendor:?} layout: injecting {values:x?} into bank {BANK} at the guest's READY exit"
@@ -913,10 +914,7 @@ fn mce_inject(kind: McaErrorKind) -> Result<Verdict, LabError> {
                 );
                 c.check(
                     m.msr(msr::IA32_MCG_STATUS) == Some(want_mcg),
-                    format!(
-                        "{vendor:?}: the guest read MCG_STATUS {want_mcg:#x} (MCIP|{}RIPV)",
-                        if want_mcg == 7 { "EIPV|" } else { "" }
-                    ),
+                    format!("{vendor:?}: the guest read MCG_STATUS {want_mcg:#x}"),
                 );
                 c.check(
                     m.msr(msr::IA32_MCG_CAP) == Some(cap.raw())
@@ -1285,9 +1283,9 @@ fn chain_ar(vendor_override: Option<CpuVendor>, by_pfn: bool) -> Result<Verdict,
         injected.is_some_and(|(_, g)| g == page),
         format!("the edge translated it to GPA {page:#x}"),
     );
-    let want_status = match vendor {
-        CpuVendor::Intel => INTEL_SRAR_STATUS,
-        CpuVendor::Amd => AMD_AR_STATUS,
+    let (want_status, want_mcg) = match vendor {
+        CpuVendor::Intel => (INTEL_SRAR_STATUS, 7),
+        CpuVendor::Amd => (AMD_AR_STATUS, 6),
     };
     c.check(
         run.mcs.len() == 1,
@@ -1302,8 +1300,8 @@ fn chain_ar(vendor_override: Option<CpuVendor>, by_pfn: bool) -> Result<Verdict,
         c.check(
             m.msr(msr::mci_status(BANK)) == Some(want_status)
                 && m.msr(msr::mci_misc(BANK)) == Some(MISC_PAGE)
-                && m.msr(msr::IA32_MCG_STATUS) == Some(7),
-            format!("{vendor:?} layout: STATUS {want_status:#x}, MISC {MISC_PAGE:#x}, MCG_STATUS MCIP|EIPV|RIPV"),
+                && m.msr(msr::IA32_MCG_STATUS) == Some(want_mcg),
+            format!("{vendor:?} layout: STATUS {want_status:#x}, MISC {MISC_PAGE:#x}, MCG_STATUS {want_mcg:#x}"),
         );
         c.check(
             m.eip == vm.prog.load,

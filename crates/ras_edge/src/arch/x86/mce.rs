@@ -48,12 +48,15 @@
 //! - AMD flavour. `mce_severity_amd()` does not read `S`/`AR`/`MCACOD`: `PCC`
 //!   panics, `UC` in the kernel panics, `UC` in a user process is
 //!   action-required when the CPU reports `OverflowRecov` (CPUID
-//!   0x8000_0007 EBX bit 0), otherwise it is only logged. The address is
+//!   0x8000_0007 EBX bit 0), otherwise `MCE_UC_SEVERITY`: then
+//!   `do_machine_check()` acts only if `RIPV` is clear (it kills the task
+//!   after `memory_failure()`), else it just logs. The address is
 //!   usable (`amd_mce_usable_address()`) when the `Poison` bit (43) is set
 //!   (bank 4 is the legacy northbridge bank: avoid it). An action-optional
 //!   error is a deferred error (`Deferred`, bit 44, no `UC`): no #MC, the
 //!   guest finds it when it polls the banks. QEMU (`target/i386/kvm/kvm.c`,
-//!   `kvm_mce_inject`) uses the same values.
+//!   `kvm_mce_inject`) uses the same values, but with `RIPV` set for an
+//!   AMD action-required error.
 
 use thiserror::Error;
 
@@ -338,9 +341,17 @@ impl McaMemoryError {
     /// kernel copy ("In kernel and no restart IP") and always kills the
     /// task (`MF_MUST_KILL`). QEMU sets it too.
     ///
-    /// AMD: action required `VAL|UC|EN|MISCV|ADDRV|Poison`, `MCIP|EIPV|RIPV`;
-    /// action optional `VAL|EN|MISCV|ADDRV|Deferred|Poison` (no `UC`: no
-    /// #MC, the guest finds it by polling); corrected `VAL|EN|MISCV|ADDRV`.
+    /// AMD: action required `VAL|UC|EN|MISCV|ADDRV|Poison`, `MCIP|EIPV`
+    /// with `RIPV` clear; action optional `VAL|EN|MISCV|ADDRV|Deferred|Poison`
+    /// (no `UC`: no #MC, the guest finds it by polling); corrected
+    /// `VAL|EN|MISCV|ADDRV`. Unlike QEMU (`RIPV|EIPV`), `RIPV` is clear for
+    /// AMD: a Linux guest whose CPUID lacks `OverflowRecov` (0x8000_0007
+    /// EBX bit 0; KVM offered none on the 6.1 and 7.3 hosts of the lab)
+    /// grades a user-mode `UC` error `MCE_UC_SEVERITY` and acts only when
+    /// `RIPV` is clear (`kill_current_task` -> `kill_me_maybe()` ->
+    /// `memory_failure(pfn, MF_ACTION_REQUIRED | MF_MUST_KILL)`); with
+    /// `RIPV` set it would return to the consuming instruction and consume
+    /// again. With `OverflowRecov` it grades it `MCE_AR_SEVERITY` either way.
     ///
     /// `MCi_MISC` (both): address mode physical, LSB = the granularity.
     pub fn bank_values(&self, vendor: CpuVendor) -> McaBankValues {
@@ -355,9 +366,7 @@ impl McaMemoryError {
                 (base | UC | S | mcacod::MEMORY_SCRUBBING, MCIP | RIPV)
             }
             (CpuVendor::Intel, McaErrorKind::Corrected) => (base | mcacod::MEMORY_READ, 0),
-            (CpuVendor::Amd, McaErrorKind::ActionRequired) => {
-                (base | UC | AMD_POISON, MCIP | EIPV | RIPV)
-            }
+            (CpuVendor::Amd, McaErrorKind::ActionRequired) => (base | UC | AMD_POISON, MCIP | EIPV),
             (CpuVendor::Amd, McaErrorKind::ActionOptional) => (base | AMD_DEFERRED | AMD_POISON, 0),
             (CpuVendor::Amd, McaErrorKind::Corrected) => (base, 0),
         };
@@ -542,7 +551,7 @@ mod tests {
                 status: 0xbc00_0800_0000_0000,
                 addr: 0x7000,
                 misc: 0x8c,
-                mcg_status: 0x7,
+                mcg_status: 0x6,
             }
         );
         let ao = err(McaErrorKind::ActionOptional, 0x7000).bank_values(CpuVendor::Amd);
