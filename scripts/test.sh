@@ -77,6 +77,9 @@ run_suite vendor-patches scripts/check-vendor-patches.sh
 if [ $quick -eq 0 ]; then
     run_suite oracle scripts/oracle.sh
     run_suite lab scripts/lab.sh
+    # Real x86 KVM nested in emulation (docs/lab-x86.md): ~25 s with its
+    # cache, ~2 min from nothing.
+    run_suite lab-x86 scripts/lab-x86.sh
 fi
 
 echo

@@ -10,6 +10,8 @@
 //! |---|---|---|
 //! | [`arch::aarch64::sea`] | `hypervisor/src/arch/aarch64/sea.rs` | exit 41's fields, the abort to inject, register-level exception entry (pure) |
 //! | `kvm::aarch64::sea` | `hypervisor/src/kvm/aarch64/sea.rs` | `KVM_EXIT_ARM_SEA` from `kvm_run`, `KVM_CAP_ARM_SEA_TO_USER`, injection (arm64 only) |
+//! | [`arch::x86::mce`] | `hypervisor/src/arch/x86/mce.rs` | the machine-check bank values of a memory error, Intel and AMD (pure) |
+//! | `kvm::x86_64::mce` | `hypervisor/src/kvm/x86_64/mce.rs` | `KVM_X86_SETUP_MCE`, `KVM_X86_SET_MCE` (x86_64 only) |
 //! | [`host::sigbus`] | `vmm/src/ras/sigbus.rs` | the `SIGBUS` handler: `BUS_MCEERR_AR` per vCPU thread, `BUS_MCEERR_AO` queue |
 //! | [`host::guest_ram`] | `vmm/src/ras/guest_ram.rs` | the one table of guest RAM (HVA -> GPA) the handler and the VMM read |
 //! | [`host::early_kill`] | `vmm/src/ras/early_kill.rs` | `PR_MCE_KILL_EARLY` for the VMM thread |
@@ -24,14 +26,24 @@ pub mod arch {
         //! arm64.
         pub mod sea;
     }
+    pub mod x86 {
+        //! x86 (Intel 64 and AMD64).
+        pub mod mce;
+    }
 }
 
-#[cfg(target_arch = "aarch64")]
+#[cfg(any(target_arch = "aarch64", target_arch = "x86_64"))]
 pub mod kvm {
     //! KVM (Cloud Hypervisor: `hypervisor::kvm`).
+    #[cfg(target_arch = "aarch64")]
     pub mod aarch64 {
         //! arm64.
         pub mod sea;
+    }
+    #[cfg(target_arch = "x86_64")]
+    pub mod x86_64 {
+        //! x86_64.
+        pub mod mce;
     }
 }
 

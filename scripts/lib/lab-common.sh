@@ -1,0 +1,217 @@
+# SPDX-License-Identifier: Apache-2.0
+#
+# Shared functions of the QEMU labs (bash; source it). Fetching from the
+# Debian archive (through scripts/lib/debian-archive.sh: no host name is
+# written anywhere), kernel and module extraction from the .debs,
+# initramfs assembly, booting L1 under QEMU with a time limit, and reading
+# the verdict a harness prints on the serial console.
+#
+# Conventions a harness follows (ras_lab, ras_lab_x86):
+#   RESULT <scenario> PASS|FAIL|SKIP (...)     one per scenario
+#   <N> passed, <M> failed                     the closing line
+#   LAB-EXIT <status>                          printed by /init afterwards
+#
+# Callers may set LAB_LOG_PREFIX (default "lab") for lab_log.
+
+LAB_COMMON_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$LAB_COMMON_DIR/debian-archive.sh"
+
+lab_log() { echo "${LAB_LOG_PREFIX:-lab}: $*" >&2; }
+
+# lab_skip WHY: the suite cannot run here (exit status 77, as scripts/test.sh
+# expects).
+lab_skip() {
+    echo "SKIP: $*"
+    exit 77
+}
+
+# ---- the Debian archive -------------------------------------------------
+
+# lab_apt_config DIR "SUITES": a private APT configuration in DIR (see
+# private_apt) for the machine's archive with these suites; prints the
+# path to use as APT_CONFIG. Lists are fetched by lab_apt_update.
+lab_apt_config() {
+    private_apt "$1" "$2" >&2 || return 1
+    echo "$1/apt.conf"
+}
+
+# lab_apt_update APT_CONF [MAX_AGE_MIN]: apt-get update unless the lists
+# are younger than MAX_AGE_MIN minutes (default 720).
+lab_apt_update() {
+    local conf=$1 age=${2:-720} stamp
+    stamp=$(dirname "$conf")/.updated
+    if [ -e "$stamp" ] && [ -n "$(find "$stamp" -mmin "-$age" 2>/dev/null)" ]; then
+        return 0
+    fi
+    lab_log "updating private package lists ($(dirname "$conf"))"
+    APT_CONFIG=$conf apt-get -q update >/dev/null || return 1
+    touch "$stamp"
+}
+
+# deb_image_of APT_CONF META SUITE [ARCH]: the versioned kernel image
+# package a meta package (linux-image-amd64, linux-image-arm64) depends on
+# in SUITE, e.g. linux-image-6.1.0-50-amd64.
+deb_image_of() {
+    local conf=$1 meta=$2 suite=$3 arch=${4:-amd64}
+    APT_CONFIG=$conf apt-cache depends -t "$suite" "$meta:$arch" 2>/dev/null |
+        awk -v a=":$arch" '/Depends: linux-image-[0-9]/ { sub(a "$", "", $2); print $2; exit }'
+}
+
+# fetch_debs APT_CONF DEST SUITE ARCH PKG...: downloads each package (its
+# candidate in SUITE) into DEST unless a .deb of it is already there;
+# prints the path of each .deb, one a line.
+fetch_debs() {
+    local conf=$1 dest=$2 suite=$3 arch=$4 pkg d
+    shift 4
+    mkdir -p "$dest"
+    for pkg in "$@"; do
+        d=$(ls "$dest/${pkg}_"*"_$arch.deb" 2>/dev/null | head -n1 || true)
+        if [ -z "$d" ]; then
+            (cd "$dest" && APT_CONFIG=$conf apt-get -q download -t "$suite" "$pkg:$arch" >&2) ||
+                return 1
+            d=$(ls "$dest/${pkg}_"*"_$arch.deb" 2>/dev/null | head -n1 || true)
+            [ -n "$d" ] || return 1
+        fi
+        echo "$d"
+    done
+}
+
+# deb_extract DEB... DIR: dpkg -x every DEB into DIR.
+deb_extract() {
+    local dir=${!#} n=$(($# - 1)) i
+    mkdir -p "$dir"
+    for ((i = 1; i <= n; i++)); do
+        dpkg -x "${!i}" "$dir" || return 1
+    done
+}
+
+# ---- kernels and modules ------------------------------------------------
+
+# kernel_image ROOT: the kernel image of an unpacked kernel package
+# (boot/vmlinuz-* or, in split packages, usr/lib/modules/*/vmlinuz).
+kernel_image() {
+    find "$1" \( -path '*/boot/vmlinuz-*' -o -path '*/modules/*/vmlinuz' \) -print -quit
+}
+
+# module_path ROOT NAME: the file of module NAME (.ko, .ko.xz, .ko.zst;
+# '-' and '_' are the same in module names).
+module_path() {
+    local root=$1 n=$2 alt
+    alt=$(echo "$n" | tr '_-' '-_')
+    find "$root" -path '*/modules/*' \( -name "$n.ko" -o -name "$n.ko.xz" -o -name "$n.ko.zst" \
+        -o -name "$alt.ko" -o -name "$alt.ko.xz" -o -name "$alt.ko.zst" \) -print -quit
+}
+
+# module_cat FILE: the module, decompressed, on stdout.
+module_cat() {
+    case $1 in
+        *.xz) xz -dc "$1" ;;
+        *.zst) zstd -qdc "$1" ;;
+        *) cat "$1" ;;
+    esac
+}
+
+# module_depends FILE: the modules it needs (its .modinfo "depends="),
+# space-separated.
+module_depends() {
+    module_cat "$1" | tr '\0' '\n' | sed -n 's/^depends=//p' | head -n1 | tr ',' ' '
+}
+
+# module_closure ROOT NAME...: NAME and everything it depends on, in load
+# order (dependencies first), one a line.
+module_closure() {
+    local root=$1 n f d
+    shift
+    declare -A seen=()
+    local order=()
+    _mc_visit() {
+        local m=$1 f d
+        [ -n "${seen[$m]:-}" ] && return 0
+        seen[$m]=1
+        f=$(module_path "$root" "$m")
+        [ -n "$f" ] || { lab_log "module $m not found under $root"; return 1; }
+        for d in $(module_depends "$f"); do
+            _mc_visit "$d" || return 1
+        done
+        order+=("$m")
+    }
+    for n in "$@"; do
+        _mc_visit "$n" || return 1
+    done
+    printf '%s\n' "${order[@]}"
+}
+
+# modules_install ROOT OUTDIR NAME...: the closure of NAME... as
+# uncompressed OUTDIR/<name>.ko, and OUTDIR/modules.order (load order).
+modules_install() {
+    local root=$1 out=$2 m list
+    shift 2
+    mkdir -p "$out"
+    list=$(module_closure "$root" "$@") || return 1
+    : >"$out/modules.order"
+    for m in $list; do
+        module_cat "$(module_path "$root" "$m")" >"$out/$m.ko" || return 1
+        echo "$m" >>"$out/modules.order"
+    done
+}
+
+# ---- initramfs, boot, verdict -------------------------------------------
+
+# initramfs_build DIR OUT: a newc cpio of DIR, gzip -1, written to OUT.
+# DIR should hold /init, /bin/busybox and a /bin/sh link to it.
+initramfs_build() {
+    local dir=$1 out=$2
+    [ -x "$dir/init" ] || { lab_log "initramfs_build: $dir/init missing"; return 1; }
+    (cd "$dir" && find . | cpio -o -H newc --quiet) | gzip -1 >"$out.tmp" && mv "$out.tmp" "$out"
+}
+
+# initramfs_skeleton DIR BUSYBOX INIT: a fresh DIR with /bin/busybox,
+# /bin/sh -> busybox and INIT as /init.
+initramfs_skeleton() {
+    local dir=$1
+    rm -rf "$dir" && mkdir -p "$dir/bin"
+    cp "$2" "$dir/bin/busybox"
+    ln -s busybox "$dir/bin/sh"
+    install -m 0755 "$3" "$dir/init"
+}
+
+# qemu_boot TIMEOUT LOG QEMU ARG...: runs QEMU with a time limit, serial
+# output (carriage returns removed) to LOG and to stdout without the
+# kernel's own "[ time ] ..." lines. Prints nothing else; returns 0.
+qemu_boot() {
+    local limit=$1 log=$2
+    shift 2
+    timeout --foreground -k 10 "$limit" "$@" </dev/null 2>&1 | tr -d '\r' | tee "$log" |
+        grep -a -v '^\[ *[0-9.]*\] ' || true
+}
+
+# verdict_line LOG: the harness's closing "N passed, M failed" line, or
+# status 1 when the log has none.
+verdict_line() {
+    local line
+    line=$(grep -a -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -n1 || true)
+    [ -n "$line" ] || return 1
+    echo "$line"
+}
+
+# lab_exit_status LOG: the status /init printed after the harness
+# ("LAB-EXIT <n>"), or status 1 when missing.
+lab_exit_status() {
+    local rc
+    rc=$(sed -n 's/^LAB-EXIT \([0-9]*\)$/\1/p' "$1" | tail -n1)
+    [ -n "$rc" ] || return 1
+    echo "$rc"
+}
+
+# result_lines LOG [PREFIX]: the RESULT lines, each prefixed.
+result_lines() {
+    grep -a -h '^RESULT ' "$1" | sed "s/^/${2:-}/" || true
+}
+
+# verdict_counts LOG: "<passed> <failed>" from the closing line (0 0 when
+# missing).
+verdict_counts() {
+    local p f
+    read -r p f < <(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$1" | tail -n1) || true
+    echo "${p:-0} ${f:-0}"
+}
