@@ -1,84 +1,58 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Keep vendor-patches/ (the Cloud Hypervisor series) in sync with crates/.
+"""The Cloud Hypervisor patch series, from one source of truth.
 
-One source of truth: the engine crates live in crates/ras and
-crates/ras_kvm. Patch 0001 of the series carries them into the Cloud
-Hypervisor workspace as ras/ and ras_kvm/, with Cargo.toml rewritten to
-Cloud Hypervisor's workspace dependencies. This script
+vendor-patches/ holds two `git format-patch` series: `main/` against
+current Cloud Hypervisor main (the upstream submission) and `v53.0/`
+against the latest release (the distribution backport). Both come from:
 
-  gen <ch-checkout>    rebuilds patch 0001 from crates/ in a Cloud
-                       Hypervisor checkout the user provides (it never
-                       downloads Cloud Hypervisor), re-applies patches
-                       0002.. on top with `git am -3` and rewrites
-                       vendor-patches/ with `git format-patch`.
-  check                verifies, WITHOUT any Cloud Hypervisor source, that
-                       the crate files carried in patch 0001 equal
-                       crates/ (after the same Cargo.toml rewrite), that
-                       the series file and the base file are consistent.
-  cargo-toml <crate>   prints the rewritten Cargo.toml of one crate.
-  fix-lock <ch> <base> restores `source` lines of Cargo.lock entries that a
-                       local, uncommitted [patch] (micro_http) removed.
+- the crates of this repository for the files the series carries
+  verbatim ("owned" files: the `ras` engine crate, the edge files under
+  hypervisor/ and vmm/src/ras/), listed per commit in
+  vendor-patches/manifest.toml;
+- the patches of `main/` themselves for everything else (the Cloud
+  Hypervisor glue, written in a Cloud Hypervisor tree and exported);
+- vendor-patches/backport/NNNN.diff: what a commit needs on the release
+  besides cherry-picking it (API differences), applied on top of it.
+
+Commands (a Cloud Hypervisor checkout is given by the user; this script
+never downloads anything):
+
+  regen CH            rebuild main/ in a scratch worktree of CH at the
+                      main base: each patch applied without its owned
+                      files, the owned files written from crates/ (the
+                      ras lib.rs and cper/mod.rs list only the modules the
+                      commit has so far), Cargo.lock resolved offline,
+                      the commit amended; then re-export.
+  backport CH         rebuild v53.0/ from main/ (git am -3 of each patch on
+                      the release, then backport/NNNN.diff if present).
+  export CH [BASE]    re-export the series committed on top of the base in
+                      CH (after editing glue in a Cloud Hypervisor tree).
+  place N CH          write the owned files of commit N into CH (to start
+                      or edit a commit by hand).
+  check               without Cloud Hypervisor: both series list only
+                      existing patches, apply owned files exactly as
+                      crates/ has them (intermediate lib.rs included), and
+                      name no package registry.
+  fix-lock CH [BASE]  restore the `source` lines of Cargo.lock entries that
+                      a local, uncommitted [patch] (micro_http) removed.
 
 Only the Python standard library is used (tomllib: Python >= 3.11).
 """
 
-import base64
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import tomllib
-import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PATCH_DIR = REPO / "vendor-patches"
-BASE_TAG = "v53.0"
-BASE_COMMIT = "9ed824d6d08df3e96f7d5f50795d9449ac99f431"
-# crates/<name> -> <dir> in the Cloud Hypervisor workspace
-CRATES = {"ras": "ras", "ras_kvm": "ras_kvm"}
-IMPORT_PATCH_PREFIX = "0001-"
-IMPORT_TITLE = "ras: Import the guest RAS engine crates"
-IMPORT_BODY = """\
-Cloud Hypervisor has no guest memory-error recovery: a poisoned page
-consumed by a guest either kills the VMM with SIGBUS or makes KVM raise
-an SError that panics the guest.
-
-Add the two crates that implement it, independent of the VMM:
-
-ras: the hypervisor-neutral engine. It builds the ACPI HEST with GHESv2
-error sources, writes CPER records into the error status blocks,
-tracks poisoned pages and decides what to do with each error report
-(record, inject an abort, notify the guest, stop the VM).
-
-ras_kvm: the arm64 KVM edge. It decodes KVM_EXIT_ARM_SEA, captures
-SIGBUS BUS_MCEERR_AR/AO per vCPU thread, translates host virtual to
-guest physical addresses and injects aborts into a vCPU.
-
-Nothing uses them yet; the following commits wire them into the VMM
-behind the new --ras option.
-
-This commit is generated from the upstream RAS project sources by
-scripts/gen-vendor-patches.sh: do not edit the files by hand.
-"""
-SIGNOFF = "RAS Team <ras-team@example.org>"
-# Names of [workspace.dependencies] in Cloud Hypervisor v53.0. A
-# dependency our crates take from our workspace becomes `workspace = true`
-# there when it is in this set (features kept), and is written out in
-# full otherwise. Fixed here so that `check` needs no Cloud Hypervisor
-# source.
-CH_WORKSPACE_DEPS = {
-    "acpi_tables", "anyhow", "base64", "bitflags", "byteorder", "cfg-if",
-    "clap", "dirs", "env_logger", "epoll", "flume", "iommufd-ioctls",
-    "itertools", "kvm-bindings", "kvm-ioctls", "libc", "linux-loader",
-    "log", "seccompiler", "serde", "serde_json", "serde_with", "sha2",
-    "signal-hook", "signal-hook-registry", "smallvec", "thiserror", "uuid",
-    "vfio-bindings", "vfio-ioctls", "virtio-bindings", "virtio-queue",
-    "vm-fdt", "vm-memory", "vmm-sys-util", "zerocopy",
-}
-DATE = "Sat, 1 Aug 2026 12:00:00 +0000"
+VP = REPO / "vendor-patches"
+MANIFEST = VP / "manifest.toml"
+DATE = "Mon, 30 Nov 2026 12:00:00 +0000"
 
 
 def die(msg):
@@ -86,7 +60,27 @@ def die(msg):
     sys.exit(1)
 
 
-# ---------------------------------------------------------------- Cargo.toml
+def manifest():
+    m = tomllib.loads(MANIFEST.read_text())
+    for s in m["series"].values():
+        s["dir"] = VP / s["dir"]
+    return m
+
+
+# ------------------------------------------------------------ owned files
+
+
+def git_repo(*args):
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, check=True).stdout
+
+
+def repo_file(path):
+    """A file of this repository as committed (HEAD), so that work in
+    progress never leaks into the series; the work tree without git."""
+    try:
+        return git_repo("show", f"HEAD:{path}")
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return (REPO / path).read_bytes()
 
 
 def toml_value(v):
@@ -99,307 +93,105 @@ def toml_value(v):
     if isinstance(v, list):
         return "[" + ", ".join(toml_value(x) for x in sorted(v)) + "]"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(v[k])}" for k in dep_key_order(v)) + " }"
+        keys = [k for k in ("workspace",) if k in v] + sorted(k for k in v if k != "workspace")
+        return "{ " + ", ".join(f"{k} = {toml_value(v[k])}" for k in keys) + " }"
     die(f"unsupported TOML value {v!r}")
 
 
-def dep_key_order(d):
-    # taplo (reorder_keys) sorts keys, Cloud Hypervisor keeps `workspace`
-    # first in practice; sorting is what `taplo fmt --check` accepts.
-    first = [k for k in ("workspace",) if k in d]
-    return first + sorted(k for k in d if k not in first)
-
-
-def map_dep(name, spec, root_deps, crate_dir_of):
-    if isinstance(spec, str):
-        return toml_value(spec)
-    spec = dict(spec)
-    if spec.pop("workspace", False):
-        if name in crate_dir_of:
-            out = {"path": f"../{crate_dir_of[name]}"}
-            out.update(spec)
-            return toml_value(out)
-        root = root_deps.get(name)
-        if root is None:
-            die(f"{name}: workspace dependency missing from Cargo.toml")
-        root = {"version": root} if isinstance(root, str) else dict(root)
-        feats = sorted(set(root.get("features", [])) | set(spec.pop("features", [])))
-        if name in CH_WORKSPACE_DEPS:
-            out = {"workspace": True}
-            if feats:
-                out["features"] = feats
-            out.update(spec)
-            return toml_value(out)
-        out = dict(root)
-        if feats:
-            out["features"] = feats
-        out.update(spec)
-        if set(out) == {"version"}:
-            return toml_value(out["version"])
-        return toml_value(out)
-    if "path" in spec:
-        die(f"{name}: path dependencies outside the workspace are not supported")
-    return toml_value(spec)
-
-
-def rewrite_cargo_toml(crate, data=None):
-    """Cargo.toml of crates/<crate> as carried in the Cloud Hypervisor tree."""
-    try:
-        root = tomllib.loads(git_repo("show", "HEAD:Cargo.toml").decode())
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        root = tomllib.loads((REPO / "Cargo.toml").read_text())
-    if data is None:
-        data = crate_files(crate)["Cargo.toml"]
-    ws = root["workspace"]
-    ws_pkg = ws.get("package", {})
-    root_deps = ws.get("dependencies", {})
+def cargo_toml(data, ch_deps):
+    """Our Cargo.toml of the engine crate, as Cloud Hypervisor's: package
+    keys from its workspace, dependencies from its [workspace.dependencies]
+    (the versions are the same), features kept."""
+    root = tomllib.loads(repo_file("Cargo.toml").decode())
+    ws_pkg = root["workspace"]["package"]
     src = tomllib.loads(data.decode())
-    out = ["# SPDX-License-Identifier: Apache-2.0", "# Generated from the RAS project by scripts/gen-vendor-patches.sh.", ""]
-
-    pkg = {}
-    for k, v in src["package"].items():
-        if isinstance(v, dict) and v.get("workspace"):
-            if k in ("edition", "rust-version"):
-                pkg[k] = None  # Cloud Hypervisor's workspace has these
-                continue
-            v = ws_pkg[k]
-        pkg[k] = v
-    out.append("[package]")
-    for k in sorted(pkg):
-        if pkg[k] is None:
-            out.append(f"{k}.workspace = true")
-        else:
-            out.append(f"{k} = {toml_value(pkg[k])}")
-
-    def dep_tables(prefix, table):
-        for sect in ("dependencies", "dev-dependencies", "build-dependencies"):
-            if sect in table:
-                out.append("")
-                out.append(f"[{prefix}{sect}]")
-                for name in sorted(table[sect]):
-                    out.append(f"{name} = {map_dep(name, table[sect][name], root_deps, CRATES)}")
-
-    if "features" in src:
-        out.append("")
-        out.append("[features]")
-        for k in sorted(src["features"]):
-            out.append(f"{k} = {toml_value(src['features'][k])}")
-    dep_tables("", src)
-    for cfg in sorted(src.get("target", {})):
-        dep_tables(f"target.'{cfg}'.", src["target"][cfg])
-    if "lints" in src:
-        if src["lints"] != {"workspace": True}:
-            die(f"{crate}: only `[lints] workspace = true` is supported")
-        out += ["", "[lints]", "workspace = true"]
-    known = {"package", "dependencies", "dev-dependencies", "build-dependencies", "features", "target", "lints", "lib"}
-    if "lib" in src:
-        out += ["", "[lib]"] + [f"{k} = {toml_value(src['lib'][k])}" for k in sorted(src["lib"])]
-    for kind in ("bin", "example", "test", "bench"):
-        known.add(kind)
-        for target in src.get(kind, []):
-            out += ["", f"[[{kind}]]"] + [f"{k} = {toml_value(target[k])}" for k in sorted(target)]
-    extra = set(src) - known
-    if extra:
-        die(f"{crate}: unsupported Cargo.toml sections {sorted(extra)}")
+    out = ["[package]"]
+    pkg = src["package"]
+    out.append(f'authors = {toml_value(ws_pkg["authors"])}')
+    if "description" in pkg:
+        out.append(f'description = {toml_value(pkg["description"])}')
+    out += ["edition.workspace = true", f'license = {toml_value(ws_pkg["license"])}',
+            f'name = {toml_value(pkg["name"])}', "rust-version.workspace = true",
+            f'version = {toml_value(ws_pkg["version"])}']
+    for sect in ("dependencies", "dev-dependencies"):
+        if sect not in src:
+            continue
+        out += ["", f"[{sect}]"]
+        for name in sorted(src[sect]):
+            spec = dict(src[sect][name])
+            if not spec.pop("workspace", False) or name not in ch_deps:
+                die(f"{name}: the engine may only use Cloud Hypervisor's workspace dependencies")
+            spec = {"workspace": True, **spec}
+            out.append(f"{name} = {toml_value(spec)}")
+    out += ["", "[lints]", "workspace = true"]
+    if set(src) - {"package", "dependencies", "dev-dependencies", "lints"}:
+        die("the engine's Cargo.toml has sections the series cannot carry")
     return ("\n".join(out) + "\n").encode()
 
 
-# ---------------------------------------------------------------- crate files
+MOD_DECL = re.compile(rb"^pub mod (\w+);\n", re.M)
+MOD_USE = re.compile(rb"^pub use (\w+)::(?:\{[^}]*\}|[^;]*);\n", re.M | re.S)
 
 
-def git_repo(*args):
-    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, check=True).stdout
+def progressive_mods(data, present):
+    """`data` (a lib.rs or mod.rs) without the `pub mod`/`pub use` lines of
+    modules not in `present` (the commits that add them come later)."""
+    data = MOD_DECL.sub(lambda m: m.group(0) if m.group(1).decode() in present else b"", data)
+    return MOD_USE.sub(lambda m: m.group(0) if m.group(1).decode() in present else b"", data)
 
 
-def crate_files(crate):
-    """{relative path: bytes} of the crate as committed (HEAD).
-
-    HEAD, not the work tree: the series must carry what is committed, and
-    work in progress of others must not leak into it. Without git (a
-    source tarball), the files on disk are used.
-    """
-    d = REPO / "crates" / crate
-    try:
-        out = git_repo("ls-tree", "-r", "-z", "--name-only", "HEAD", "--", f"crates/{crate}")
-        paths = [p for p in out.decode().split("\0") if p]
-        return {str(Path(p).relative_to(f"crates/{crate}")): git_repo("show", f"HEAD:{p}") for p in paths}
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        files = {}
-        for dp, dn, fn in os.walk(d):
-            dn[:] = [x for x in dn if x not in ("target", ".git")]
-            for f in fn:
-                files[str(Path(dp, f).relative_to(d))] = Path(dp, f).read_bytes()
-        return files
+def owned_upto(m, series, n):
+    """[(commit index, entry)] of the owned files of commits 1..n."""
+    out = []
+    for i, c in enumerate(m["commit"][:n], start=1):
+        for e in c.get("owned", []):
+            out.append((i, e))
+    return out
 
 
-def expected_tree():
-    """{path in Cloud Hypervisor tree: bytes} for patch 0001's crate files."""
-    tree = {}
-    for crate, dest in CRATES.items():
-        for rel, data in crate_files(crate).items():
-            if rel == "Cargo.toml":
-                tree[f"{dest}/Cargo.toml"] = rewrite_cargo_toml(crate, data)
-            else:
-                tree[f"{dest}/{rel}"] = data
-    return tree
-
-
-# ---------------------------------------------------------------- patch parse
-
-B85 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~"
-
-
-def git_b85_line(line):
-    c = line[0]
-    n = ord(c) - ord("A") + 1 if "A" <= c <= "Z" else ord(c) - ord("a") + 27
-    data = bytearray()
-    enc = line[1:]
-    for i in range(0, len(enc), 5):
-        acc = 0
-        for ch in enc[i:i + 5]:
-            acc = acc * 85 + B85.index(ch)
-        data += acc.to_bytes(4, "big")
-    return bytes(data[:n])
-
-
-def parse_new_files(patch_bytes):
-    """{path: bytes} of every file the patch creates, decoded from the patch."""
-    lines = patch_bytes.split(b"\n")
+def owned_content(m, series, n):
+    """{path in Cloud Hypervisor: bytes} of the owned files as they are
+    after commit n."""
+    entries = owned_upto(m, series, n)
+    dests = {e["to"] for _, e in entries}
     files = {}
-    i = 0
-    while i < len(lines):
-        m = re.match(rb"^diff --git a/(\S+) b/(\S+)$", lines[i])
-        if not m:
-            i += 1
-            continue
-        path = m.group(2).decode()
-        i += 1
-        new = False
-        while i < len(lines) and not lines[i].startswith((b"@@", b"diff --git", b"GIT binary patch", b"--- ")):
-            if lines[i].startswith(b"new file mode"):
-                new = True
-            i += 1
-        if i < len(lines) and lines[i].startswith(b"--- "):
-            i += 2  # --- / +++
-        if not new:
-            files.setdefault(path, None)  # modified: content unknown
-            continue
-        if i < len(lines) and lines[i] == b"GIT binary patch":
-            i += 1
-            m2 = re.match(rb"^literal (\d+)$", lines[i])
-            if not m2:
-                die(f"{path}: only literal binary patches are supported")
-            size = int(m2.group(1))
-            i += 1
-            raw = bytearray()
-            while lines[i]:
-                raw += git_b85_line(lines[i].decode())
-                i += 1
-            data = zlib.decompress(bytes(raw))
-            if len(data) != size:
-                die(f"{path}: binary size mismatch")
-            files[path] = data
-            continue
-        content = bytearray()
-        if i < len(lines) and lines[i].startswith(b"@@"):
-            m3 = re.match(rb"^@@ -0,0 \+1(?:,(\d+))? @@", lines[i])
-            if not m3:
-                die(f"{path}: unexpected hunk header for a new file")
-            count = int(m3.group(1)) if m3.group(1) is not None else 1
-            i += 1
-            for _ in range(count):
-                ln = lines[i]
-                if not ln.startswith(b"+"):
-                    die(f"{path}: malformed hunk")
-                content += ln[1:] + b"\n"
-                i += 1
-            if i < len(lines) and lines[i].startswith(b"\\ No newline"):
-                del content[-1]
-                i += 1
-        files[path] = bytes(content)
+    for _, e in entries:
+        data = repo_file(e["from"])
+        t = e.get("transform")
+        if t == "cargo-toml":
+            data = cargo_toml(data, set(m["ch_workspace_deps"]))
+        elif t == "mods":
+            d = Path(e["to"]).parent
+            present = {Path(x).stem for x in dests if Path(x).parent == d}
+            present |= {Path(x).parent.name for x in dests
+                        if Path(x).parent.parent == d and Path(x).name == "mod.rs"}
+            data = progressive_mods(data, present)
+        elif t:
+            die(f"unknown transform {t}")
+        files[e["to"]] = data
     return files
 
 
-def import_patch():
-    series = read_series()
-    if not series or not series[0].startswith(IMPORT_PATCH_PREFIX):
-        die("vendor-patches/series must start with patch 0001 (the crate import)")
-    return PATCH_DIR / series[0]
+def owned_of(m, n):
+    return [e["to"] for e in m["commit"][n - 1].get("owned", [])]
 
 
-def read_series():
-    f = PATCH_DIR / "series"
-    if not f.exists():
-        die("vendor-patches/series is missing")
-    return [ln.strip() for ln in f.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+# ------------------------------------------------------------ git helpers
 
 
-def cmd_check():
-    ok = True
-    series = read_series()
-    for name in series:
-        if not (PATCH_DIR / name).is_file():
-            print(f"series names {name}, which does not exist")
-            ok = False
-    listed = set(series)
-    for p in sorted(PATCH_DIR.glob("*.patch")):
-        if p.name not in listed:
-            print(f"{p.name} is not in vendor-patches/series")
-            ok = False
-    base = (PATCH_DIR / "BASE").read_text() if (PATCH_DIR / "BASE").exists() else ""
-    if BASE_COMMIT not in base or BASE_TAG not in base:
-        print(f"vendor-patches/BASE must name {BASE_TAG} and {BASE_COMMIT}")
-        ok = False
-    carried = parse_new_files(import_patch().read_bytes())
-    prefixes = tuple(f"{d}/" for d in CRATES.values())
-    carried = {p: c for p, c in carried.items() if p.startswith(prefixes)}
-    expected = expected_tree()
-    for p in sorted(set(carried) | set(expected)):
-        if p not in carried:
-            print(f"missing from patch 0001: {p}")
-            ok = False
-        elif p not in expected:
-            print(f"patch 0001 carries {p}, which crates/ does not have")
-            ok = False
-        elif carried[p] is None:
-            print(f"patch 0001 modifies {p} instead of creating it")
-            ok = False
-        elif carried[p] != expected[p]:
-            print(f"differs from crates/: {p}")
-            ok = False
-    for name in series:
-        if "registry+" in (PATCH_DIR / name).read_text():
-            print(f"{name} names the package registry (regenerate to trim it)")
-            ok = False
-    # Later patches must not touch the generated crates.
-    for name in series[1:]:
-        touched = parse_new_files((PATCH_DIR / name).read_bytes())
-        for p in touched:
-            if p.startswith(prefixes):
-                print(f"{name} touches {p}: change crates/ and regenerate instead")
-                ok = False
-    if ok:
-        print(f"vendor-patches: OK ({len(series)} patches, {len(expected)} crate files in sync)")
-        return 0
-    print("vendor-patches: OUT OF SYNC: run scripts/gen-vendor-patches.sh <cloud-hypervisor checkout>")
-    return 1
-
-
-# ---------------------------------------------------------------- generation
-
-
-def git(ch, *args, env=None, check=True, capture=True):
-    e = dict(os.environ)
-    if env:
-        e.update(env)
-    r = subprocess.run(["git", "-C", str(ch), *args], env=e, capture_output=capture, text=True)
+def git(ch, *args, env=None, check=True, text=True):
+    r = subprocess.run(["git", "-C", str(ch), *args], env={**os.environ, **(env or {})},
+                       capture_output=True, text=text)
     if check and r.returncode != 0:
-        die(f"git {' '.join(args)} failed:\n{r.stdout}{r.stderr}")
+        die(f"git {' '.join(args)} failed in {ch}:\n{r.stdout}{r.stderr}")
     return r.stdout
 
 
+ENV = {"GIT_COMMITTER_NAME": "RAS series", "GIT_COMMITTER_EMAIL": "ras@localhost",
+       "GIT_COMMITTER_DATE": DATE}
+
+
 def lock_sources(text):
-    """{(name, version): source} of a Cargo.lock."""
     out = {}
     for block in text.split("[[package]]"):
         n = re.search(r'^name = "([^"]+)"', block, re.M)
@@ -426,136 +218,18 @@ def fix_lock(ch, base):
     lock.write_text("[[package]]".join(blocks))
 
 
-def add_workspace_members(ch):
-    f = Path(ch) / "Cargo.toml"
-    text = f.read_text()
-    m = re.search(r"^members = \[\n(.*?)^\]", text, re.M | re.S)
-    members = re.findall(r'"([^"]+)"', m.group(1))
-    members = sorted(set(members) | set(CRATES.values()))
-    body = "".join(f'  "{x}",\n' for x in members)
-    f.write_text(text[:m.start(1)] + body + text[m.end(1):])
-
-
-def add_gitlint_components(ch):
-    f = Path(ch) / "scripts/gitlint/rules/TitleStartsWithComponent.py"
-    text = f.read_text()
-    m = re.search(r"valid_components = \(\n(.*?)\)", text, re.S)
-    comps = re.findall(r"'([^']+)'", m.group(1))
-    indent = re.match(r"(\s*)", m.group(1)).group(1)
-    for new in CRATES.values():
-        if new in comps:
-            continue
-        at = next((i for i, c in enumerate(comps) if c.lower() > new.lower()), len(comps))
-        comps.insert(at, new)
-    body = ",\n".join(f"{indent}'{c}'" for c in comps)
-    f.write_text(text[:m.start(1)] + body + text[m.end(1):])
-
-
-DEP5_STANZA = """
-Files: {files}
-Copyright: 2026 The guest RAS authors
-License: Apache-2.0
-"""
-
-
-def add_reuse_dep5(ch):
-    # Cloud Hypervisor's `reuse lint` wants copyright and license for every
-    # file; the crates carry only SPDX-License-Identifier lines.
-    f = Path(ch) / ".reuse/dep5"
-    text = f.read_text()
-    files = " ".join(f"{d}/*" for d in CRATES.values())
-    if f"Files: {files}\n" not in text:
-        f.write_text(text.rstrip("\n") + "\n" + DEP5_STANZA.format(files=files))
-
-
-# Words of the crates (and of the series) that Cloud Hypervisor's typos
-# check would flag.
-TYPOS_WORDS = {
-    "HED": "HED\" # ACPI hardware error device (PNP0C33)",
-    "ede": "ede\" # hex digits in GUID test vectors",
-    "sigfault": "sigfault\" # Linux siginfo_t _sigfault member",
-}
-
-
-def add_typos_words(ch):
-    f = Path(ch) / ".typos.toml"
-    lines = f.read_text().split("\n")
-    start = lines.index("[default.extend-words]") + 1
-    end = start
-    while end < len(lines) and lines[end].strip() and not lines[end].startswith("["):
-        end += 1
-    entries = lines[start:end]
-    have = {e.split("=")[0].strip() for e in entries}
-    entries += [f'{k} = "{v}' for k, v in TYPOS_WORDS.items() if k not in have]
-    entries.sort(key=lambda e: e.split("=")[0].strip())
-    f.write_text("\n".join(lines[:start] + entries + lines[end:]))
-
-
-def cmd_gen(ch, update_lock=True):
-    ch = Path(ch).resolve()
-    if not (ch / "vmm").is_dir() or not (ch / ".git").exists():
-        die(f"{ch} is not a Cloud Hypervisor git checkout")
-    if git(ch, "cat-file", "-t", BASE_COMMIT, check=False).strip() != "commit":
-        die(f"{ch} does not have the base commit {BASE_COMMIT} ({BASE_TAG})")
-    if git(ch, "status", "--porcelain", "--untracked-files=no").strip() == "M Cargo.lock":
-        fix_lock(ch, "HEAD")  # only what a local [patch] did to it
-    if git(ch, "status", "--porcelain", "--untracked-files=no").strip():
-        die(f"{ch} has uncommitted changes to tracked files")
-    series = read_series() if (PATCH_DIR / "series").exists() else []
-    rest = [PATCH_DIR / p for p in series if not p.startswith(IMPORT_PATCH_PREFIX)]
-    env = {
-        "GIT_AUTHOR_NAME": "RAS Team", "GIT_AUTHOR_EMAIL": "ras-team@example.org",
-        "GIT_COMMITTER_NAME": "RAS Team", "GIT_COMMITTER_EMAIL": "ras-team@example.org",
-        "GIT_AUTHOR_DATE": DATE, "GIT_COMMITTER_DATE": DATE,
-    }
-    git(ch, "checkout", "-q", "-B", "ras-vendor", BASE_COMMIT)
-    for dest in CRATES.values():
-        if (ch / dest).exists():
-            die(f"{ch / dest} exists on the base")
-    for path, data in expected_tree().items():
-        p = ch / path
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-    add_workspace_members(ch)
-    add_gitlint_components(ch)
-    add_reuse_dep5(ch)
-    add_typos_words(ch)
-    if update_lock:
-        # Resolve the new crates into Cargo.lock (minimal change).
-        r = subprocess.run(["cargo", "metadata", "--format-version", "1", "--offline"],
-                           cwd=ch, capture_output=True)
-        if r.returncode != 0:
-            r = subprocess.run(["cargo", "metadata", "--format-version", "1"], cwd=ch, capture_output=True)
-        if r.returncode != 0:
-            die("cargo metadata failed:\n" + r.stderr.decode())
-        fix_lock(ch, BASE_COMMIT)
-    git(ch, "add", "-A", "Cargo.toml", "Cargo.lock", "scripts/gitlint", ".reuse/dep5", ".typos.toml", *CRATES.values())
-    msg = f"{IMPORT_TITLE}\n\n{IMPORT_BODY}\nSigned-off-by: {SIGNOFF}\n"
-    with tempfile.NamedTemporaryFile("w", delete=False) as t:
-        t.write(msg)
-    git(ch, "commit", "-q", "-F", t.name, env=env)
-    os.unlink(t.name)
-    for p in rest:
-        r = subprocess.run(["git", "-C", str(ch), "am", "-q", "-3", "--committer-date-is-author-date", str(p)],
-                           env={**os.environ, **{k: v for k, v in env.items() if "DATE" not in k}},
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            print(r.stdout + r.stderr, file=sys.stderr)
-            die(f"{p.name} does not apply on the regenerated 0001: resolve in {ch} "
-                "(git am --continue), then run `gen --from-head <checkout>`")
-    write_series(ch)
+def resolve_lock(ch, base):
+    r = subprocess.run(["cargo", "metadata", "--format-version", "1", "--offline"], cwd=ch,
+                       capture_output=True)
+    if r.returncode != 0:
+        die("cargo metadata --offline failed (is micro_http patched locally?):\n" + r.stderr.decode())
+    fix_lock(ch, base)
 
 
 def trim_lock_context(text):
-    """Drops Cargo.lock context lines that name the package registry.
-
-    Context is not needed to apply onto the exact base; dropping it keeps
-    the registry's address out of the series. Hunk headers are adjusted.
-    """
-    out = []
-    lines = text.split("\n")
-    i = 0
-    in_lock = False
+    """Drops Cargo.lock context lines that name the package registry (the
+    patches apply onto their exact base; hunk headers are adjusted)."""
+    out, lines, i, in_lock = [], text.split("\n"), 0, False
     while i < len(lines):
         ln = lines[i]
         if ln.startswith("diff --git "):
@@ -565,71 +239,269 @@ def trim_lock_context(text):
             out.append(ln)
             i += 1
             continue
-        old_start, old_len, new_start, new_len = (int(g) for g in m.groups()[:4])
-        body = []
-        j = i + 1
+        os_, ol, ns, nl = (int(g) for g in m.groups()[:4])
+        body, j = [], i + 1
         while j < len(lines) and lines[j][:1] in (" ", "+", "-", "\\"):
             body.append(lines[j])
             j += 1
-        lead = 0
-        while lead < len(body) and body[lead].startswith(" "):
-            lead += 1
-        drop_lead = max((k + 1 for k in range(lead) if "registry+" in body[k]), default=0)
-        trail = 0
-        while trail < len(body) and body[len(body) - 1 - trail].startswith(" "):
-            trail += 1
-        drop_trail = max((k + 1 for k in range(trail) if "registry+" in body[len(body) - 1 - k]), default=0)
-        body = body[drop_lead:len(body) - drop_trail]
-        old_len -= drop_lead + drop_trail
-        new_len -= drop_lead + drop_trail
-        out.append(f"@@ -{old_start + drop_lead},{old_len} +{new_start + drop_lead},{new_len} @@{m.group(5)}")
+        lead = next((k for k, b in enumerate(body) if not b.startswith(" ")), len(body))
+        dl = max((k + 1 for k in range(lead) if "registry+" in body[k]), default=0)
+        trail = next((k for k, b in enumerate(reversed(body)) if not b.startswith(" ")), len(body))
+        dt = max((k + 1 for k in range(trail) if "registry+" in body[len(body) - 1 - k]), default=0)
+        body = body[dl:len(body) - dt]
+        out.append(f"@@ -{os_ + dl},{ol - dl - dt} +{ns + dl},{nl - dl - dt} @@{m.group(5)}")
         out += body
         i = j
     return "\n".join(out)
 
 
-def write_series(ch):
-    ch = Path(ch).resolve()
-    PATCH_DIR.mkdir(exist_ok=True)
-    for p in PATCH_DIR.glob("*.patch"):
+def export(ch, series, base):
+    d = series["dir"]
+    d.mkdir(parents=True, exist_ok=True)
+    for p in d.glob("*.patch"):
         p.unlink()
-    out = git(ch, "format-patch", "--zero-commit", "--no-signature", "--no-numbered",
-              "--full-index", "--binary", "-o", str(PATCH_DIR), f"{BASE_COMMIT}..HEAD")
+    out = git(ch, "format-patch", "--zero-commit", "--no-signature", "--full-index", "--binary",
+              "--cover-letter" if (d / "cover-letter.txt").exists() else "--no-cover-letter",
+              "-o", str(d), f"{base}..HEAD")
     names = [Path(x).name for x in out.split()]
     for n in names:
-        f = PATCH_DIR / n
+        f = d / n
         f.write_text(trim_lock_context(f.read_text()))
-    (PATCH_DIR / "series").write_text(
-        "# Apply in this order onto the base named in BASE (git am).\n" + "".join(n + "\n" for n in names))
-    (PATCH_DIR / "BASE").write_text(
-        f"Cloud Hypervisor {BASE_TAG}\ncommit {BASE_COMMIT}\n"
-        f"repository https://github.com/cloud-hypervisor/cloud-hypervisor\n")
-    print(f"wrote {len(names)} patches to {PATCH_DIR}")
+    cover = d / "0000-cover-letter.patch"
+    if cover.exists():
+        fill_cover_letter(cover, d / "cover-letter.txt")
+    (d / "series").write_text("# Apply in this order onto the base named in BASE (git am).\n"
+                              + "".join(n + "\n" for n in names if not n.startswith("0000-")))
+    print(f"wrote {len(names)} patches to {d}")
+
+
+def fill_cover_letter(cover, text_file):
+    """format-patch's cover letter with our subject and text."""
+    subject, _, body = text_file.read_text().partition("\n\n")
+    t = cover.read_text()
+    t = t.replace("*** SUBJECT HERE ***", subject.strip())
+    t = t.replace("*** BLURB HERE ***", body.strip())
+    cover.write_text(t)
+
+
+def patches(series):
+    f = series["dir"] / "series"
+    if not f.exists():
+        return []
+    return [series["dir"] / ln.strip() for ln in f.read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")]
+
+
+def worktree(ch, base, name):
+    wt = Path(tempfile.gettempdir()) / f"ras-series-{name}"
+    if wt.exists():
+        subprocess.run(["git", "-C", str(ch), "worktree", "remove", "--force", str(wt)],
+                       capture_output=True)
+        shutil.rmtree(wt, ignore_errors=True)
+    git(ch, "worktree", "add", "-q", "--detach", str(wt), base)
+    cfg = Path(ch) / ".cargo" / "config.toml"
+    if cfg.exists():  # the user's local [patch] for micro_http, never committed
+        (wt / ".cargo").mkdir(exist_ok=True)
+        shutil.copy(cfg, wt / ".cargo" / "config.toml")
+    return wt
+
+
+def patch_author(p):
+    t = p.read_text()
+    a = re.search(r"^From: (.*)$", t, re.M).group(1)
+    d = re.search(r"^Date: (.*)$", t, re.M).group(1)
+    name, email = re.match(r"(.*) <(.*)>", a).groups()
+    return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_AUTHOR_DATE": d}
+
+
+# ------------------------------------------------------------ commands
+
+
+def cmd_place(n, ch):
+    m = manifest()
+    for path, data in owned_content(m, m["series"]["main"], n).items():
+        if path in owned_of(m, n) or (Path(ch) / path).exists():
+            p = Path(ch) / path
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+    return 0
+
+
+def cmd_regen(ch):
+    m = manifest()
+    main = m["series"]["main"]
+    base = main["base"]
+    ps = patches(main)
+    if len(ps) != len(m["commit"]):
+        die(f"manifest.toml lists {len(m['commit'])} commits, main/series {len(ps)}")
+    wt = worktree(ch, base, "main")
+    for n, p in enumerate(ps, start=1):
+        owned = owned_of(m, n)
+        excl = [f"--exclude={o}" for o in owned]
+        r = subprocess.run(["git", "-C", str(wt), "am", "-q", "-3", *excl, str(p)],
+                           env={**os.environ, **ENV}, capture_output=True, text=True)
+        if r.returncode != 0:
+            die(f"{p.name} does not apply: resolve in {wt} (git am --continue), then "
+                f"`export {wt}`\n{r.stdout}{r.stderr}")
+        content = owned_content(m, main, n)
+        for path, data in content.items():
+            f = wt / path
+            if path in owned or f.exists():
+                f.parent.mkdir(parents=True, exist_ok=True)
+                f.write_bytes(data)
+        resolve_lock(wt, base)
+        git(wt, "add", "-A", ".")
+        git(wt, "reset", "-q", "--", ".cargo")
+        git(wt, "commit", "-q", "--amend", "--no-edit", "--allow-empty", env={**ENV, **patch_author(p)})
+    export(wt, main, base)
+    return 0
+
+
+def cmd_backport(ch):
+    m = manifest()
+    main, rel = m["series"]["main"], m["series"]["release"]
+    wt = worktree(ch, rel["base"], "release")
+    for n, p in enumerate(patches(main), start=1):
+        r = subprocess.run(["git", "-C", str(wt), "am", "-q", "-3", str(p)],
+                           env={**os.environ, **ENV}, capture_output=True, text=True)
+        if r.returncode != 0:
+            die(f"{p.name} does not apply on {rel['base']}: resolve in {wt}, record the "
+                f"difference in vendor-patches/backport/{n:04}.diff\n{r.stdout}{r.stderr}")
+        fix = VP / "backport" / f"{n:04}.diff"
+        if fix.exists():
+            git(wt, "apply", "--index", str(fix))
+            git(wt, "commit", "-q", "--amend", "--no-edit", env={**ENV, **patch_author(p)})
+    export(wt, rel, rel["base"])
+    return 0
+
+
+def cmd_export(ch, base=None):
+    m = manifest()
+    s = m["series"]["main"] if base in (None, m["series"]["main"]["base"]) else m["series"]["release"]
+    export(Path(ch), s, base or s["base"])
+    return 0
+
+
+# ------------------------------------------------------------ check
+
+
+def parse_patch(text):
+    """[(path, new_file, hunks)] of a patch; hunks are lists of lines."""
+    files = []
+    cur = None
+    for ln in text.split("\n"):
+        m = re.match(r"^diff --git a/(\S+) b/(\S+)$", ln)
+        if m:
+            cur = [m.group(2), False, [], m.group(1)]
+            files.append(cur)
+            continue
+        if cur is None:
+            continue
+        if ln.startswith("new file mode"):
+            cur[1] = True
+        elif ln.startswith("deleted file mode"):
+            cur[1] = None
+        elif ln.startswith("@@"):
+            cur[2].append([ln])
+        elif cur[2] and ln[:1] in (" ", "+", "-", "\\"):
+            cur[2][-1].append(ln)
+    return files
+
+
+def apply_hunks(old, hunks):
+    """Applies unified-diff hunks to `old` (bytes), exactly as written."""
+    lines = old.decode().split("\n") if old else []
+    out, pos = [], 0
+    for h in hunks:
+        start = int(re.match(r"^@@ -(\d+)", h[0]).group(1))
+        start = max(start - 1, 0)
+        out += lines[pos:start]
+        pos = start
+        for ln in h[1:]:
+            if ln.startswith("\\"):
+                continue
+            if ln.startswith((" ", "-")):
+                if pos >= len(lines) or lines[pos] != ln[1:]:
+                    raise ValueError(f"context mismatch at line {pos + 1}")
+                if ln.startswith(" "):
+                    out.append(ln[1:])
+                pos += 1
+            elif ln.startswith("+"):
+                out.append(ln[1:])
+    out += lines[pos:]
+    return "\n".join(out).encode()
+
+
+def cmd_check():
+    m = manifest()
+    ok = True
+    for key, s in m["series"].items():
+        ps = patches(s)
+        if not ps:
+            print(f"{key}: no series in {s['dir']}")
+            ok = False
+            continue
+        listed = {p.name for p in ps}
+        for p in sorted(s["dir"].glob("*.patch")):
+            if p.name not in listed and not p.name.startswith("0000-"):
+                print(f"{key}: {p.name} is not in series")
+                ok = False
+        base = (s["dir"] / "BASE").read_text() if (s["dir"] / "BASE").exists() else ""
+        if s["base"] not in base:
+            print(f"{key}: BASE must name {s['base']}")
+            ok = False
+        if len(ps) != len(m["commit"]):
+            print(f"{key}: {len(ps)} patches, the manifest lists {len(m['commit'])} commits")
+            ok = False
+        tracked = {}
+        for n, p in enumerate(ps, start=1):
+            text = p.read_text()
+            if "registry+" in text:
+                print(f"{key}: {p.name} names the package registry")
+                ok = False
+            for path, new, hunks, _ in parse_patch(text):
+                if path not in tracked and not new:
+                    continue
+                try:
+                    tracked[path] = apply_hunks(tracked.get(path, b""), hunks)
+                except ValueError as e:
+                    print(f"{key}: {p.name}: {path}: {e}")
+                    ok = False
+            expected = owned_content(m, s, n)
+            for path in owned_of(m, n) + [x for x in expected if x in tracked]:
+                if tracked.get(path) != expected[path]:
+                    print(f"{key}: after {p.name}, {path} differs from crates/")
+                    ok = False
+        final = owned_content(m, s, len(m["commit"]))
+        for path in final:
+            if path not in tracked:
+                print(f"{key}: {path} is never created")
+                ok = False
+        print(f"vendor-patches {key}: {len(ps)} patches, {len(final)} owned files checked")
+    if not ok:
+        print("vendor-patches: OUT OF SYNC: scripts/gen-vendor-patches.py regen <CH checkout>")
+        return 1
+    print("vendor-patches: OK")
+    return 0
 
 
 def main():
     a = sys.argv[1:]
-    if not a:
+    cmds = {
+        ("check", 0): lambda: cmd_check(),
+        ("regen", 1): lambda: cmd_regen(Path(a[1]).resolve()),
+        ("backport", 1): lambda: cmd_backport(Path(a[1]).resolve()),
+        ("export", 1): lambda: cmd_export(a[1]),
+        ("export", 2): lambda: cmd_export(a[1], a[2]),
+        ("place", 2): lambda: cmd_place(int(a[1]), Path(a[2])),
+        ("fix-lock", 1): lambda: (fix_lock(Path(a[1]), manifest()["series"]["main"]["base"]), 0)[1],
+        ("fix-lock", 2): lambda: (fix_lock(Path(a[1]), a[2]), 0)[1],
+    }
+    f = cmds.get((a[0], len(a) - 1)) if a else None
+    if f is None:
         print(__doc__)
         return 2
-    if a[0] == "check":
-        return cmd_check()
-    if a[0] == "cargo-toml" and len(a) == 2:
-        sys.stdout.write(rewrite_cargo_toml(a[1]).decode())
-        return 0
-    if a[0] == "fix-lock" and len(a) in (2, 3):
-        fix_lock(Path(a[1]), a[2] if len(a) == 3 else BASE_COMMIT)
-        return 0
-    if a[0] == "gen" and len(a) == 2:
-        cmd_gen(a[1])
-        return 0
-    if a[0] == "gen" and len(a) == 3 and a[1] == "--from-head":
-        # The series is already committed on top of the base in the checkout
-        # (e.g. after resolving a conflict): only re-export it.
-        write_series(a[2])
-        return 0
-    print(__doc__)
-    return 2
+    return f()
 
 
 if __name__ == "__main__":

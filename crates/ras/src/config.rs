@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! The `--ras` configuration: [`RasConfig`], its bounds and its
 //! validation.
 //!

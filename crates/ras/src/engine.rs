@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! The engine of one VM: [`RasEngine::handle`] runs [`policy::decide`] on
 //! an [`ErrorReport`] and applies the decision to the engine's own state:
 //! records go into the guest's error status blocks ([`ErrorSources`]),

@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! GHESv2 error sources at run time: the guest-physical region that holds
 //! each source's registers and error status block ([`RegionLayout`]), and the
 //! producer side of the GHESv2 read-ack protocol ([`ErrorSources`]),

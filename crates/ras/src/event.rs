@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! What the engine and the VMM report: [`RasEvent`]s, and the [`Counters`]
 //! they add up to.
 //!

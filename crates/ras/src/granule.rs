@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! The unit in which guest memory is lost: a naturally aligned,
 //! power-of-two sized range of guest-physical addresses (a 4 KiB page, a
 //! 2 MiB or 1 GiB huge page).

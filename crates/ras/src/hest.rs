@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! The ACPI Hardware Error Source Table (HEST), ACPI 6.5 §18.3.2, with
 //! Generic Hardware Error Source version 2 (GHESv2, type 10) entries,
 //! ACPI 6.5 §18.3.2.8.
@@ -623,6 +626,30 @@ mod tests {
         assert_eq!(&e0[36..40], &[0, 0, 0, 0]);
         assert_eq!(&e0[24..32], &0x1f00_0000u64.to_le_bytes());
         assert_eq!(&e0[68..76], &0x1f00_0008u64.to_le_bytes());
+    }
+
+    /// acpi_tables 0.2.1 keeps its HEST checksum up to date incrementally
+    /// and counts each new structure as +1 in the byte sum of the error
+    /// source count (`HEST::update_header`). When the count goes from 255
+    /// to 256 its low byte wraps while the next byte grows: the sum changes
+    /// by 2, not 1, and the table's checksum is wrong from then on. A guest
+    /// with 255 vCPUs already has 256 sources; this module computes the
+    /// checksum over the final bytes instead.
+    #[test]
+    fn acpi_tables_hest_checksum_is_wrong_from_256_entries() {
+        use acpi_tables::Aml;
+        use acpi_tables::hest::{EnabledStatus, GenericHardwareSourceV2, HEST};
+
+        for (entries, sums_to_zero) in [(255u16, true), (256, false), (300, false)] {
+            let mut hest = HEST::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION);
+            for id in 0..entries {
+                hest.add_structure(GenericHardwareSourceV2::new(id, EnabledStatus::Enabled));
+            }
+            let mut bytes = Vec::new();
+            hest.to_aml_bytes(&mut bytes);
+            let sum = bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b));
+            assert_eq!(sum == 0, sums_to_zero, "{entries} entries: sum {sum:#x}");
+        }
     }
 
     #[test]

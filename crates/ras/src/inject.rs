@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! Operator-requested errors (drills): [`InjectRequest`], the body of a
 //! VMM's `vm.inject-error` API request, its conversion into an
 //! [`ErrorReport`], and [`PendingInjections`], where a synchronous one waits

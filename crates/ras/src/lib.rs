@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! A hypervisor-neutral engine for guest memory-error recovery (RAS).
 //!
 //! A VMM hands the engine an [`report::ErrorReport`]: a vCPU consumed

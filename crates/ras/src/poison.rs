@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! The set of guest-physical memory known to be poisoned.
 //!
 //! Memory is lost in naturally aligned power-of-two granules (a 4 KiB page,

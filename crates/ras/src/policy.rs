@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! What to do about an error report: [`decide`], a pure function from the
 //! report, the engine's state and the configuration to a list of
 //! [`Action`]s.

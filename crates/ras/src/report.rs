@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! Error reports: what the edges of a VMM (the `SIGBUS` handler, the
 //! `KVM_EXIT_ARM_SEA` exit, the injection API) tell the engine. Plain data.
 

@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! Recent host-reported errors, for the storm and rate limits of
 //! [`crate::policy::decide`].
 //!

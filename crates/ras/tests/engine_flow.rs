@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! The engine end to end on real guest memory (`GuestMemoryMmap`): error
 //! reports become CPER bytes at the right guest-physical addresses, ack
 //! register values, poison entries, and an `Outcome` telling the VMM what

@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! `policy::decide` against the rules of its module documentation.
 //!
 //! The exhaustive tests enumerate every combination of cause x origin x

@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! The edge between a VMM and the RAS engine ([`ras`]): what runs between
 //! a host signal or a KVM exit and the guest.
 //!

@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! The ARM Processor Error section (UEFI 2.10 N.2.4.4): a 40-byte header,
 //! `N` 32-byte error information entries (N.2.4.4.1), `M` processor context
 //! entries (N.2.4.4.2) and optional vendor-specific bytes.

@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! The Generic Error Data Entry (ACPI 6.5 §18.3.2.7.1, Table 18.13): a
 //! 72-byte header (revision 0x300; 64 bytes for revision 0x201) followed by
 //! one CPER section body (UEFI 2.10 N.2.4 / N.2.5).

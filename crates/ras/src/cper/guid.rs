@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! `EFI_GUID` (UEFI 2.10 Appendix A): the identifiers of CPER section types,
 //! notification types and creators.
 

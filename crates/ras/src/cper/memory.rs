@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! The Platform Memory Error section (UEFI 2.10 N.2.5, "Memory Error
 //! Section"), 80 bytes.
 

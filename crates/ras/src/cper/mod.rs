@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! CPER (UEFI Common Platform Error Record) codec, UEFI 2.10 Appendix N,
 //! and the ACPI 6.5 §18.3.2.7 Generic Error Status Block that carries it.
 //!

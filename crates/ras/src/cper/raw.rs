@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! A section of any type: its GUID and body bytes, copied verbatim (UEFI
 //! 2.10 N.2.2 allows any section type; Linux prints unknown ones as
 //! `section type: unknown, <guid>` and hex-dumps them).

@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! CPER error severity (UEFI 2.10 N.2.1 "Error Severity", also used by the
 //! ACPI 6.5 §18.3.2.7 Generic Error Status Block and Generic Error Data
 //! Entry).

@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! The Generic Error Status Block (ACPI 6.5 §18.3.2.7.1, Table 18.12): a
 //! 20-byte header, the Generic Error Data Entries, then optional raw data.
 //! This is what a GHES / GHESv2 error source's Error Status Address points

@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! The CPER timestamp (UEFI 2.10 N.2.1, "Error Record Header" Timestamp, also
 //! used by the ACPI 6.5 §18.3.2.7.1 Generic Error Data Entry revision 0x300):
 //! eight bytes, BCD coded.

@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! Tests of the error-source layout and the GHESv2 producer against real
 //! (mmap) guest memory.
 

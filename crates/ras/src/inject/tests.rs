@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! Tests of injection requests (JSON form, checks, conversion into a
 //! report), of the command-line number and word syntax, and of the queue
 //! of synchronous injections waiting for their vCPUs.

@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! The times every [`ErrorReport`] carries: the engine has no clock, the
 //! edge reads wall-clock time (for CPER timestamps) and monotonic time
 //! (for the storm and rate limits).

@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! Opt-in to early kill (`prctl(2)` `PR_MCE_KILL`): the kernel then sends
 //! `SIGBUS` `BUS_MCEERR_AO` when it finds a failed page mapped by this
 //! process, before anybody consumes it (`Documentation/mm/hwpoison.rst`,

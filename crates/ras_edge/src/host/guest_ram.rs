@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! Guest RAM as the host's memory-failure signals see it: which host
 //! virtual addresses (HVA) are guest RAM, and at which guest-physical
 //! address (GPA).

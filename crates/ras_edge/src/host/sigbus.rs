@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! Capture of `SIGBUS` memory-failure signals on behalf of the vCPU loops
 //! and the VMM (`Documentation/mm/hwpoison.rst`, `sigaction(2)`).
 //!

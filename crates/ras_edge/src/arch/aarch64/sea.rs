@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! Synchronous external aborts (SEA) on arm64, independent of the
 //! hypervisor: what a `KVM_EXIT_ARM_SEA` says, which abort a guest must
 //! take after it consumed poisoned memory, and how that abort is entered

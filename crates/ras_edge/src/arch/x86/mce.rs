@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! Machine-check architecture (MCA) register values for a guest memory
 //! error. Pure: no KVM, no `unsafe`.
 //!

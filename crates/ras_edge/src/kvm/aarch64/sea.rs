@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! The KVM side of synchronous external aborts on arm64: reading
 //! `KVM_EXIT_ARM_SEA` out of `kvm_run`, enabling it, and making a vCPU take
 //! the abort the VMM chose ([`crate::arch::aarch64::sea`]).

@@ -1,4 +1,7 @@
+// Copyright © 2026 The guest RAS authors
+//
 // SPDX-License-Identifier: Apache-2.0
+//
 //! Machine-check injection into an x86_64 KVM guest.
 //!
 //! The kernel uAPI (`include/uapi/linux/kvm.h`,
