@@ -99,20 +99,17 @@ def toml_value(v):
 
 
 def cargo_toml(data, ch_deps):
-    """Our Cargo.toml of the engine crate, as Cloud Hypervisor's: package
-    keys from its workspace, dependencies from its [workspace.dependencies]
-    (the versions are the same), features kept."""
+    """Our Cargo.toml of the engine crate, written as Cloud Hypervisor's
+    crates write theirs: workspace edition and MSRV, dependencies from its
+    [workspace.dependencies] (the same versions) with the features our
+    workspace gives them."""
     root = tomllib.loads(repo_file("Cargo.toml").decode())
-    ws_pkg = root["workspace"]["package"]
+    ws = root["workspace"]
     src = tomllib.loads(data.decode())
-    out = ["[package]"]
     pkg = src["package"]
-    out.append(f'authors = {toml_value(ws_pkg["authors"])}')
-    if "description" in pkg:
-        out.append(f'description = {toml_value(pkg["description"])}')
-    out += ["edition.workspace = true", f'license = {toml_value(ws_pkg["license"])}',
-            f'name = {toml_value(pkg["name"])}', "rust-version.workspace = true",
-            f'version = {toml_value(ws_pkg["version"])}']
+    out = ["[package]", f'authors = {toml_value(ws["package"]["authors"])}',
+           "edition.workspace = true", f'name = {toml_value(pkg["name"])}',
+           "rust-version.workspace = true", f'version = {toml_value(ws["package"]["version"])}']
     for sect in ("dependencies", "dev-dependencies"):
         if sect not in src:
             continue
@@ -121,8 +118,14 @@ def cargo_toml(data, ch_deps):
             spec = dict(src[sect][name])
             if not spec.pop("workspace", False) or name not in ch_deps:
                 die(f"{name}: the engine may only use Cloud Hypervisor's workspace dependencies")
-            spec = {"workspace": True, **spec}
-            out.append(f"{name} = {toml_value(spec)}")
+            rdef = ws["dependencies"][name]
+            feats = set(spec.pop("features", []))
+            if isinstance(rdef, dict):
+                feats |= set(rdef.get("features", []))
+            dep = {"workspace": True, **spec}
+            if feats:
+                dep["features"] = sorted(feats)
+            out.append(f"{name} = {toml_value(dep)}")
     out += ["", "[lints]", "workspace = true"]
     if set(src) - {"package", "dependencies", "dev-dependencies", "lints"}:
         die("the engine's Cargo.toml has sections the series cannot carry")

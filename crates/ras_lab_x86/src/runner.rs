@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use std::{env, thread};
 
-use ras_kvm::sigbus;
+use ras_edge::host::sigbus::SigbusHandler;
 
 use crate::scenarios::{self, ALL, Verdict};
 
@@ -16,10 +16,15 @@ const CHILD_LIMIT: Duration = Duration::from_secs(90);
 
 pub fn main() -> i32 {
     let args: Vec<String> = env::args().skip(1).collect();
-    if let Err(e) = sigbus::install_handler() {
-        eprintln!("ras_lab_x86: cannot install the SIGBUS handler: {e}");
-        return 2;
-    }
+    // Held for the life of the process, as a VMM holds it while it runs a
+    // VM with RAS.
+    let _handler = match SigbusHandler::install() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("ras_lab_x86: cannot install the SIGBUS handler: {e}");
+            return 2;
+        }
+    };
     match args.first().map(String::as_str) {
         Some("list") => {
             for (n, d) in ALL {

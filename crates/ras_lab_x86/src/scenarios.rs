@@ -17,13 +17,14 @@ use ras_edge::arch::x86::mce::{
     CpuVendor, DEFAULT_BANKS, DEFAULT_MEMORY_ERROR_BANK, McaBankValues, McaError, McaErrorKind,
     McaMemoryError, McgCap, msr,
 };
+use ras_edge::host::early_kill::EarlyKill;
+use ras_edge::host::guest_ram::{self, Hva};
+use ras_edge::host::sigbus::{self, SigbusRecord, VcpuSigbusGuard};
 use ras_edge::kvm::x86_64::mce as kvm_mce;
 use ras_edge::kvm::x86_64::mce::KvmMceError;
-use ras_kvm::early_kill;
-use ras_kvm::sigbus::{self, SigbusRecord, VcpuSigbusGuard};
 
 use crate::guest::{self, DATA};
-use crate::vmm::{Event, Flow, LabError, McSeen, Run, Vm, edge, gettid, layer};
+use crate::vmm::{Event, Flow, LabError, McSeen, Run, Vm, edge, gettid, host};
 
 pub enum Verdict {
     Pass(String),
@@ -206,7 +207,7 @@ fn check_run(c: &mut Checks, run: &Run) {
 /// madvise caller may get an immediate BUS_MCEERR_AR): returns it.
 fn poison_madvise(hva: u64) -> Result<Option<SigbusRecord>, LabError> {
     thread::spawn(move || {
-        let guard = VcpuSigbusGuard::register(HELPER_ID).map_err(layer)?;
+        let guard = VcpuSigbusGuard::register(HELPER_ID).map_err(host)?;
         // SAFETY: madvise on a page of guest RAM we mapped; MADV_HWPOISON
         // only poisons it (a SIGBUS, if any, is captured by the handler).
         let r = unsafe {
@@ -459,7 +460,10 @@ fn sigbus_ar(by_pfn: bool) -> Result<Verdict, LabError> {
         run.loaded.is_empty(),
         "the load never completed (no stale data)",
     );
-    if let Some(SigbusRecord::ActionRequired { hva: si, lsb, .. }) = run.sigbus.first().copied() {
+    if let Some(SigbusRecord::ActionRequired {
+        hva: Hva(si), lsb, ..
+    }) = run.sigbus.first().copied()
+    {
         let accessed = hva + 0x80;
         fact(
             name,
@@ -536,10 +540,11 @@ fn sigbus_ar_huge() -> Result<Verdict, LabError> {
         s.spawn(|| {
             vm.run(&mut vcpu, 0, LIMIT, |vcpu, ev, _| {
                 if let Event::Sigbus(SigbusRecord::ActionRequired { hva, lsb, .. }) = ev {
-                    let g = vm.ram.granule(*hva, *lsb).map_err(layer)?;
+                    // The edge's HVA -> GPA granule (the guest RAM table).
+                    let g = guest_ram::granule(*hva, *lsb).map_err(host)?;
                     let e = match McaMemoryError::new(
                         McaErrorKind::ActionRequired,
-                        g.base(),
+                        g.base().0,
                         g.shift(),
                         phys,
                     ) {
@@ -548,11 +553,9 @@ fn sigbus_ar_huge() -> Result<Verdict, LabError> {
                             // A granule above a page cannot be told by
                             // #MC: report the 4 KiB page si_addr names.
                             refused.lock().unwrap().push(e);
-                            let gpa = vm
-                                .ram
-                                .hva_to_gpa(*hva & !(PAGE - 1))
-                                .ok_or_else(|| layer("si_addr outside guest RAM"))?;
-                            McaMemoryError::new(McaErrorKind::ActionRequired, gpa, 12, phys)
+                            let gpa = guest_ram::translate(hva.align_down(12))
+                                .ok_or_else(|| host("si_addr outside guest RAM"))?;
+                            McaMemoryError::new(McaErrorKind::ActionRequired, gpa.0, 12, phys)
                                 .map_err(edge)?
                         }
                     };
@@ -574,7 +577,7 @@ fn sigbus_ar_huge() -> Result<Verdict, LabError> {
         .iter()
         .map(|r| match r {
             SigbusRecord::ActionRequired { hva, lsb, .. } => {
-                let off = hva.wrapping_sub(huge_hva);
+                let off = hva.raw_value().wrapping_sub(huge_hva);
                 format!("huge+{off:#x}/lsb{lsb}")
             }
             r => format!("{r:?}"),
@@ -609,7 +612,7 @@ fn sigbus_ar_huge() -> Result<Verdict, LabError> {
             run.sigbus.len()
         ),
     );
-    let first_ok = matches!(run.sigbus.first(), Some(SigbusRecord::ActionRequired { hva, .. }) if *hva & !(PAGE - 1) == huge_hva + 0x1_2000 || *hva == huge_hva);
+    let first_ok = matches!(run.sigbus.first(), Some(SigbusRecord::ActionRequired { hva, .. }) if hva.align_down(12) == Hva(huge_hva + 0x1_2000) || *hva == Hva(huge_hva));
     c.check(
         first_ok,
         "the first si_addr is the poisoned 4 KiB page (or the huge page's start)",
@@ -690,8 +693,9 @@ fn sigbus_ao() -> Result<Verdict, LabError> {
         return Ok(v);
     }
     ao_probe::install().map_err(|e| LabError::Io("sigaction", e))?;
-    // Early kill on the main thread, before any other thread exists.
-    early_kill::enable().map_err(layer)?;
+    // Early kill on the main thread, before any other thread exists (kept
+    // until the scenario returns).
+    let _early_kill = EarlyKill::enable().map_err(host)?;
     let main_tid = gettid();
     let vm = Vm::new(false, None)?;
     let page = u64::from(DATA);
@@ -1245,16 +1249,17 @@ fn chain_ar(vendor_override: Option<CpuVendor>, by_pfn: bool) -> Result<Verdict,
                     Event::Sigbus(rec @ SigbusRecord::ActionRequired { hva, lsb, .. }) => {
                         let t0 = Instant::now();
                         *t_sigbus.lock().unwrap() = Some(t0);
-                        // The product path: HVA -> GPA granule (KVM layer),
-                        // MCA values for the guest's vendor, SET_MCE (edge).
-                        let g = vm.ram.granule(*hva, *lsb).map_err(layer)?;
-                        let err = McaMemoryError::new(McaErrorKind::ActionRequired, g.base(), g.shift(), phys)
+                        // The product path: HVA -> GPA granule (the edge's
+                        // guest RAM table), MCA values for the guest's
+                        // vendor, SET_MCE (x86 edge).
+                        let g = guest_ram::granule(*hva, *lsb).map_err(host)?;
+                        let err = McaMemoryError::new(McaErrorKind::ActionRequired, g.base().0, g.shift(), phys)
                             .map_err(edge)?;
                         let values = err.bank_values(vendor);
                         kvm_mce::inject(vcpu, &values, BANK).map_err(edge)?;
                         *handling.lock().unwrap() = t0.elapsed();
                         *injected.lock().unwrap() = Some((values, err.gpa()));
-                        println!("    story: vCPU0 {rec:?} -> GPA {:#x} (2^{}) -> {vendor:?} {values:x?} -> KVM_X86_SET_MCE bank {BANK}", g.base(), g.shift());
+                        println!("    story: vCPU0 {rec:?} -> GPA {:#x} (2^{}) -> {vendor:?} {values:x?} -> KVM_X86_SET_MCE bank {BANK}", g.base().0, g.shift());
                     }
                     Event::McHandled => {
                         if let Some(t0) = *t_sigbus.lock().unwrap() {
@@ -1354,7 +1359,9 @@ fn chain_ao() -> Result<Verdict, LabError> {
     if let Some(v) = corrupt_pfn_available() {
         return Ok(v);
     }
-    early_kill::enable().map_err(layer)?;
+    // Early kill on the main thread (the VMM thread), before the vCPU
+    // threads exist; kept until the scenario returns.
+    let _early_kill = EarlyKill::enable().map_err(host)?;
     let mut c = Checks::new();
     for (i, vendor) in [CpuVendor::Intel, CpuVendor::Amd].into_iter().enumerate() {
         let (vm, mut vcpu, _) = mce_vm(Some(vendor), true)?;
@@ -1402,10 +1409,10 @@ fn chain_ao() -> Result<Verdict, LabError> {
             let mut err = None;
             if let Some(rec @ SigbusRecord::ActionOptional { hva, lsb }) = captured.first().copied()
             {
-                match vm.ram.granule(hva, lsb).map_err(layer).and_then(|g| {
+                match guest_ram::granule(hva, lsb).map_err(host).and_then(|g| {
                     McaMemoryError::new(
                         McaErrorKind::ActionOptional,
-                        g.base(),
+                        g.base().0,
                         g.shift(),
                         vm.phys_bits(),
                     )
@@ -1439,8 +1446,8 @@ fn chain_ao() -> Result<Verdict, LabError> {
         })?;
         check_run(&mut c, &run);
         c.check(
-            matches!(captured.first(), Some(SigbusRecord::ActionOptional { hva: h, lsb: 12 }) if *h == hva),
-            format!("{vendor:?}: BUS_MCEERR_AO for the page captured by the KVM layer on the VMM thread ({captured:?})"),
+            matches!(captured.first(), Some(SigbusRecord::ActionOptional { hva: h, lsb: 12 }) if *h == Hva(hva)),
+            format!("{vendor:?}: BUS_MCEERR_AO for the page captured by the edge's SIGBUS handler on the VMM thread ({captured:?})"),
         );
         c.check(
             injected.load(Ordering::SeqCst) && inject_err.lock().unwrap().is_none(),

@@ -3,10 +3,11 @@
 //! a vCPU run loop that turns the guest's port writes, `SIGBUS`es and
 //! shutdowns into [`Event`]s for the scenario.
 //!
-//! Memory errors are captured with the KVM layer's `SIGBUS` handler
-//! (`ras_kvm::sigbus`: a [`VcpuSigbusGuard`] per vCPU thread, `KVM_RUN`
-//! returns `EINTR`), translated with `ras_kvm::memory_map`, and turned
-//! into machine checks by the x86 edge (`ras_edge`), exactly as a VMM
+//! Memory errors are captured with the edge's `SIGBUS` handler
+//! (`ras_edge::host::sigbus`: a [`VcpuSigbusGuard`] per vCPU thread,
+//! `KVM_RUN` returns `EINTR`), translated with the guest RAM table each
+//! [`Vm`] registers (`ras_edge::host::guest_ram`), and turned into machine
+//! checks by the x86 edge (`ras_edge::arch::x86::mce`), exactly as a VMM
 //! would; the scenarios do that last step.
 
 use std::time::{Duration, Instant};
@@ -17,11 +18,11 @@ use kvm_bindings::{
 };
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use ras_edge::arch::x86::mce::CpuVendor;
+use ras_edge::host::guest_ram::{GuestRam, Hva, RamRange};
+use ras_edge::host::sigbus::{SigbusRecord, VcpuSigbusGuard};
 use ras_edge::kvm::x86_64::mce as kvm_mce;
-use ras_kvm::memory_map::GuestRamMap;
-use ras_kvm::sigbus::{SigbusRecord, VcpuSigbusGuard};
 use vm_memory::{
-    Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
+    Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
     MmapRegion,
 };
 
@@ -37,8 +38,8 @@ pub enum LabError {
     Guest(String),
     #[error("x86 edge: {0}")]
     Edge(String),
-    #[error("KVM layer: {0}")]
-    Layer(String),
+    #[error("host edge: {0}")]
+    Host(String),
     #[error("I/O: {0}: {1}")]
     Io(&'static str, #[source] io::Error),
 }
@@ -51,8 +52,9 @@ pub fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> LabError
 pub fn edge<E: fmt::Display>(e: E) -> LabError {
     LabError::Edge(e.to_string())
 }
-pub fn layer<E: fmt::Display>(e: E) -> LabError {
-    LabError::Layer(e.to_string())
+/// An error of the host side of the edge (`ras_edge::host`).
+pub fn host<E: fmt::Display>(e: E) -> LabError {
+    LabError::Host(e.to_string())
 }
 
 /// What the vCPU did, in order.
@@ -124,12 +126,14 @@ impl Run {
     }
 }
 
-/// The VM.
+/// The VM. The process must hold a `SigbusHandler` (see `runner`).
 pub struct Vm {
     pub kvm: Kvm,
     pub vm: VmFd,
+    /// The guest RAM registered with the `SIGBUS` handler; declared before
+    /// `mem` so that it is unregistered before the RAM is unmapped.
+    _ram: GuestRam,
     pub mem: GuestMemoryMmap,
-    pub ram: GuestRamMap,
     pub prog: Program,
     pub cpuid: CpuId,
 }
@@ -184,6 +188,7 @@ impl Vm {
         }
         let mem =
             GuestMemoryMmap::from_regions(regions).map_err(|e| LabError::Memory(e.to_string()))?;
+        let mut ranges = Vec::new();
         for (slot, r) in mem.iter().enumerate() {
             let mr = kvm_userspace_memory_region {
                 slot: slot as u32,
@@ -196,9 +201,15 @@ impl Vm {
             // Vm owns together with the VM fd.
             unsafe { vm.set_user_memory_region(mr) }
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+            ranges.push(RamRange {
+                hva: Hva(r.as_ptr() as u64),
+                len: r.len(),
+                gpa: r.start_addr(),
+            });
         }
-        let ram = GuestRamMap::from_guest_memory(&mem);
-        ram.register_for_sigbus().map_err(layer)?;
+        // Guest RAM known to the SIGBUS handler before the guest runs, as
+        // a VMM registers it; unregistered when the Vm is dropped.
+        let ram = GuestRam::register(&ranges).map_err(host)?;
         let prog = guest::program();
         let w = |addr: u32, b: &[u8]| {
             mem.write_slice(b, GuestAddress(u64::from(addr)))
@@ -224,8 +235,8 @@ impl Vm {
         Ok(Vm {
             kvm,
             vm,
+            _ram: ram,
             mem,
-            ram,
             prog,
             cpuid,
         })
@@ -245,10 +256,13 @@ impl Vm {
         println!("    {line}");
     }
 
+    /// Host virtual address of a guest-physical address (from the VM's
+    /// own memory: the edge's table only goes HVA -> GPA).
     pub fn hva(&self, gpa: u64) -> Result<u64> {
-        self.ram
-            .gpa_to_hva(gpa)
-            .ok_or_else(|| LabError::Memory(format!("gpa {gpa:#x} is not RAM")))
+        self.mem
+            .get_host_address(GuestAddress(gpa))
+            .map(|p| p as u64)
+            .map_err(|e| LabError::Memory(format!("gpa {gpa:#x} is not RAM: {e}")))
     }
 
     pub fn write_u32(&self, gpa: u64, v: u32) {
@@ -341,7 +355,7 @@ impl Vm {
         };
         let t0 = Instant::now();
         let r = VcpuSigbusGuard::register(id)
-            .map_err(layer)
+            .map_err(host)
             .and_then(|guard| Self::run_inner(vcpu, &guard, limit, &mut run, &mut on));
         if let Err(e) = r {
             run.error = Some(e.to_string());
