@@ -26,13 +26,11 @@ use ras::granule::GpaGranule;
 use ras::inject::{Pending, PendingInjections, VcpuMode};
 use ras::policy::StopReason;
 use ras::report::{ErrorCause, ErrorReport, Origin};
-use ras_edge::arch::aarch64::sea::{SeaAbort, SeaExit};
+use ras_edge::arch::aarch64::sea::{Injected, SeaAbort, SeaExit};
 use ras_edge::host::clock::ReportTime;
 use ras_edge::host::guest_ram::{GuestRam, Hva, RamRange};
 use ras_edge::host::sigbus::{SigbusRecord, VcpuSigbusGuard};
-use ras_edge::kvm::aarch64::sea::{
-    self as kvm_sea, AbortInjector, Injected, KVM_EXIT_ARM_SEA, reg_id,
-};
+use ras_edge::kvm::aarch64::sea::{self as kvm_sea, AbortInjector, KVM_EXIT_ARM_SEA, reg_id};
 use vm_memory::{
     Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
     GuestRegionMmap, MmapRegion,

@@ -28,6 +28,8 @@
 //! last exit's, register-level exception entry ([`ExceptionEntry`], ARM
 //! ARM D1.3 "Exception entry") for everything else.
 
+use std::fmt;
+
 use thiserror::Error;
 use vm_memory::GuestAddress;
 
@@ -289,6 +291,37 @@ pub fn injection_method(abort: &SeaAbort, vcpu_events: bool) -> InjectionMethod 
         },
         (class, FaultAddress::OfLastExit | FaultAddress::NotValid, _) => {
             InjectionMethod::Registers { class, far: None }
+        }
+    }
+}
+
+/// What a vCPU was made to take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Injected {
+    /// How.
+    pub method: InjectionMethod,
+    /// The registers written, with [`InjectionMethod::Registers`].
+    pub writes: Option<RegWrites>,
+}
+
+impl fmt::Display for Injected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.method, self.writes) {
+            (InjectionMethod::VcpuEvents, _) => f.write_str("data far=last-exit via=vcpu-events"),
+            (InjectionMethod::Registers { class, far }, writes) => {
+                let class = match class {
+                    AbortClass::Data => "data",
+                    AbortClass::Instruction => "instruction",
+                };
+                match far {
+                    Some(far) => write!(f, "{class} far={far:#x}")?,
+                    None => write!(f, "{class} far=not-valid")?,
+                }
+                if let Some(w) = writes {
+                    write!(f, " esr={:#x} vector={:#x}", w.esr_el1, w.pc)?;
+                }
+                f.write_str(" via=registers")
+            }
         }
     }
 }
@@ -673,5 +706,29 @@ mod tests {
                 Err(SeaError::UnsupportedMode(pstate))
             );
         }
+    }
+
+    #[test]
+    fn injected_reads_well() {
+        let i = Injected {
+            method: InjectionMethod::VcpuEvents,
+            writes: None,
+        };
+        assert_eq!(i.to_string(), "data far=last-exit via=vcpu-events");
+        let i = Injected {
+            method: InjectionMethod::Registers {
+                class: AbortClass::Instruction,
+                far: None,
+            },
+            writes: Some(RegWrites {
+                esr_el1: 0x8200_0410,
+                pc: 0x8000_0400,
+                ..Default::default()
+            }),
+        };
+        assert_eq!(
+            i.to_string(),
+            "instruction far=not-valid esr=0x82000410 vector=0x80000400 via=registers"
+        );
     }
 }

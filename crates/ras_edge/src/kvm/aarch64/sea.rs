@@ -20,7 +20,7 @@
 //! register-level entry needs only `KVM_GET/SET_ONE_REG`. Both must run on
 //! the vCPU's thread between two `KVM_RUN`s.
 
-use std::{fmt, io};
+use std::io;
 
 use kvm_bindings::{KVM_CAP_ARM_INJECT_EXT_DABT, KVMIO, kvm_enable_cap, kvm_run, kvm_vcpu_events};
 use kvm_ioctls::{Cap, VcpuFd, VmFd};
@@ -29,7 +29,7 @@ use vmm_sys_util::ioctl::ioctl_with_ref;
 use vmm_sys_util::ioctl_iow_nr;
 
 use crate::arch::aarch64::sea::{
-    AbortClass, ExceptionEntry, InjectionMethod, RegWrites, SeaAbort, SeaError, SeaExit, VcpuState,
+    ExceptionEntry, Injected, InjectionMethod, SeaAbort, SeaError, SeaExit, VcpuState,
     injection_method, is_user_mode,
 };
 
@@ -161,37 +161,6 @@ pub struct AbortInjector {
     pub ext_dabt: bool,
 }
 
-/// What a vCPU was made to take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Injected {
-    /// How.
-    pub method: InjectionMethod,
-    /// The registers written, with [`InjectionMethod::Registers`].
-    pub writes: Option<RegWrites>,
-}
-
-impl fmt::Display for Injected {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.method, self.writes) {
-            (InjectionMethod::VcpuEvents, _) => f.write_str("data far=last-exit via=vcpu-events"),
-            (InjectionMethod::Registers { class, far }, writes) => {
-                let class = match class {
-                    AbortClass::Data => "data",
-                    AbortClass::Instruction => "instruction",
-                };
-                match far {
-                    Some(far) => write!(f, "{class} far={far:#x}")?,
-                    None => write!(f, "{class} far=not-valid")?,
-                }
-                if let Some(w) = writes {
-                    write!(f, " esr={:#x} vector={:#x}", w.esr_el1, w.pc)?;
-                }
-                f.write_str(" via=registers")
-            }
-        }
-    }
-}
-
 impl AbortInjector {
     /// What the host can do for `vm`.
     pub fn probe(vm: &VmFd) -> Self {
@@ -265,6 +234,7 @@ mod tests {
     use vm_memory::GuestAddress;
 
     use super::*;
+    use crate::arch::aarch64::sea::AbortClass;
 
     fn run_with(exit_reason: u32, words: [u64; 4]) -> kvm_run {
         let mut run = kvm_run {
@@ -337,29 +307,5 @@ mod tests {
         );
         // The events struct KVM_SET_VCPU_EVENTS takes is 64 bytes.
         assert_eq!(size_of_val(&kvm_vcpu_events::default()), 64);
-    }
-
-    #[test]
-    fn injected_reads_well() {
-        let i = Injected {
-            method: InjectionMethod::VcpuEvents,
-            writes: None,
-        };
-        assert_eq!(i.to_string(), "data far=last-exit via=vcpu-events");
-        let i = Injected {
-            method: InjectionMethod::Registers {
-                class: AbortClass::Instruction,
-                far: None,
-            },
-            writes: Some(RegWrites {
-                esr_el1: 0x8200_0410,
-                pc: 0x8000_0400,
-                ..Default::default()
-            }),
-        };
-        assert_eq!(
-            i.to_string(),
-            "instruction far=not-valid esr=0x82000410 vector=0x80000400 via=registers"
-        );
     }
 }
