@@ -30,6 +30,7 @@ use std::fmt;
 use std::mem::take;
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -447,15 +448,21 @@ pub struct Pending<R> {
 /// [`PendingInjections::expire`] / [`PendingInjections::drain`] on the VMM
 /// thread. So a requester is answered exactly once even when its deadline
 /// passes while the vCPU is taking it.
+///
+/// A vCPU thread asks [`PendingInjections::waiting`] after every return
+/// from `KVM_RUN`: with nothing queued that is one atomic load, no lock.
 #[derive(Debug)]
 pub struct PendingInjections<R> {
     entries: Mutex<Vec<Pending<R>>>,
+    /// Entries queued (updated under the lock, read without it).
+    len: AtomicUsize,
 }
 
 impl<R> Default for PendingInjections<R> {
     fn default() -> Self {
         Self {
             entries: Mutex::new(Vec::new()),
+            len: AtomicUsize::new(0),
         }
     }
 }
@@ -474,12 +481,16 @@ impl<R> PendingInjections<R> {
             return Err(Box::new(pending));
         }
         entries.push(pending);
+        self.len.store(entries.len(), Ordering::Release);
         Ok(())
     }
 
     /// The mode of the injection waiting for `vcpu`, if any (a cheap check
     /// before the vCPU thread looks at where it is).
     pub fn waiting(&self, vcpu: u32) -> Option<VcpuMode> {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let entries = self.entries.lock().unwrap();
         entries.iter().find(|p| p.vcpu == vcpu).map(|p| p.mode)
     }
@@ -488,7 +499,9 @@ impl<R> PendingInjections<R> {
     pub fn take(&self, vcpu: u32) -> Option<Pending<R>> {
         let mut entries = self.entries.lock().unwrap();
         let i = entries.iter().position(|p| p.vcpu == vcpu)?;
-        Some(entries.swap_remove(i))
+        let taken = entries.swap_remove(i);
+        self.len.store(entries.len(), Ordering::Release);
+        Some(taken)
     }
 
     /// The vCPUs with an injection waiting (to interrupt them again).
@@ -502,17 +515,20 @@ impl<R> PendingInjections<R> {
         let mut entries = self.entries.lock().unwrap();
         let (expired, waiting) = entries.drain(..).partition(|p| p.deadline_ms <= now_ms);
         *entries = waiting;
+        self.len.store(entries.len(), Ordering::Release);
         expired
     }
 
     /// Takes out every injection (the VM stops or pauses).
     pub fn drain(&self) -> Vec<Pending<R>> {
-        take(&mut *self.entries.lock().unwrap())
+        let mut entries = self.entries.lock().unwrap();
+        self.len.store(0, Ordering::Release);
+        take(&mut *entries)
     }
 
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.entries.lock().unwrap().is_empty()
+        self.len.load(Ordering::Acquire) == 0
     }
 }
 

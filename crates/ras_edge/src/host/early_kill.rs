@@ -11,12 +11,12 @@
 //! the kernel signals the first flagged thread of the process. Enable it
 //! on the VMM thread before spawning the vCPU threads, so the `AO` arrives
 //! there and not on a vCPU thread; [`super::sigbus`] queues it.
-//! [`EarlyKill`] puts the thread's previous policy back when dropped (on
-//! the same thread), so a VMM that stops running a VM with RAS stops
-//! asking for early signals.
+//! [`EarlyKill`] puts the thread's previous policy back when it is
+//! dropped on that thread, so a VMM that stops running a VM with RAS stops
+//! asking for early signals (dropped on another thread, it leaves the
+//! policies as they are: the setting is not that thread's to change).
 
 use std::io;
-use std::marker::PhantomData;
 
 use thiserror::Error;
 
@@ -72,12 +72,11 @@ impl McePolicy {
     }
 }
 
-/// Early kill on the thread that enabled it, until dropped (on that
-/// thread: not `Send`).
+/// Early kill on the thread that enabled it, until dropped.
 #[derive(Debug)]
 pub struct EarlyKill {
     previous: McePolicy,
-    _not_send: PhantomData<*const ()>,
+    tid: libc::pid_t,
 }
 
 impl EarlyKill {
@@ -87,15 +86,19 @@ impl EarlyKill {
         McePolicy::Early.set()?;
         Ok(Self {
             previous,
-            _not_send: PhantomData,
+            // SAFETY: gettid has no arguments and cannot fail.
+            tid: unsafe { libc::gettid() },
         })
     }
 }
 
 impl Drop for EarlyKill {
     fn drop(&mut self) {
-        // Nothing to report to: the thread keeps early kill at worst.
-        let _ = self.previous.set();
+        // SAFETY: gettid has no arguments and cannot fail.
+        if unsafe { libc::gettid() } == self.tid {
+            // Nothing to report to: the thread keeps early kill at worst.
+            let _ = self.previous.set();
+        }
     }
 }
 
@@ -126,5 +129,24 @@ mod tests {
         .unwrap();
         // Another thread was never touched.
         assert_eq!(McePolicy::current().unwrap(), McePolicy::Default);
+    }
+
+    #[test]
+    fn dropped_on_another_thread_changes_nothing() {
+        thread::spawn(|| {
+            let guard = EarlyKill::enable().unwrap();
+            // Dropped by a thread that never enabled it: neither its own
+            // policy nor the enabling thread's changes.
+            thread::spawn(move || {
+                let before = McePolicy::current().unwrap();
+                drop(guard);
+                assert_eq!(McePolicy::current().unwrap(), before);
+            })
+            .join()
+            .unwrap();
+            assert_eq!(McePolicy::current().unwrap(), McePolicy::Early);
+        })
+        .join()
+        .unwrap();
     }
 }
