@@ -13,7 +13,10 @@
 //!
 //! A VMM registers its guest RAM with [`GuestRam::register`] and every
 //! range it adds later (hotplug) with [`GuestRam::add`], *before* the guest
-//! can use it; the [`GuestRam`] handle unregisters its ranges when dropped
+//! can use it. Hotplug reserves the slot with [`GuestRam::reserve`] before
+//! it maps anything, so the registration after the mapping cannot fail for
+//! want of a slot and leave a mapped range the guest is never told about.
+//! The [`GuestRam`] handle unregisters its ranges when dropped
 //! (VM shutdown, deletion, failed creation, migration out), so slots do
 //! not leak. A range that overlaps a registered one is refused: two live
 //! mappings cannot share host addresses, so an overlap is a bug, not
@@ -101,6 +104,8 @@ pub enum GuestRamError {
 const FREE: u8 = 0;
 const WRITING: u8 = 1;
 const LIVE: u8 = 2;
+/// Claimed by a [`GuestRam`] for a range it will add (never matched).
+const RESERVED: u8 = 3;
 
 struct Slot {
     state: AtomicU8,
@@ -174,7 +179,7 @@ fn validate(r: &RamRange) -> Result<(), GuestRamError> {
 
 fn overlaps_live(r: &RamRange) -> bool {
     SLOTS.iter().any(|s| {
-        s.state.load(Ordering::Acquire) != FREE && {
+        matches!(s.state.load(Ordering::Acquire), WRITING | LIVE) && {
             let start = s.hva.load(Ordering::Relaxed);
             let len = s.len.load(Ordering::Relaxed);
             r.hva.0 < start.saturating_add(len) && start < r.hva.0 + r.len
@@ -182,20 +187,26 @@ fn overlaps_live(r: &RamRange) -> bool {
     })
 }
 
-fn claim(r: &RamRange) -> Result<usize, GuestRamError> {
-    for (i, s) in SLOTS.iter().enumerate() {
-        if s.state
-            .compare_exchange(FREE, WRITING, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            s.hva.store(r.hva.0, Ordering::Relaxed);
-            s.len.store(r.len, Ordering::Relaxed);
-            s.gpa.store(r.gpa.raw_value(), Ordering::Relaxed);
-            s.state.store(LIVE, Ordering::Release);
-            return Ok(i);
-        }
-    }
-    Err(GuestRamError::Full)
+/// Moves a free slot to `state`.
+fn take_free(state: u8) -> Result<usize, GuestRamError> {
+    SLOTS
+        .iter()
+        .position(|s| {
+            s.state
+                .compare_exchange(FREE, state, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        })
+        .ok_or(GuestRamError::Full)
+}
+
+/// Fills `slot` (writing, or reserved by the caller) and publishes it.
+fn publish(slot: usize, r: &RamRange) {
+    let s = &SLOTS[slot];
+    s.state.store(WRITING, Ordering::Release);
+    s.hva.store(r.hva.0, Ordering::Relaxed);
+    s.len.store(r.len, Ordering::Relaxed);
+    s.gpa.store(r.gpa.raw_value(), Ordering::Relaxed);
+    s.state.store(LIVE, Ordering::Release);
 }
 
 fn release(slot: usize) {
@@ -206,6 +217,7 @@ fn release(slot: usize) {
 #[derive(Debug, Default)]
 pub struct GuestRam {
     slots: Vec<usize>,
+    reserved: Vec<usize>,
 }
 
 impl GuestRam {
@@ -220,7 +232,8 @@ impl GuestRam {
     }
 
     /// Registers one more range (memory hotplug): call it before the guest
-    /// can touch the range; on error nothing changed.
+    /// can touch the range; on error nothing changed. Uses a slot taken by
+    /// [`GuestRam::reserve`] if there is one.
     pub fn add(&mut self, range: &RamRange) -> Result<(), GuestRamError> {
         validate(range)?;
         if overlaps_live(range) {
@@ -229,7 +242,23 @@ impl GuestRam {
                 len: range.len,
             });
         }
-        self.slots.push(claim(range)?);
+        let slot = match self.reserved.pop() {
+            Some(slot) => slot,
+            None => take_free(WRITING)?,
+        };
+        publish(slot, range);
+        self.slots.push(slot);
+        Ok(())
+    }
+
+    /// Keeps a slot for the next range to [`GuestRam::add`] (before memory
+    /// hotplug maps it), so that adding it cannot fail with
+    /// [`GuestRamError::Full`]. One slot at most is kept (a hotplug adds one
+    /// range), until it is used or the handle dropped.
+    pub fn reserve(&mut self) -> Result<(), GuestRamError> {
+        if self.reserved.is_empty() {
+            self.reserved.push(take_free(RESERVED)?);
+        }
         Ok(())
     }
 
@@ -251,7 +280,7 @@ impl GuestRam {
 
 impl Drop for GuestRam {
     fn drop(&mut self) {
-        for &slot in &self.slots {
+        for &slot in self.slots.iter().chain(&self.reserved) {
             release(slot);
         }
     }
@@ -383,5 +412,43 @@ mod tests {
         assert_eq!(n as usize, MAX_RANGES);
         drop(all);
         GuestRam::register(&[range(0, 0x1000, 0)]).unwrap();
+    }
+
+    #[test]
+    fn a_reserved_slot_makes_hotplug_registration_infallible() {
+        let _s = TEST_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let mut vm = GuestRam::register(&[range(0, 0x1000, 0)]).unwrap();
+        // A resize that adds nothing reserves again: still one slot.
+        vm.reserve().unwrap();
+        vm.reserve().unwrap();
+        // Everything else takes the rest of the table.
+        let mut others = GuestRam::default();
+        let mut n = 1u64;
+        while others.add(&range(n * 0x1000, 0x1000, 0)).is_ok() {
+            n += 1;
+        }
+        assert_eq!(n as usize, MAX_RANGES - 1);
+        // A reserved slot matches no address.
+        assert_eq!(translate(Hva(BASE - 0x1000)), None);
+        // The hotplugged range gets the reserved slot.
+        let hotplug = range(0x1000_0000, 0x2000, 0x8000_0000);
+        vm.add(&hotplug).unwrap();
+        assert_eq!(
+            translate(Hva(BASE + 0x1000_1000)),
+            Some(GuestAddress(0x8000_1000))
+        );
+        // Without a reservation, a full table refuses.
+        assert_eq!(
+            vm.add(&range(0x2000_0000, 0x1000, 0)),
+            Err(GuestRamError::Full)
+        );
+        // An unused reservation is given back with its handle.
+        drop(others);
+        vm.reserve().unwrap();
+        drop(vm);
+        let mut all = GuestRam::default();
+        for i in 0..MAX_RANGES as u64 {
+            all.add(&range(i * 0x1000, 0x1000, 0)).unwrap();
+        }
     }
 }
