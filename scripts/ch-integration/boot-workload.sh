@@ -14,10 +14,12 @@
 #
 #   scripts/ch-integration/boot-workload.sh --ch CLOUD_HYPERVISOR --ch-src DIR
 #        [--ch-remote CH_REMOTE] [--boot-timeout S] [--timeout S] [--rebuild]
+#        [--firmware CLOUDHV_EFI.fd]
 #
 # CLOUD_HYPERVISOR: a static aarch64 build (patched or not); ch-remote
 # defaults to the file next to it. DIR: the Cloud Hypervisor checkout it
 # was built from (test_infra, test_data). Without either: SKIP (exit 77).
+# The firmware defaults to scripts/fullstack/build-firmware.sh's (cached).
 # Checks (see l1-boot-check.sh): A = test_simple_launch_acpi's command
 # line and checks, B = the RAS tests' command line and guest commands,
 # then test_power_button_acpi's power-button. Exit 0 all passed, 1 not.
@@ -28,7 +30,7 @@ WL_DIR=${WL_DIR:-$ROOT/.lab/workload}
 . "$HERE/seed.sh"
 . "$ROOT/scripts/lib/debian-rootfs.sh"
 
-CH_BIN= CH_REMOTE= CH_SRC= BOOT_TIMEOUT=120 L1_TIMEOUT=1200 REBUILD=0
+CH_BIN= CH_REMOTE= CH_SRC= BOOT_TIMEOUT=120 L1_TIMEOUT=1200 REBUILD=0 FW=
 while [ $# -gt 0 ]; do
     case "$1" in
         --ch) CH_BIN=$2; shift ;;
@@ -37,7 +39,8 @@ while [ $# -gt 0 ]; do
         --boot-timeout) BOOT_TIMEOUT=$2; shift ;;
         --timeout) L1_TIMEOUT=$2; shift ;;
         --rebuild) REBUILD=1 ;;
-        -h|--help) sed -n '3,24p' "$0"; exit 0 ;;
+        --firmware) FW=$(readlink -f "$2"); shift ;;
+        -h|--help) sed -n '3,26p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -61,9 +64,11 @@ file -b "$CH_BIN" | grep -q 'ARM aarch64' || die "$CH_BIN is not an aarch64 bina
 if [ "$REBUILD" = 1 ] || [ ! -s "$WL_DIR/ch-workload-arm64.raw" ]; then
     "$HERE/build-workload.sh" --no-install >/dev/null
 fi
-KVER=$(cat "$WL_DIR/kernel.version")
-KDIR=$WL_DIR/kernel-$KVER
-FW=$("$ROOT/scripts/fullstack/build-firmware.sh" | tail -n1)
+# L1 runs the image's kernel unless L1_KDIR names another kernel
+# directory of build-workload.sh (vmlinuz + m/lib/modules/<version>).
+KDIR=${L1_KDIR:-$WL_DIR/kernel-$(cat "$WL_DIR/kernel.version")}
+KVER=$(ls "$KDIR/m/lib/modules")
+[ -n "$FW" ] || FW=$("$ROOT/scripts/fullstack/build-firmware.sh" | tail -n1)
 L1=$WL_DIR/l1
 R=$L1/root
 rm -rf "$R" && mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,wl/modules}
@@ -113,7 +118,7 @@ printf 'GUEST_IP=%s\nHOST_IP=%s\nGUEST_MAC=%s\nPORT=%s\nBOOT_TIMEOUT=%s\n' \
 
 # 4. Boot L1.
 LOG=$WL_DIR/boot-$(date +%Y%m%d-%H%M%S).log
-log "L1: Linux $KVER, CH $CH_BIN, image $WL_DIR/ch-workload-arm64.raw, firmware $FW; log $LOG"
+log "L1: Linux $KVER, guest: Linux $(cat "$WL_DIR/kernel.version"), CH $CH_BIN, image $WL_DIR/ch-workload-arm64.raw, firmware $FW; log $LOG"
 set +e
 timeout "$L1_TIMEOUT" nice qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max \
     -smp 2 -m 3G -nographic -no-reboot \

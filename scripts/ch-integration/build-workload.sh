@@ -57,11 +57,12 @@ PACKAGES="busybox-static bash openssh-server openssh-client sudo util-linux proc
 # Packages of the closure that only serve dpkg/debconf maintainer scripts,
 # which never run here (the image is assembled, not installed).
 DROP_RE='^(adduser|debconf|dpkg|perl|perl-base|perl-modules-.*|libperl.*|lib.*-perl|usrmerge|ucf|init-system-helpers|runit-helper|lsb-base|sensible-utils|passwd|libsemanage.*|libsepol2|mawk|tar|sysvinit-utils|debianutils|libpam-runtime)$'
-# Modules: in the initramfs (to reach the root file system) and loaded by
-# the root file system's init (network, seed, rng, power button, vsock).
-MODULES_INITRD="virtio_blk ext4"
+# Modules: in the initramfs (to reach the root file system), loaded by the
+# root file system's init before `booted` (network, seed) and after it
+# (rng, power button, vsock, balloon, virtio-mem, pmem).
+MODULES_INITRD="virtio_pci virtio_blk ext4"   # virtio_pci: built in since 6.x, a module in 6.1
 MODULES_EARLY="virtio_net vfat nls_cp437 nls_ascii"
-MODULES_LATE="nls_iso8859-1 nls_utf8 virtio_rng evdev vmw_vsock_virtio_transport virtio_balloon"
+MODULES_LATE="nls_iso8859-1 nls_utf8 virtio_rng evdev vmw_vsock_virtio_transport virtio_balloon virtio_mem virtio_pmem nd_pmem"
 
 INSTALL=1 FIRMWARE=0 REFRESH=0
 while [ $# -gt 0 ]; do
@@ -368,7 +369,7 @@ mcopy -i "$WL_DIR/esp.vfat" "$E/EFI/BOOT/BOOTAA64.EFI" ::/EFI/BOOT/
 mcopy -i "$WL_DIR/esp.vfat" "$E/loader/loader.conf" ::/loader/
 mcopy -i "$WL_DIR/esp.vfat" "$E/loader/entries/ch-workload.conf" ::/loader/entries/
 mcopy -i "$WL_DIR/esp.vfat" "$E/vmlinuz" "$E/initrd.img" ::/
-mke2fs -q -t ext4 -L cloudimg-rootfs -m 0 -E root_owner=0:0 -d "$R" "$WL_DIR/root.ext4" "${root_mb}M"
+mke2fs -q -t ext4 -L cloudimg-rootfs -m 0 -E root_owner=0:0 -d "$R" "$WL_DIR/root.ext4" "${root_mb}M" >/dev/null
 IMG=$WL_DIR/ch-workload-arm64.raw
 python3 - "$IMG.tmp" "$WL_DIR/esp.vfat" "$WL_DIR/root.ext4" <<'PY'
 # GPT: partition 15 = ESP at 1 MiB, partition 1 = root after it (the

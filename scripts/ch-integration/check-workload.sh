@@ -140,7 +140,13 @@ fi
 echo "---- guest console (ch-workload lines) ----"
 grep -a 'ch-workload' "$W/serial.log" | tr -d '\r' | sed 's/^/  /' || true
 echo "---- not applied from the seed ----"
-grep -a 'not applied' "$W/guest-boot.log" 2>/dev/null | sed 's/^/  /' || echo "  (boot log not read)"
+if [ -s "$W/guest-boot.log" ]; then
+    grep -a 'not applied' "$W/guest-boot.log" | sed 's/^/  /' || echo "  (nothing)"
+else
+    echo "  (boot log not read)"
+fi
+echo "---- guest boot log (uptime) ----"
+sed 's/^/  /' "$W/guest-boot.log" 2>/dev/null || true
 echo "logs: $W/serial.log $W/guest-boot.log"
 [ "$rc" = 0 ] && echo "check-workload: PASS" || echo "check-workload: FAIL"
 exit "$rc"
