@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
         --timeout) L1_TIMEOUT=$2; shift ;;
         --rebuild) REBUILD=1 ;;
         --firmware) FW=$(readlink -f "$2"); shift ;;
-        -h|--help) sed -n '3,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift

@@ -71,7 +71,7 @@ while [ $# -gt 0 ]; do
         --firmware) FIRMWARE=1 ;;
         --workloads) WORKLOADS=$2; shift ;;
         --refresh) REFRESH=1 ;;
-        -h|--help) sed -n '3,36p' "$0"; exit 0 ;;
+        -h|--help) sed -n '3,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
