@@ -101,6 +101,76 @@ pub struct Outcome {
     pub queued: bool,
 }
 
+/// The error of a request of an [`Outcome`] the VMM did not answer.
+const NOT_ATTEMPTED: &str = "not attempted";
+
+/// What the VMM did about an [`Outcome`]'s requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Done {
+    /// The abort was injected; how, as the hypervisor describes it.
+    Abort(String),
+    /// Injecting the abort failed; why.
+    AbortFailed(String),
+    /// The asynchronous source was signalled.
+    Notified,
+    /// Signalling the asynchronous source failed; why.
+    NotifyFailed(String),
+}
+
+impl Outcome {
+    /// The events to publish, in order, and whether the VM must stop, once
+    /// the VMM did what the outcome asked ([`Done`], in any order). A vCPU
+    /// that must take an abort and did not stops the VM: it would repeat
+    /// the access forever. Every request must be answered: an abort or a
+    /// notification the VMM did not report is reported as failed.
+    pub fn finish(self, done: &[Done]) -> (Vec<RasEvent>, Option<StopReason>) {
+        let Outcome {
+            mut events,
+            abort,
+            notify_async,
+            mut stop,
+            queued: _,
+        } = self;
+        if let Some(vcpu) = abort {
+            let injected = done
+                .iter()
+                .find_map(|d| match d {
+                    Done::Abort(how) => Some(Ok(how.clone())),
+                    Done::AbortFailed(why) => Some(Err(why.clone())),
+                    _ => None,
+                })
+                .unwrap_or_else(|| Err(NOT_ATTEMPTED.to_string()));
+            match injected {
+                Ok(abort) => events.push(RasEvent::AbortInjected { vcpu, abort }),
+                Err(error) => {
+                    events.push(RasEvent::AbortFailed { vcpu, error });
+                    stop.get_or_insert(StopReason::AbortFailed { vcpu });
+                }
+            }
+        }
+        if notify_async {
+            let notified = done
+                .iter()
+                .find_map(|d| match d {
+                    Done::Notified => Some(Ok(())),
+                    Done::NotifyFailed(why) => Some(Err(why.clone())),
+                    _ => None,
+                })
+                .unwrap_or_else(|| Err(NOT_ATTEMPTED.to_string()));
+            events.push(match notified {
+                Ok(()) => RasEvent::AsyncNotified,
+                Err(error) => RasEvent::NotifyFailed { error },
+            });
+        }
+        if let Some(reason) = &stop {
+            events.push(RasEvent::VmStopped {
+                reason: reason.clone(),
+            });
+        }
+        (events, stop)
+    }
+}
+
 /// What [`RasEngine::reset`] hands back.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Reset {

@@ -18,7 +18,7 @@
 
 use ras::config::{AsyncMode, ConfigError, NoGpaPolicy, RasConfig, SeaSources};
 use ras::cper::{DataEntry, EntryFlags, Guid, MemoryErrorSection, RawSection, Section, Severity};
-use ras::engine::{EngineError, Outcome, RasEngine, RasSnapshot, Reset};
+use ras::engine::{Done, EngineError, Outcome, RasEngine, RasSnapshot, Reset};
 use ras::error_source::{ErrorSourceError, SourceId, SourceTarget};
 use ras::event::RasEvent;
 use ras::granule::GpaGranule;
@@ -1016,5 +1016,94 @@ fn hest_describes_the_layout() {
     assert_eq!(
         u32::from_le_bytes(hest[entry + 36..entry + 40].try_into().unwrap()),
         250
+    );
+}
+
+#[test]
+fn finishing_an_outcome_orders_the_events_and_stops_on_a_missed_abort() {
+    let consumed = consumed_event(1, g(0x4000_3000, 12));
+    let outcome = |abort: Option<u32>, notify_async: bool, stop: Option<StopReason>| Outcome {
+        events: vec![consumed.clone()],
+        abort,
+        notify_async,
+        stop,
+        queued: false,
+    };
+    let injected = |vcpu| RasEvent::AbortInjected {
+        vcpu,
+        abort: "data abort".to_string(),
+    };
+    let failed = |vcpu, error: &str| RasEvent::AbortFailed {
+        vcpu,
+        error: error.to_string(),
+    };
+    let stopped = |reason: StopReason| RasEvent::VmStopped { reason };
+
+    // Nothing asked: the engine's events as they are.
+    assert_eq!(
+        outcome(None, false, None).finish(&[]),
+        (vec![consumed.clone()], None)
+    );
+    // The abort taken, the source signalled: in that order, whatever the
+    // order of the answers.
+    assert_eq!(
+        outcome(Some(1), true, None)
+            .finish(&[Done::Notified, Done::Abort("data abort".to_string())]),
+        (
+            vec![consumed.clone(), injected(1), RasEvent::AsyncNotified],
+            None
+        )
+    );
+    // An abort that failed, or that nobody tried, stops the VM.
+    let abort_failed = StopReason::AbortFailed { vcpu: 1 };
+    assert_eq!(
+        outcome(Some(1), false, None).finish(&[Done::AbortFailed("EINVAL".to_string())]),
+        (
+            vec![
+                consumed.clone(),
+                failed(1, "EINVAL"),
+                stopped(abort_failed.clone())
+            ],
+            Some(abort_failed.clone())
+        )
+    );
+    assert_eq!(
+        outcome(Some(1), false, None).finish(&[Done::Notified]),
+        (
+            vec![
+                consumed.clone(),
+                failed(1, "not attempted"),
+                stopped(abort_failed.clone())
+            ],
+            Some(abort_failed)
+        )
+    );
+    // A failed notification is reported; the guest still finds the record
+    // when it polls or takes the next one, so the VM runs on.
+    assert_eq!(
+        outcome(None, true, None).finish(&[Done::NotifyFailed("EBADF".to_string())]),
+        (
+            vec![
+                consumed.clone(),
+                RasEvent::NotifyFailed {
+                    error: "EBADF".to_string()
+                }
+            ],
+            None
+        )
+    );
+    // The engine's own stop comes last and is kept over an abort failure.
+    let storm = StopReason::Storm {
+        vcpu: 1,
+        granule: Some(g(0x4000_3000, 12)),
+        count: 17,
+        window_ms: 1000,
+    };
+    assert_eq!(
+        outcome(Some(1), false, Some(storm.clone())).finish(&[]),
+        (
+            vec![consumed, failed(1, "not attempted"), stopped(storm.clone())],
+            Some(storm)
+        )
     );
 }

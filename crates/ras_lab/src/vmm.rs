@@ -19,7 +19,7 @@ use std::{fmt, io, result};
 use kvm_bindings::{kvm_userspace_memory_region, kvm_vcpu_events, kvm_vcpu_init};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use ras::config::{AsyncMode, RasConfig, SeaSources};
-use ras::engine::{Outcome, RasEngine};
+use ras::engine::{Done, Outcome, RasEngine};
 use ras::error_source::SourceId;
 use ras::event::{Counters, RasEvent};
 use ras::granule::GpaGranule;
@@ -534,45 +534,33 @@ impl Lab {
     pub fn apply(
         &self,
         vcpu: Option<(&VcpuFd, SeaAbort)>,
-        mut outcome: Outcome,
+        outcome: Outcome,
     ) -> Result<(Option<Injected>, Vec<String>)> {
         let mut injected = None;
+        let mut done = Vec::new();
         if let Some(id) = outcome.abort {
             let (fd, abort) =
                 vcpu.ok_or_else(|| LabError::Guest(format!("abort for vCPU {id} off its thread")))?;
             match self.injector.inject(fd, &abort) {
                 Ok(i) => {
-                    outcome.events.push(RasEvent::AbortInjected {
-                        vcpu: id,
-                        abort: i.to_string(),
-                    });
+                    done.push(Done::Abort(i.to_string()));
                     injected = Some(i);
                 }
-                Err(e) => {
-                    outcome.events.push(RasEvent::AbortFailed {
-                        vcpu: id,
-                        error: e.to_string(),
-                    });
-                    outcome
-                        .stop
-                        .get_or_insert(StopReason::AbortFailed { vcpu: id });
-                }
+                Err(e) => done.push(Done::AbortFailed(e.to_string())),
             }
         }
         if outcome.notify_async {
             // Cloud Hypervisor raises the GED event here.
             self.notified.fetch_add(1, Ordering::SeqCst);
-            outcome.events.push(RasEvent::AsyncNotified);
+            done.push(Done::Notified);
         }
-        if let Some(reason) = outcome.stop.clone() {
-            outcome.events.push(RasEvent::VmStopped { reason });
-        }
+        let (events, stop) = outcome.finish(&done);
         let mut lines = Vec::new();
-        for e in &outcome.events {
+        for e in &events {
             self.counters.count(e);
             lines.push(format!("event: {e}"));
         }
-        if let Some(reason) = outcome.stop {
+        if let Some(reason) = stop {
             return Err(LabError::Engine(format!("the VM is stopped: {reason}")));
         }
         Ok((injected, lines))
