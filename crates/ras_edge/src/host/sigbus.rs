@@ -15,7 +15,7 @@
 //!   without consumption; sent only to threads that opted into early kill
 //!   ([`super::early_kill`]). Recorded into a process-wide bounded
 //!   lock-free queue drained with [`drain_action_optional`], and announced
-//!   on the eventfd given to [`set_action_optional_notify_fd`].
+//!   on the eventfd registered with [`AoNotify::register`].
 //!
 //! The handler is installed by [`SigbusHandler::install`] and put back as
 //! it was when the last [`SigbusHandler`] is dropped, so a process that
@@ -361,11 +361,27 @@ impl Drop for VcpuSigbusGuard {
 
 // ---- BUS_MCEERR_AO queue ----
 
-/// Writes 8 bytes (an eventfd increment) to `fd` after queueing an `AO`,
-/// so the VMM can poll for it; `None` stops notifying. The fd must stay
-/// open while set.
-pub fn set_action_optional_notify_fd(fd: Option<RawFd>) {
-    AO_NOTIFY_FD.store(fd.unwrap_or(-1), Ordering::Release);
+/// The eventfd the handler increments after queueing an `AO`, so the VMM
+/// can poll for it; registered until dropped. A newer registration
+/// replaces an older one, and dropping the older one then leaves the newer
+/// in place (a VM created before the previous one is gone).
+#[derive(Debug)]
+pub struct AoNotify {
+    fd: RawFd,
+}
+
+impl AoNotify {
+    /// Registers `fd`, which must stay open while the registration lives.
+    pub fn register(fd: RawFd) -> Self {
+        AO_NOTIFY_FD.store(fd, Ordering::Release);
+        Self { fd }
+    }
+}
+
+impl Drop for AoNotify {
+    fn drop(&mut self) {
+        let _ = AO_NOTIFY_FD.compare_exchange(self.fd, -1, Ordering::AcqRel, Ordering::Relaxed);
+    }
 }
 
 fn push_ao(addr: u64, lsb: u8) -> bool {
@@ -706,11 +722,15 @@ mod tests {
         let _serial = TEST_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let _handler = SigbusHandler::install().unwrap();
         let (rfd, wfd) = eventfd_pair();
-        set_action_optional_notify_fd(Some(wfd));
+        // An older registration dropped after a newer one leaves it.
+        let older = AoNotify::register(-7);
+        let notify = AoNotify::register(wfd);
+        drop(older);
         thread::spawn(|| send_to_self(&kernel_info(BUS_MCEERR_AO, 0x6666_0020_0000, 21)))
             .join()
             .unwrap();
-        set_action_optional_notify_fd(None);
+        drop(notify);
+        assert_eq!(AO_NOTIFY_FD.load(Ordering::Acquire), -1);
         assert_eq!(
             drain_action_optional(),
             vec![SigbusRecord::ActionOptional {
