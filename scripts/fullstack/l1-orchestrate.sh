@@ -42,7 +42,8 @@ result() { # n name PASS|FAIL why
 want() { [ -z "$ONLY" ] || echo " $ONLY " | grep -q " $1 "; }
 
 # ---- one VMM instance -----------------------------------------------------
-# vm_start NAME RASOPTS|"" [extra CH args]   (sets VM, CHPID, SER, EVT, API)
+# vm_start NAME RASARGS|"" [extra CH args]   (sets VM, CHPID, SER, EVT, API)
+# RASARGS: "$(ras_args OPTS)" ("--ras" or "--ras OPTS"), "" for no --ras
 vm_start() {
     VM=$1; ras=$2; shift 2
     D=$W/$VM
@@ -60,7 +61,8 @@ vm_start() {
     fi
     set -- --firmware "$FW" --disk "path=$ESP,readonly=on" --cpus "boot=$GUEST_CPUS" \
         $CH_SERIAL --api-socket "path=$API" --event-monitor "path=$EVT" "$@"
-    [ -n "$ras" ] && set -- "$@" "$RAS_FLAG" "$ras"
+    # shellcheck disable=SC2086 # "--ras" or "--ras OPTS": two words
+    [ -n "$ras" ] && set -- "$@" $ras
     echo "$CH $*" >"$D/cmdline"
     ev "start $VM: cloud-hypervisor $*"
     T_START=$(now_ms)
@@ -235,8 +237,8 @@ say "L1 $(uname -r), $("$CH" --version 2>&1 | head -n1)"
 
 # ---- 1 boot + 3 asynchronous + 7 operator drill (--ras defaults) ----------
 if want 1 || want 3 || want 7; then
-    say "=== VM ras-a: $RAS_FLAG $RAS_OPTS (scenarios 1, 3, 7)"
-    vm_start ras-a "$RAS_OPTS"
+    say "=== VM ras-a: $(ras_args "$RAS_OPTS") (scenarios 1, 3, 7)"
+    vm_start ras-a "$(ras_args "$RAS_OPTS")"
     if vm_boot; then
         BOOT_RAS=$BOOT_MS; vmm_mem; RSS_RAS=$RSS; HWM_RAS=$HWM
         if want 1; then
@@ -330,8 +332,8 @@ fi
 
 # ---- 2 synchronous + 4 two vCPUs + 5 reboot (--ras, no early kill) --------
 if want 2 || want 4 || want 5; then
-    say "=== VM ras-s: $RAS_FLAG $RAS_OPTS_SYNC (scenarios 2, 4, 5)"
-    vm_start ras-s "$RAS_OPTS_SYNC"
+    say "=== VM ras-s: $(ras_args "$RAS_OPTS_SYNC") (scenarios 2, 4, 5)"
+    vm_start ras-s "$(ras_args "$RAS_OPTS_SYNC")"
     if vm_boot; then
         quiet_console
         if want 2; then
@@ -477,8 +479,8 @@ fi
 
 # ---- 6 snapshot and restore after poison ---------------------------------
 if want 6; then
-    say "=== VM ras-snap: $RAS_FLAG $RAS_OPTS (scenario 6)"
-    vm_start ras-snap "$RAS_OPTS"
+    say "=== VM ras-snap: $(ras_args "$RAS_OPTS") (scenario 6)"
+    vm_start ras-snap "$(ras_args "$RAS_OPTS")"
     if vm_boot && [ -x "$CHR" ]; then
         say "--- scenario 6: snapshot and restore after poison"
         gbg "rastest hold s6 2 0"
@@ -559,7 +561,7 @@ i=0
 while [ "$i" -lt "${BOOT_BENCH:-0}" ]; do
     i=$((i + 1))
     for mode in ras base; do
-        if [ $mode = ras ]; then vm_start "bench-ras-$i" "$RAS_OPTS"; else vm_start "bench-base-$i" ""; fi
+        if [ $mode = ras ]; then vm_start "bench-ras-$i" "$(ras_args "$RAS_OPTS")"; else vm_start "bench-base-$i" ""; fi
         if vm_boot; then
             vmm_mem
             if [ $mode = ras ]; then RSSS_RAS="${RSSS_RAS:-} $RSS"; else RSSS_BASE="${RSSS_BASE:-} $RSS"; fi
