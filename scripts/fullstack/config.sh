@@ -31,6 +31,11 @@ ras_args() { echo "$RAS_FLAG${1:+ $1}"; }
 INJECT_MEM_ARGS=${INJECT_MEM_ARGS:-type=memory,gpa=@GPA@,severity=recoverable}
 INJECT_ARM_ARGS=${INJECT_ARM_ARGS:-type=arm-processor,arm_error=cache,severity=corrected}
 
+# The RAS error-source region (arch/src/aarch64/layout.rs RAS_REGION_START,
+# RAS_REGION_SIZE: the most it may take; its size is a multiple of 64 KiB).
+RAS_REGION_BASE=${RAS_REGION_BASE:-0x400000}
+RAS_REGION_MAX=${RAS_REGION_MAX:-0x2000000}
+
 GUEST_MEM=${GUEST_MEM:-512M}
 GUEST_MEM_BYTES=${GUEST_MEM_BYTES:-0x20000000}
 GUEST_RAM_BASE=${GUEST_RAM_BASE:-0x40000000}
