@@ -141,6 +141,20 @@ pub enum RasEvent {
         /// The granule.
         granule: GpaGranule,
     },
+    /// The host page behind a granule the host had not claimed
+    /// (`KVM_EXIT_ARM_SEA`) was retired on the host (`MADV_HWPOISON`).
+    HostPageRetired {
+        /// The granule.
+        granule: GpaGranule,
+    },
+    /// The host page behind a granule the host had not claimed could not be
+    /// retired: the VMM keeps it (never repaired, never handed back).
+    HostPageKept {
+        /// The granule.
+        granule: GpaGranule,
+        /// Why it was not retired.
+        error: String,
+    },
     /// The guest changed Error Status Address registers; they were
     /// restored.
     RegionTampered {
@@ -194,6 +208,10 @@ pub enum EventKind {
     PoisonListFull,
     /// [`RasEvent::PoisonRepaired`].
     PoisonRepaired,
+    /// [`RasEvent::HostPageRetired`].
+    HostPageRetired,
+    /// [`RasEvent::HostPageKept`].
+    HostPageKept,
     /// [`RasEvent::RegionTampered`].
     RegionTampered,
     /// [`RasEvent::Ignored`].
@@ -204,7 +222,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in counter order.
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::SeaExit,
         EventKind::SigbusAr,
         EventKind::SigbusAo,
@@ -221,6 +239,8 @@ impl EventKind {
         EventKind::PagePoisoned,
         EventKind::PoisonListFull,
         EventKind::PoisonRepaired,
+        EventKind::HostPageRetired,
+        EventKind::HostPageKept,
         EventKind::RegionTampered,
         EventKind::Ignored,
         EventKind::VmStopped,
@@ -245,6 +265,8 @@ impl EventKind {
             EventKind::PagePoisoned => "page-poisoned",
             EventKind::PoisonListFull => "poison-list-full",
             EventKind::PoisonRepaired => "poison-repaired",
+            EventKind::HostPageRetired => "host-page-retired",
+            EventKind::HostPageKept => "host-page-kept",
             EventKind::RegionTampered => "region-tampered",
             EventKind::Ignored => "ignored",
             EventKind::VmStopped => "vm-stopped",
@@ -271,6 +293,8 @@ impl EventKind {
             EventKind::PagePoisoned => "page_poisoned",
             EventKind::PoisonListFull => "poison_list_full",
             EventKind::PoisonRepaired => "poison_repaired",
+            EventKind::HostPageRetired => "host_page_retired",
+            EventKind::HostPageKept => "host_page_kept",
             EventKind::RegionTampered => "region_tampered",
             EventKind::Ignored => "ignored",
             EventKind::VmStopped => "vm_stopped",
@@ -319,6 +343,8 @@ impl RasEvent {
             RasEvent::PagePoisoned { .. } => EventKind::PagePoisoned,
             RasEvent::PoisonListFull { .. } => EventKind::PoisonListFull,
             RasEvent::PoisonRepaired { .. } => EventKind::PoisonRepaired,
+            RasEvent::HostPageRetired { .. } => EventKind::HostPageRetired,
+            RasEvent::HostPageKept { .. } => EventKind::HostPageKept,
             RasEvent::RegionTampered { .. } => EventKind::RegionTampered,
             RasEvent::Ignored { .. } => EventKind::Ignored,
             RasEvent::VmStopped { .. } => EventKind::VmStopped,
@@ -400,7 +426,13 @@ impl RasEvent {
                 push_granule(&mut p, Some(granule));
                 p.push(("limit", limit.to_string()));
             }
-            RasEvent::PoisonRepaired { granule } => push_granule(&mut p, Some(granule)),
+            RasEvent::PoisonRepaired { granule } | RasEvent::HostPageRetired { granule } => {
+                push_granule(&mut p, Some(granule));
+            }
+            RasEvent::HostPageKept { granule, error } => {
+                push_granule(&mut p, Some(granule));
+                p.push(("error", error.clone()));
+            }
             RasEvent::RegionTampered { count } => p.push(("count", count.to_string())),
             RasEvent::Ignored { reason } => {
                 p.push(("reason", reason.name().to_string()));
@@ -488,9 +520,9 @@ mod tests {
 
     use super::*;
 
-    /// The 19 event names, in counter order, as docs/ras.md and the tools
+    /// The 21 event names, in counter order, as docs/ras.md and the tools
     /// spell them.
-    const NAMES: [&str; 19] = [
+    const NAMES: [&str; 21] = [
         "sea-exit",
         "sigbus-ar",
         "sigbus-ao",
@@ -507,6 +539,8 @@ mod tests {
         "page-poisoned",
         "poison-list-full",
         "poison-repaired",
+        "host-page-retired",
+        "host-page-kept",
         "region-tampered",
         "ignored",
         "vm-stopped",
@@ -582,6 +616,11 @@ mod tests {
                 limit: 1,
             },
             RasEvent::PoisonRepaired { granule: g },
+            RasEvent::HostPageRetired { granule: g },
+            RasEvent::HostPageKept {
+                granule: g,
+                error: "EPERM".to_string(),
+            },
             RasEvent::RegionTampered { count: 1 },
             RasEvent::Ignored {
                 reason: IgnoreReason::AsyncDisabled,
@@ -602,9 +641,9 @@ mod tests {
             assert_eq!(k.counter_name(), NAMES[i].replace('-', "_"), "{k:?}");
         }
         let names: HashSet<_> = EventKind::ALL.iter().map(|k| k.name()).collect();
-        assert_eq!(names.len(), 19);
+        assert_eq!(names.len(), 21);
         let counters: HashSet<_> = EventKind::ALL.iter().map(|k| k.counter_name()).collect();
-        assert_eq!(counters.len(), 19);
+        assert_eq!(counters.len(), 21);
     }
 
     #[test]
@@ -723,14 +762,14 @@ mod tests {
         c.count(&events[1]);
         c.count(&events[1]);
         c.count(&events[4]);
-        c.count(&events[18]);
+        c.count(&events[20]);
         assert_eq!(c.get(EventKind::SigbusAr), 2);
         assert_eq!(c.get(EventKind::RecordWritten), 1);
         assert_eq!(c.get(EventKind::VmStopped), 1);
         assert_eq!(c.get(EventKind::SeaExit), 0);
 
         let values = c.values();
-        assert_eq!(values.0.len(), 19);
+        assert_eq!(values.0.len(), 21);
         let mut want: BTreeMap<String, u64> =
             NAMES.iter().map(|n| (n.replace('-', "_"), 0)).collect();
         want.insert("sigbus_ar".to_string(), 2);
@@ -760,7 +799,7 @@ mod tests {
         // Was 2, absent from the snapshot: now 0.
         assert_eq!(c.get(EventKind::SigbusAr), 0);
         let named = c.named();
-        assert_eq!(named.len(), 19);
+        assert_eq!(named.len(), 21);
         assert_eq!(named.iter().map(|(_, v)| *v).sum::<u64>(), 10);
         assert_eq!(named[13], ("page_poisoned", 7));
         assert!(!named.iter().any(|(k, _)| *k == "from_the_future"));
