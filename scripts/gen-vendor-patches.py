@@ -315,6 +315,18 @@ def worktree(ch, base, name):
     return wt
 
 
+def am(wt, excl, patch):
+    """git am -3 of `patch` without the files in `excl`; a patch left empty
+    by the exclusion (a commit that only adds owned files) is recorded as an
+    empty commit, which the owned files then fill."""
+    r = subprocess.run(["git", "-C", str(wt), "am", "-q", "-3", *excl, str(patch)],
+                       env={**os.environ, **ENV}, capture_output=True, text=True)
+    if r.returncode != 0 and "Patch is empty" in r.stdout + r.stderr:
+        r = subprocess.run(["git", "-C", str(wt), "am", "-q", "--allow-empty"],
+                           env={**os.environ, **ENV}, capture_output=True, text=True)
+    return r
+
+
 def patch_author(p):
     t = p.read_text()
     a = re.search(r"^From: (.*)$", t, re.M).group(1)
@@ -347,8 +359,7 @@ def cmd_regen(ch):
     for n, p in enumerate(ps, start=1):
         owned = owned_of(m, n)
         excl = [f"--exclude={o}" for o in owned]
-        r = subprocess.run(["git", "-C", str(wt), "am", "-q", "-3", *excl, str(p)],
-                           env={**os.environ, **ENV}, capture_output=True, text=True)
+        r = am(wt, excl, p)
         if r.returncode != 0:
             die(f"{p.name} does not apply: resolve in {wt} (git am --continue), then "
                 f"`export {wt}`\n{r.stdout}{r.stderr}")
@@ -380,8 +391,7 @@ def cmd_backport(ch):
         excl = [f"--exclude={o}" for o in owned]
         replacement = VP / "backport" / f"{n:04}.patch"
         use = replacement if replacement.exists() else p
-        r = subprocess.run(["git", "-C", str(wt), "am", "-q", "-3", *excl, str(use)],
-                           env={**os.environ, **ENV}, capture_output=True, text=True)
+        r = am(wt, excl, use)
         if r.returncode != 0:
             die(f"{use.name} does not apply on {rel['base']}: resolve in {wt} (git am "
                 f"--continue), then record the commit's glue as vendor-patches/backport/"
