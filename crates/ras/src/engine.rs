@@ -474,6 +474,7 @@ fn report_event(report: &ErrorReport) -> RasEvent {
             origin,
             granule,
             gva,
+            ..
         } => RasEvent::Consumed {
             vcpu: *vcpu,
             origin: *origin,

@@ -74,6 +74,7 @@ fn sea_exit_without_address_follows_no_gpa() {
             vcpu: 1,
             origin: Origin::SeaExit,
             granule: None,
+            page: None,
             gva: Some(0xffff_8000_1000_0000),
         },
         0,

@@ -170,6 +170,7 @@ pub fn sigbus(vcpu: u32, granule: GpaGranule, t: u64) -> ErrorReport {
             vcpu,
             origin: Origin::Sigbus,
             granule: Some(granule),
+            page: None,
             gva: None,
         },
         t,
