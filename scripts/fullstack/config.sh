@@ -5,9 +5,13 @@
 # initramfs for the orchestrator (busybox sh: keep it POSIX).
 #
 # The syntax comes from the vendor-patches series (docs/ras.md there):
-#  - `--ras <options>` takes the option string parsed by
-#    crates/ras/src/config.rs (RasConfig::SYNTAX): "on" = all defaults
-#    (sea_sources=per_vcpu, async=gpio, early_kill=on, ...).
+#  - `--ras` alone enables RAS with all defaults (sea_sources=per_vcpu,
+#    async=gpio, early_kill=on, ...); `--ras key=value,...` changes some
+#    (keys: sea_sources, async, poll_interval_ms, queue_depth, block_size,
+#    no_gpa, storm_limit, storm_window_ms, rate_limit, early_kill=on|off,
+#    max_poisoned; crates/ras/src/config.rs). In this file an option set
+#    is a word: RAS_DEFAULTS ("defaults") stands for the bare flag, ""
+#    for no RAS at all; ras_args turns it into the VMM's arguments.
 #  - RAS_OPTS_SYNC turns off the early-kill prctl, so a page poisoned with
 #    corrupt-pfn raises no BUS_MCEERR_AO in the VMM and is only seen when the
 #    guest consumes it: that exercises the synchronous (SEA) path.
@@ -22,10 +26,21 @@
 #    the VMM when no memory zone is given.
 
 RAS_FLAG=${RAS_FLAG:---ras}
-RAS_OPTS=${RAS_OPTS:-on}
+RAS_DEFAULTS=defaults
+RAS_OPTS=${RAS_OPTS:-$RAS_DEFAULTS}
 RAS_OPTS_SYNC=${RAS_OPTS_SYNC:-early_kill=off}
 INJECT_MEM_ARGS=${INJECT_MEM_ARGS:-type=memory,gpa=@GPA@,severity=recoverable}
 INJECT_ARM_ARGS=${INJECT_ARM_ARGS:-type=arm-processor,arm_error=cache,severity=corrected}
+
+# ras_args OPTS: the Cloud Hypervisor arguments for option set OPTS (one a
+# line; nothing for "").
+ras_args() {
+    case $1 in
+        "") ;;
+        "$RAS_DEFAULTS") echo "$RAS_FLAG" ;;
+        *) echo "$RAS_FLAG" && echo "$1" ;;
+    esac
+}
 
 GUEST_MEM=${GUEST_MEM:-512M}
 GUEST_MEM_BYTES=${GUEST_MEM_BYTES:-0x20000000}

@@ -60,7 +60,7 @@ vm_start() {
     fi
     set -- --firmware "$FW" --disk "path=$ESP,readonly=on" --cpus "boot=$GUEST_CPUS" \
         $CH_SERIAL --api-socket "path=$API" --event-monitor "path=$EVT" "$@"
-    [ -n "$ras" ] && set -- "$@" "$RAS_FLAG" "$ras"
+    for a in $(ras_args "$ras"); do set -- "$@" "$a"; done
     echo "$CH $*" >"$D/cmdline"
     ev "start $VM: cloud-hypervisor $*"
     T_START=$(now_ms)
@@ -235,7 +235,7 @@ say "L1 $(uname -r), $("$CH" --version 2>&1 | head -n1)"
 
 # ---- 1 boot + 3 asynchronous + 7 operator drill (--ras defaults) ----------
 if want 1 || want 3 || want 7; then
-    say "=== VM ras-a: $RAS_FLAG $RAS_OPTS (scenarios 1, 3, 7)"
+    say "=== VM ras-a: $(ras_args "$RAS_OPTS" | tr '\n' ' ')(scenarios 1, 3, 7)"
     vm_start ras-a "$RAS_OPTS"
     if vm_boot; then
         BOOT_RAS=$BOOT_MS; vmm_mem; RSS_RAS=$RSS; HWM_RAS=$HWM
@@ -330,7 +330,7 @@ fi
 
 # ---- 2 synchronous + 4 two vCPUs + 5 reboot (--ras, no early kill) --------
 if want 2 || want 4 || want 5; then
-    say "=== VM ras-s: $RAS_FLAG $RAS_OPTS_SYNC (scenarios 2, 4, 5)"
+    say "=== VM ras-s: $(ras_args "$RAS_OPTS_SYNC" | tr '\n' ' ')(scenarios 2, 4, 5)"
     vm_start ras-s "$RAS_OPTS_SYNC"
     if vm_boot; then
         quiet_console
@@ -477,7 +477,7 @@ fi
 
 # ---- 6 snapshot and restore after poison ---------------------------------
 if want 6; then
-    say "=== VM ras-snap: $RAS_FLAG $RAS_OPTS (scenario 6)"
+    say "=== VM ras-snap: $(ras_args "$RAS_OPTS" | tr '\n' ' ')(scenario 6)"
     vm_start ras-snap "$RAS_OPTS"
     if vm_boot && [ -x "$CHR" ]; then
         say "--- scenario 6: snapshot and restore after poison"
