@@ -130,6 +130,13 @@ if command -v git >/dev/null; then
         0123456789012345678901234567890123456789 >"$T/lock2/Cargo.lock"
     fails "git dep missing from the user's checkout" bash -c \
         ". '$ROOT/scripts/lib/ch-series.sh'; CHS_LAB='$CHS_LAB' HOME='$T/nohome' chs_git_deps '$T/lock2' '$g'"
+    mkdir -p "$T/vendor/micro_http" && printf '[package]\nname = "micro_http"\nversion = "0.1.0"\n' >"$T/vendor/micro_http/Cargo.toml"
+    CHS_LOG_PREFIX=test chs_git_deps "$T/lock2" "$T/vendor" 2>/dev/null
+    check "git dep from a plain copy (cargo vendor directory)" 'name = "micro_http"' \
+        "$(grep '^name' "$CHS_LAB/ch-deps/micro_http-plain/micro_http/Cargo.toml")"
+    check "plain copy cargo arguments" "source.chs-vendor-micro_http.directory=\"$CHS_LAB/ch-deps/micro_http-plain\"" "${CHS_CARGO_CFG[7]}"
+    fails "a directory that is no copy of the crate" bash -c \
+        ". '$ROOT/scripts/lib/ch-series.sh'; CHS_LAB='$CHS_LAB' chs_git_deps '$T/lock2' '$T/tree'"
     fails "git dep without any source" bash -c \
         ". '$ROOT/scripts/lib/ch-series.sh'; CHS_LAB='$CHS_LAB' HOME='$T/nohome' CARGO_HOME='$T/nohome' chs_git_deps '$T/lock2' ''"
 fi

@@ -61,6 +61,9 @@ case $SERIES in
     both) SERIES_LIST="main v53.0" ;;
     *) SERIES_LIST=$SERIES ;;
 esac
+for s in $SERIES_LIST; do
+    chs_manifest_field "$s" key >/dev/null || usage
+done
 if [ "${SUITE:-}" = 0 ] || { [ -n "$QUICK" ] && [ -z "$SUITE" ]; }; then
     CHV_SUITE_ARCHES=
     CHV_SUITE_WHY=$([ -n "$QUICK" ] && echo "--quick" || echo "--no-suite")

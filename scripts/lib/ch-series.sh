@@ -291,23 +291,34 @@ chs_git_db_for() {
 # micro-http checkout for micro_http, else from cargo's git cache); sets the
 # array CHS_CARGO_CFG to the `cargo --config` arguments substituting them.
 chs_git_deps() {
-    local src=$1 user=${2:-} name url q rev dest from line
+    local src=$1 user=${2:-} name url q rev dest from line crate
     CHS_CARGO_CFG=()
     while read -r name url q rev; do
         [ -n "$name" ] || continue
         dest=$CHS_LAB/ch-deps/$name-${rev:0:12}
-        if [ ! -e "$dest/.chs-ok" ]; then
-            from=
+        if [ "$name" = micro_http ] && [ -n "$user" ] &&
+            ! git -C "$user" rev-parse --git-dir >/dev/null 2>&1; then
+            # A plain copy of the crate (e.g. a `cargo vendor` directory):
+            # used as it is (its commit cannot be checked), copied each time.
+            crate=$user
+            [ -f "$crate/Cargo.toml" ] || crate=$user/$name
+            [ "$(chs_package_name "$crate/Cargo.toml" 2>/dev/null)" = "$name" ] ||
+                chs_die "--micro-http $user: neither a git clone nor a copy of the $name crate"
+            chs_log "$name: $user is not a git clone: using its files as they are (Cargo.lock locks $rev)"
+            dest=$CHS_LAB/ch-deps/$name-plain
+            rm -rf "$dest" && mkdir -p "$dest/$name"
+            (cd "$crate" && tar -c --exclude=./.git --exclude=./target .) | tar -x -C "$dest/$name" ||
+                chs_die "cannot copy $crate"
+            echo '{"files":{},"package":null}' >"$dest/$name/.cargo-checksum.json"
+        elif [ ! -e "$dest/.chs-ok" ]; then
             if [ "$name" = micro_http ] && [ -n "$user" ]; then
-                git -C "$user" rev-parse --git-dir >/dev/null 2>&1 ||
-                    chs_die "--micro-http $user: not a git checkout (a clone of micro-http holding commit $rev is needed)"
                 git -C "$user" cat-file -e "$rev^{commit}" 2>/dev/null ||
                     chs_die "--micro-http $user has no commit $rev (the one Cargo.lock locks): git -C $user fetch"
                 from=$user
             elif from=$(chs_git_db_for "$url" "$rev"); then
                 :
             else
-                chs_die "$name is a git dependency (Cargo.lock: $url${q:+ $q} at $rev) and is not available offline: give a clone of its repository holding that commit with --micro-http DIR, or let cargo fetch it once into its git cache ($HOME/.cargo/git/db)"
+                chs_die "$name is a git dependency (Cargo.lock: $url${q:+ $q} at $rev) and is not available offline: give a clone of its repository holding that commit with --micro-http DIR, or let cargo fetch it once into its git cache (${CARGO_HOME:-$HOME/.cargo}/git/db)"
             fi
             chs_log "$name: $rev from $from"
             rm -rf "$dest.tmp" && mkdir -p "$dest.tmp/$name"
@@ -322,12 +333,16 @@ chs_git_deps() {
     done < <(chs_lock_git_sources "$src/Cargo.lock")
 }
 
-# chs_cargo SRC ARG...: cargo in SRC, niced, with the git substitutions.
+# chs_cargo SRC SUBCOMMAND ARG...: cargo in SRC, niced, with the git
+# substitutions (and inside the command prefix CHS_WRAP, an array, when
+# set). The --config arguments follow the subcommand: cargo does not hand
+# the ones before it to external subcommands (clippy).
 chs_cargo() {
-    local src=$1
-    shift
-    (cd "$src" && nice cargo "${CHS_CARGO_CFG[@]}" "$@")
+    local src=$1 sub=$2
+    shift 2
+    (cd "$src" && "${CHS_WRAP[@]}" nice cargo "$sub" "${CHS_CARGO_CFG[@]}" "$@")
 }
+CHS_WRAP=()
 
 # ---- toolchain ---------------------------------------------------------------
 
@@ -401,7 +416,7 @@ chs_build_static() {
 # chs_smoke BINDIR: the binaries are static aarch64 executables that run
 # (under qemu-user here): --version of both, and whether --help lists --ras.
 chs_smoke() {
-    local d=$1 q v r
+    local d=$1 q v r h
     file -b "$d/cloud-hypervisor" | grep -q 'ARM aarch64.*statically linked' ||
         { chs_log "not a static aarch64 executable: $(file -b "$d/cloud-hypervisor")"; return 1; }
     read -r q _ <<<"$CHS_QEMU_USER"
@@ -409,10 +424,13 @@ chs_smoke() {
         chs_log "no $q: not running the binaries"
         return 0
     fi
-    v=$($CHS_QEMU_USER "$d/cloud-hypervisor" --version | head -n1) || return 1
+    v=$($CHS_QEMU_USER "$d/cloud-hypervisor" --version) || return 1
+    v=${v%%$'\n'*}
     r=$($CHS_QEMU_USER "$d/ch-remote" --version) || return 1
     chs_log "runs under qemu-user: $v; $r"
-    if $CHS_QEMU_USER "$d/cloud-hypervisor" --help | grep -q -- '--ras'; then
+    # The whole help first: grep -q would close the pipe early.
+    h=$($CHS_QEMU_USER "$d/cloud-hypervisor" --help) || return 1
+    if grep -q -- '--ras' <<<"$h"; then
         chs_log "cloud-hypervisor --help lists --ras"
     else
         chs_log "cloud-hypervisor --help does not list --ras"
