@@ -7,7 +7,7 @@
 #
 # Usage: scripts/verify-series.sh --ch-src DIR [--micro-http DIR2]
 #            [--series main|v53.0|both] [--from N] [--jobs J] [--quick]
-#            [--matrix core|ci] [--suite|--no-suite]
+#            [--matrix core|ci] [--suite|--no-suite] [--report]
 #   --ch-src     Cloud Hypervisor git checkout holding the series base (read
 #                only; the scratch tree is .lab/verify/src-<series>)
 #   --micro-http clone of micro-http holding the commit CH's Cargo.lock locks
@@ -20,6 +20,7 @@
 #   --matrix     core (default): CH's kvm, mshv and default-features clippy
 #                steps; ci: every clippy and (debug) build step CH's CI runs
 #                for the target
+#   --report     only print the report of the last run again (no checks)
 # Output: a Markdown table per series on stdout and in .lab/verify/<series>.md;
 # exit 0 all passed, 1 a check failed, 77 no series to check.
 # Environment: VENDOR_PATCHES (another vendor-patches directory),
@@ -32,11 +33,11 @@ CHS_LOG_PREFIX=verify
 . "$ROOT/scripts/lib/ch-verify.sh"
 
 usage() {
-    sed -n '8,22p' "$0" >&2
+    sed -n '8,23p' "$0" >&2
     exit 2
 }
 
-CH_SRC= SERIES=main FROM=1 QUICK= SUITE=
+CH_SRC= SERIES=main FROM=1 QUICK= SUITE= REPORT=
 CHV_MICRO_HTTP=
 while [ $# -gt 0 ]; do
     case $1 in
@@ -49,6 +50,7 @@ while [ $# -gt 0 ]; do
         --matrix) CHV_MATRIX=${2:?}; shift 2 ;;
         --suite) SUITE=1; shift ;;
         --no-suite) SUITE=0; shift ;;
+        --report) REPORT=1; shift ;;
         -h | --help) usage ;;
         *) echo "verify: unknown argument $1" >&2; usage ;;
     esac
@@ -71,6 +73,11 @@ else
     CHV_SUITE_ARCHES=${VERIFY_SUITE_ARCHES:-x86_64 aarch64}
 fi
 
+if [ -n "$REPORT" ]; then
+    rc=0
+    for s in $SERIES_LIST; do chv_render "$s" || rc=$?; echo; done
+    exit $rc
+fi
 command -v aarch64-linux-gnu-gcc >/dev/null || chs_skip "no aarch64-linux-gnu-gcc (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)"
 chs_rust_target "$CHS_AARCH64"
 chv_tools
