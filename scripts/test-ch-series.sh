@@ -240,5 +240,37 @@ check "ci build x86_64 (no release, no riscv64)" "build --locked --bin cloud-hyp
 check "ci build aarch64 (default features only)" "build --locked --bin cloud-hypervisor" \
     "$(CHV_MATRIX=ci chv_steps "$T/ch" build aarch64)"
 
+# ---- the report: test failures the base shares ----------------------------------
+r=$T/render
+mkdir -p "$r/vp/main"
+git init -q "$r/src" && git -C "$r/src" -c user.name=t -c user.email=t@t commit -q --allow-empty -m base
+rbase=$(git -C "$r/src" rev-parse HEAD)
+git -C "$r/src" -c user.name=t -c user.email=t@t commit -q --allow-empty -m "x: One"
+git -C "$r/src" -c user.name=t -c user.email=t@t commit -q --allow-empty -m "x: Two"
+printf '[series.main]\ndir = "main"\nbase = "%s"\n' "$rbase" >"$r/vp/manifest.toml"
+printf '0001-one.patch\n0002-two.patch\n' >"$r/vp/main/series"
+touch "$r/vp/main/0001-one.patch" "$r/vp/main/0002-two.patch"
+mkdir -p "$r/verify/logs/main" "$r/verify/suite"
+mv "$r/src" "$r/verify/src-main"
+printf '1\ttest-x86_64\tFAIL\t3\n1\tfmt\tPASS\t1\n2\ttest-x86_64\tFAIL\t4\n' >"$r/verify/main.tsv"
+printf 'test a::kvm_only ... FAILED\ntest m.rs - doc (line 12) ... FAILED\n' >"$r/verify/logs/main/01-test-x86_64.log"
+printf 'test a::kvm_only ... FAILED\ntest b::new_bug ... FAILED\n' >"$r/verify/logs/main/02-test-x86_64.log"
+rv=$(rustc -V 2>/dev/null | awk '{ print $2 }')
+printf 'test a::kvm_only ... FAILED\ntest m.rs - doc (line 10) ... FAILED\ntest result: FAILED. 5 passed; 2 failed; 0 ignored;\n### seconds 9\n' \
+    >"$r/verify/suite/$rbase-x86_64-$rv.log"
+head2=$(git -C "$r/verify/src-main" rev-parse HEAD)
+printf 'test a::kvm_only ... FAILED\ntest result: FAILED. 7 passed; 1 failed; 0 ignored;\n### seconds 11\n' \
+    >"$r/verify/suite/$head2-x86_64-$rv.log"
+printf 'matrix=core\nquick=\nsuite=x86_64\nsuite_why=\nseconds=42\n' >"$r/verify/main.state"
+set +e
+rep=$(VENDOR_PATCHES=$r/vp CHV_DIR=$r/verify bash -c ". '$ROOT/scripts/lib/ch-series.sh'; . '$ROOT/scripts/lib/ch-verify.sh'; chv_render main" 2>&1)
+rrc=$?
+set -e
+check "report: shared failures are KNOWN" 1 "$(grep -c '^| 1 | .* KNOWN 3s | - | PASS 1s |' <<<"$rep")"
+check "report: a new failure stays FAIL" 1 "$(grep -c '^| 2 | .* FAIL 4s |' <<<"$rep")"
+check "report: suite rows" "| x86_64 | base | 5 | 2 | 0 | 9 ||| x86_64 | series | 7 | 1 | 0 | 11 |" \
+    "$(grep '^| x86_64' <<<"$rep" | paste -sd '|')"
+check "report: status" 1 "$rrc"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
