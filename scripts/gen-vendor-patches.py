@@ -196,7 +196,7 @@ def git(ch, *args, env=None, check=True, text=True):
     return r.stdout
 
 
-ENV = {"GIT_COMMITTER_NAME": "RAS series", "GIT_COMMITTER_EMAIL": "ras@localhost",
+ENV = {"GIT_COMMITTER_NAME": "RAS series", "GIT_COMMITTER_EMAIL": "ras@example.org",
        "GIT_COMMITTER_DATE": DATE}
 
 
