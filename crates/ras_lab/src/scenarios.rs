@@ -549,7 +549,10 @@ fn huge() -> Result<Verdict, LabError> {
         }
         Err(e) => return Err(e),
     };
-    let load = guest::HUGE_BASE + 0x1_2340;
+    // The guest loads from another 4 KiB page of the huge page than the
+    // one poisoned: what the host reports (si_addr) and what the record
+    // names is then the accessed page, not the poisoned one.
+    let load = guest::HUGE_BASE + 0x3_4340;
     lab.write_u64(load, 0x5afe);
     poison(
         &lab,
@@ -568,6 +571,14 @@ fn huge() -> Result<Verdict, LabError> {
     if let Some(h) = rep.handled.first() {
         describe_handled(&lab, h, base);
         c.check(h.lsb == 21, format!("SIGBUS lsb 21 (got {})", h.lsb));
+        let accessed = lab.hva(load & !0xfff)?;
+        c.check(
+            h.hva.raw_value() & !0xfff == accessed,
+            format!(
+                "si_addr {:#x} is the accessed page (HVA {accessed:#x}), not the poisoned one",
+                h.hva
+            ),
+        );
         c.check(
             h.granule.map(|g| (g.base().raw_value(), g.shift())) == Some((guest::HUGE_BASE, 21)),
             "granule = the whole huge page",
