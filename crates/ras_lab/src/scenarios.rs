@@ -604,9 +604,7 @@ fn huge() -> Result<Verdict, LabError> {
         r.matched == 1 && r.pa == load & !0xfff && r.acked == 1,
         "guest's status block names FAR's page and was acked",
     );
-    Ok(c.verdict(
-        "2 MiB lost (lsb 21), the accessed page reported, guest continued".into(),
-    ))
+    Ok(c.verdict("2 MiB lost (lsb 21), the accessed page reported, guest continued".into()))
 }
 
 fn ao() -> Result<Verdict, LabError> {
