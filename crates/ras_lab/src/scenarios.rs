@@ -20,17 +20,12 @@ use ras_edge::host::guest_ram::Hva;
 use ras_edge::host::retire::{quarantine, retire};
 use ras_edge::host::sigbus::{self, SigbusRecord, VcpuSigbusGuard};
 use ras_edge::kvm::aarch64::sea::{self as kvm_sea, AbortInjector, KVM_CAP_ARM_SEA_TO_USER};
+pub use ras_lab_runner::Verdict;
 use vm_memory::{Address, Bytes, GuestAddress};
 
 use crate::guest::{self, DATA};
 use crate::vmm::{self, Handled, Lab, LabError, VcpuReport, edge};
 use crate::{asm, ghes};
-
-pub enum Verdict {
-    Pass(String),
-    Fail(String),
-    Skip(String),
-}
 
 pub const ALL: &[(&str, &str)] = &[
     (
@@ -909,6 +904,17 @@ fn drill() -> Result<Verdict, LabError> {
                 vmm::kick(tid.load(Ordering::SeqCst));
                 thread::sleep(Duration::from_millis(5));
             };
+            // A delivered drill is answered before the vCPU runs its
+            // handler: let it run until the guest has recorded the abort.
+            if matches!(answer, Some(Ok(_))) {
+                let t = Instant::now();
+                while rec(&lab, round as u64, 0).esr == 0
+                    && t.elapsed() < Duration::from_secs(5)
+                    && !runner.is_finished()
+                {
+                    thread::sleep(Duration::from_millis(5));
+                }
+            }
             stop.store(true, Ordering::SeqCst);
             while !runner.is_finished() {
                 vmm::kick(tid.load(Ordering::SeqCst));
