@@ -17,7 +17,8 @@
 #   --jobs J     cargo -j J (default: cargo's, the number of CPUs)
 #   --quick      per commit only build-aarch64 and the checks that take
 #                seconds (fmt, gitlint, dco, typos, reuse); every check on
-#                the last commit; no unit-test suite unless --suite
+#                the last commit (its tests: every crate the series
+#                touches); no unit-test suite unless --suite
 #   --matrix     core (default): CH's kvm, mshv and default-features clippy
 #                steps; ci: every clippy and (debug) build step CH's CI runs
 #                for the target
@@ -34,7 +35,7 @@ CHS_LOG_PREFIX=verify
 . "$ROOT/scripts/lib/ch-verify.sh"
 
 usage() {
-    sed -n '8,24p' "$0" >&2
+    sed -n '8,25p' "$0" >&2
     exit 2
 }
 
