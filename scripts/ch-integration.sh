@@ -42,7 +42,9 @@
 # --retries (default 0: CH's `integration` profile retries 3 times, which
 # would hide a flaky test), --timeout (L1 wall clock, default 7200 s),
 # --jobs (nextest --test-threads, default 1: L1 has 2 emulated CPUs).
-# Environment: CHINT_DIR (default .lab/chint), L1_MEM (default 4G).
+# Environment: CHINT_DIR (default .lab/chint), L1_MEM (default 4G),
+# CHINT_BIN_DIR (take cloud-hypervisor, ch-remote and ras_guest from there
+# instead of building them: a rerun after editing only the tests).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -98,12 +100,20 @@ export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 # with it); +crt-static: L1 runs them without a C library of its own.
 export RUSTFLAGS="--cfg devcli_testenv -C target-feature=+crt-static"
 t0=$SECONDS
-log "building cloud-hypervisor, ch-remote (release, --features mshv) and ras_guest for $T"
-chs_cargo "$CH_SRC" build --locked --release --target "$T" -p cloud-hypervisor --features mshv --bins >&2 ||
-    die "cloud-hypervisor build failed"
-chs_cargo "$CH_SRC" build --locked --release --target "$T" -p test_infra --bins >&2 ||
-    die "test_infra build failed"
 REL=$CARGO_TARGET_DIR/$T/release
+if [ -n "${CHINT_BIN_DIR:-}" ]; then
+    # Binaries built earlier from the same VMM sources: any change in
+    # cloud-hypervisor/ (its tests included) reruns its build script
+    # (git describe) and relinks it with LTO, ~30 min on a busy machine.
+    REL=$(cd "$CHINT_BIN_DIR" && pwd)
+    log "using cloud-hypervisor, ch-remote and ras_guest from $REL (CHINT_BIN_DIR): $(ls -l --time-style=+%FT%T "$REL" | awk 'NR > 1 { print $7, $6 }' | tr '\n' ' ')"
+else
+    log "building cloud-hypervisor, ch-remote (release, --features mshv) and ras_guest for $T"
+    chs_cargo "$CH_SRC" build --locked --release --target "$T" -p cloud-hypervisor --features mshv --bins >&2 ||
+        die "cloud-hypervisor build failed"
+    chs_cargo "$CH_SRC" build --locked --release --target "$T" -p test_infra --bins >&2 ||
+        die "test_infra build failed"
+fi
 for b in cloud-hypervisor ch-remote ras_guest; do
     file -b "$REL/$b" | grep -q 'ARM aarch64.*statically linked' || die "$REL/$b: not a static aarch64 executable"
 done
@@ -239,22 +249,26 @@ passed=0 failed=0
 while read -r st t name; do
     case "$st" in PASS|FLAKY) passed=$((passed + 1)); r=PASS ;; *) failed=$((failed + 1)); r="FAIL ($st)" ;; esac
     printf 'RESULT %-50s %-16s %8ss\n' "$name" "$r" "$t"
-done < <(awk '
+done < <(sed 's/\x1b\[[0-9;]*[A-Za-z]/\n/g' "$LOG" | awk '
+    # A status line (a progress bar may follow on the same line):
+    #   "        PASS [  12.345s] cloud-hypervisor::integration ras::test_x"
     {
         f = 1
         if ($1 == "TRY") f = 3
         if ($f !~ /^(PASS|FLAKY|FAIL|TIMEOUT|SIG[A-Z]+|ABORT|LEAK)$/) next
         # "[  12.345s]" splits into "[" and "12.345s]", "[1234.567s]" does not
         t = $(f + 1); if (t !~ /^\[/) next
-        sub(/^\[/, "", t); if (t == "") t = $(f + 2)
+        sub(/^\[/, "", t); i = f + 2; if (t == "") { t = $(f + 2); i = f + 3 }
         sub(/s\]$/, "", t)
-        name = $NF
+        # the binary id (crate::binary), then the test name
+        if ($i !~ /::/) next
+        name = $(i + 1)
         if (name !~ /::/) next
         st[name] = $f; secs[name] = t
         if (!(name in order)) { order[name] = ++n; names[n] = name }
     }
     END { for (i = 1; i <= n; i++) print st[names[i]], secs[names[i]], names[i] }
-' "$LOG")
+')
 grep -E '^ *Summary \[' "$LOG" | sed 's/^ */nextest: /' || true
 echo "L1: $(grep -m1 '^CHINT L1 up' "$LOG" | sed 's/^CHINT //')"
 echo "times: build+image $((t1 - t_start)) s, L1 run $l1_s s (qemu status $qrc; 124 = timeout)"

@@ -27,6 +27,8 @@ hostname l1
 echo "CHINT L1 up: Linux $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPUs, $(awk '/MemTotal/ { print int($2 / 1024) " MiB" }' /proc/meminfo), kvm: $(ls /dev/kvm 2>&1), tun: $(ls /dev/net/tun 2>&1), corrupt-pfn: $(ls /sys/kernel/debug/hwpoison/corrupt-pfn 2>&1)"
 
 export HOME=/root USER=root BUILD_TARGET="$TARGET" RUST_BACKTRACE=1 NO_COLOR=1
+# The console is a terminal: no progress bar in the log.
+export NEXTEST_HIDE_PROGRESS_BAR=1
 cd "$WORKSPACE" || { echo "CHINT no workspace $WORKSPACE"; poweroff -f; }
 A=/chint/archive
 # nextest recorded the build machine's paths: map the workspace and the
