@@ -11,11 +11,20 @@
 #      every scenario; the harness runs an L2 bare-metal guest under KVM in L1;
 #   5. parse the serial output; exit non-zero if any scenario failed.
 #
-# Usage: scripts/lab.sh [--ch CLOUD_HYPERVISOR] [all|fetch|build|run]
+# Usage: scripts/lab.sh [--ch CLOUD_HYPERVISOR [--ch-remote CH_REMOTE]]
+#                      [--ch-src CH_CHECKOUT [--micro-http DIR]]
+#                      [all|fetch|build|run|ch-build]
 #   --ch: after the embedded lab, run the full-stack scenarios
 #   (scripts/fullstack/run.sh) with that patched Cloud Hypervisor binary;
 #   without it they print `SKIP: no Cloud Hypervisor binary` and count
 #   neither as passed nor as failed.
+#   --ch-src: build that binary (and ch-remote) first, static aarch64, from a
+#   Cloud Hypervisor git checkout the user gives (only read: a scratch clone
+#   under .lab/ch-build/src gets vendor-patches/main/ at its BASE) and use
+#   it as --ch; cached per (BASE, patch files). --micro-http: a clone of
+#   micro-http holding the commit CH's Cargo.lock locks (else cargo's git
+#   cache; nothing is downloaded). `ch-build` only builds and checks them
+#   (docs/series.md).
 #   LAB_SCENARIOS (default all) and LAB_SCENARIOS_61 (default all)
 #   choose what each kernel runs; LAB_KERNELS (default "k73 k61");
 #   LAB_TIMEOUT per boot in seconds (default 600).
@@ -30,6 +39,7 @@ LAB_SCENARIOS_61=${LAB_SCENARIOS_61:-all}
 LAB_KERNELS=${LAB_KERNELS:-k73 k61}
 LAB_TIMEOUT=${LAB_TIMEOUT:-600}
 log() { echo "lab: $*" >&2; }
+. "$ROOT/scripts/lib/ch-series.sh"
 
 fetch() {
     "$ROOT/scripts/lab/fetch.sh"
@@ -124,20 +134,46 @@ fullstack() {
         echo "SKIP: no Cloud Hypervisor binary (full-stack scenarios; give one with --ch)"
         return 0
     fi
-    "$ROOT/scripts/fullstack/run.sh" --ch "$CH_BIN"
+    "$ROOT/scripts/fullstack/run.sh" --ch "$CH_BIN" ${CH_REMOTE:+--ch-remote "$CH_REMOTE"}
 }
 
-CH_BIN=
-if [ "${1:-}" = --ch ]; then
-    CH_BIN=${2:?--ch needs the path of a cloud-hypervisor binary}
-    [ -x "$CH_BIN" ] || { echo "lab: $CH_BIN is not an executable" >&2; exit 2; }
-    shift 2
-fi
+# ch_build: with --ch-src, the static aarch64 cloud-hypervisor and ch-remote
+# of that checkout + vendor-patches/main/ (scripts/lib/ch-series.sh; a
+# rerun with the same base and patches is instant), checked under qemu-user.
+ch_build() {
+    [ -n "$CH_SRC" ] || return 0
+    local d t0=$SECONDS
+    d=$(CHS_LOG_PREFIX=lab chs_build_static "$CH_SRC" "$MICRO_HTTP" main) || return 1
+    log "Cloud Hypervisor ready in $((SECONDS - t0)) s: $d"
+    CHS_LOG_PREFIX=lab chs_smoke "$d" || return 1
+    CH_BIN=$d/cloud-hypervisor
+    CH_REMOTE=$d/ch-remote
+}
 
-case ${1:-all} in
+usage() {
+    echo "usage: $0 [--ch CLOUD_HYPERVISOR [--ch-remote CH_REMOTE]] [--ch-src CH_CHECKOUT [--micro-http DIR]] [all|fetch|build|run|ch-build]" >&2
+    exit 2
+}
+
+CH_BIN= CH_REMOTE= CH_SRC= MICRO_HTTP= STEP=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --ch) CH_BIN=${2:?--ch needs the path of a cloud-hypervisor binary}; shift 2
+              [ -x "$CH_BIN" ] || { echo "lab: $CH_BIN is not an executable" >&2; exit 2; } ;;
+        --ch-remote) CH_REMOTE=${2:?--ch-remote needs the path of a ch-remote binary}; shift 2 ;;
+        --ch-src) CH_SRC=${2:?--ch-src needs a Cloud Hypervisor git checkout}; shift 2
+                  [ -d "$CH_SRC" ] || { echo "lab: $CH_SRC is not a directory" >&2; exit 2; } ;;
+        --micro-http) MICRO_HTTP=${2:?--micro-http needs a micro-http git checkout}; shift 2 ;;
+        all|fetch|build|run|ch-build) [ -z "$STEP" ] || usage; STEP=$1; shift ;;
+        *) usage ;;
+    esac
+done
+[ -z "$CH_SRC" ] || [ -z "$CH_BIN" ] || { echo "lab: --ch and --ch-src exclude each other" >&2; exit 2; }
+
+case ${STEP:-all} in
     fetch) fetch ;;
-    build) build ;;
-    run) run && fullstack ;;
-    all) fetch && build && run && fullstack ;;
-    *) echo "usage: $0 [--ch CLOUD_HYPERVISOR] [all|fetch|build|run]" >&2; exit 2 ;;
+    build) build && ch_build ;;
+    run) ch_build && run && fullstack ;;
+    all) fetch && build && ch_build && run && fullstack ;;
+    ch-build) [ -n "$CH_SRC" ] || usage; ch_build ;;
 esac

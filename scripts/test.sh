@@ -70,8 +70,10 @@ run_suite cargo-test cargo test --workspace --locked
 run_suite iasl-hest tests/iasl/check_hest.sh
 run_suite libcper python3 -m pytest -q tests/libcper
 
-# 4. The Cloud Hypervisor series carries exactly this repository's crates.
+# 4. The Cloud Hypervisor series carries exactly this repository's crates;
+#    the pure logic of the series build/verify library (no CH checkout).
 run_suite vendor-patches scripts/check-vendor-patches.sh
+run_suite ch-series scripts/test-ch-series.sh
 
 # 5. Real guests and real KVM (QEMU under emulation).
 if [ $quick -eq 0 ]; then

@@ -8,14 +8,36 @@
 #
 #   scripts/fullstack/build-firmware.sh        # -> .lab/fullstack/CLOUDHV_EFI.fd
 #   EDK2_VERSION=... scripts/fullstack/build-firmware.sh
+#   FW_STOCK=1 scripts/fullstack/build-firmware.sh  # -> CLOUDHV_EFI-stock.fd,
+#                                                   # Debian's patches only
 #
 # The two PCDs make the firmware run the ESP's startup.nsh right away (no
 # setup menu, no 5 s shell countdown). ~1 min of build on 2 cores (niced).
+#
+# Our own edk2 patches (scripts/fullstack/edk2/*.patch, applied in name
+# order after Debian's series; only our lines and their context are
+# committed): 0001 turns Cloud Hypervisor's /reserved-memory no-map nodes
+# (the RAS error sources) into reserved, write-back UEFI memory map entries
+# (docs/fullstack.md, "Firmware").
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 EDK2_VERSION=${EDK2_VERSION:-2025.02-8+deb13u1}
-OUT=$FS_DIR/CLOUDHV_EFI.fd
+# Bump FW_REV when the build itself changes (flags, PCDs); the patches are
+# part of the cache key by their checksum.
+FW_REV=2
+PATCH_DIR=$(cd "$(dirname "$0")" && pwd)/edk2
+if [ "${FW_STOCK:-0}" = 1 ]; then
+    PATCHES=()
+    OUT=$FS_DIR/CLOUDHV_EFI-stock.fd
+else
+    PATCHES=("$PATCH_DIR"/*.patch)
+    [ -e "${PATCHES[0]}" ] || PATCHES=()
+    OUT=$FS_DIR/CLOUDHV_EFI.fd
+fi
+PATCH_SUM=$(cat /dev/null ${PATCHES[@]+"${PATCHES[@]}"} | sha256sum | cut -c1-16)
+FW_KEY="edk2=$EDK2_VERSION rev=$FW_REV patches=${#PATCHES[@]}:$PATCH_SUM"
+KEYFILE=${OUT%.fd}.version
 SRC=$FS_DIR/edk2-src
 JOBS=${JOBS:-$(nproc)}
 
@@ -23,8 +45,8 @@ JOBS=${JOBS:-$(nproc)}
 mkdir -p "$FS_DIR"
 exec 9>"$FS_DIR/.firmware.lock"
 flock 9
-if [ -s "$OUT" ] && [ "${FORCE:-0}" != 1 ]; then
-    fs_log "firmware cached: $OUT"
+if [ -s "$OUT" ] && [ "$(cat "$KEYFILE" 2>/dev/null)" = "$FW_KEY" ] && [ "${FORCE:-0}" != 1 ]; then
+    fs_log "firmware cached: $OUT ($FW_KEY)"
     echo "$OUT"
     exit 0
 fi
@@ -44,7 +66,7 @@ orig=$(ls "$FS_DIR"/edk2-dl/edk2_*.orig.tar.* 2>/dev/null | head -n1 || true)
 deb=$(ls "$FS_DIR"/edk2-dl/edk2_*.debian.tar.* 2>/dev/null | head -n1 || true)
 [ -n "$orig" ] && [ -n "$deb" ] || fs_die "edk2 source tarballs not downloaded (have: $(ls "$FS_DIR/edk2-dl"))"
 
-if [ ! -e "$SRC/.prepared" ]; then
+if [ "$(cat "$SRC/.prepared" 2>/dev/null)" != "$FW_KEY" ]; then
 rm -rf "$SRC" && mkdir -p "$SRC"
 tar -xf "$orig" -C "$SRC" --strip-components=1
 tar -xf "$deb" -C "$SRC"
@@ -54,10 +76,14 @@ tar -xf "$deb" -C "$SRC"
         case "$p" in ''|'#'*) continue ;; esac
         patch -s -p1 <"debian/patches/$p"
     done <debian/patches/series
+    for p in ${PATCHES[@]+"${PATCHES[@]}"}; do
+        fs_log "applying $(basename "$p")"
+        patch -s -p1 --fuzz=0 --no-backup-if-mismatch <"$p"
+    done
 )
-touch "$SRC/.prepared"
+echo "$FW_KEY" >"$SRC/.prepared"
 fi
-fs_log "sources ready ($(basename "$orig"), $(wc -l <"$SRC/debian/patches/series") patches)"
+fs_log "sources ready ($(basename "$orig"), $(wc -l <"$SRC/debian/patches/series") Debian patches, ${#PATCHES[@]} own)"
 
 (
     cd "$SRC"
@@ -87,8 +113,8 @@ fd=$(find "$SRC/Build" -path '*RELEASE_GCC*' -name CLOUDHV_EFI.fd | head -n1)
 [ -s "$fd" ] || fs_die "CLOUDHV_EFI.fd not produced (see $FS_DIR/edk2-build.log)"
 cp "$fd" "$OUT"
 t1=$(date +%s)
-echo "$EDK2_VERSION" >"$FS_DIR/CLOUDHV_EFI.version"
-fs_log "built $OUT ($(stat -c %s "$OUT") bytes) in $((t1 - t0)) s"
+echo "$FW_KEY" >"$KEYFILE"
+fs_log "built $OUT ($(stat -c %s "$OUT") bytes, $FW_KEY) in $((t1 - t0)) s"
 # The tree is ~1 GB after a build; keep only the firmware and the tarballs.
 [ "${KEEP_SRC:-0}" = 1 ] || rm -rf "$SRC"
 echo "$OUT"

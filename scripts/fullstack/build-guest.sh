@@ -16,7 +16,9 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/inputs.sh"
 
-GUEST_CMDLINE=${GUEST_CMDLINE:-console=ttyAMA0 quiet}
+# efi=debug: the kernel prints the UEFI memory map (scenario 9 checks the
+# entry of the RAS error-source region).
+GUEST_CMDLINE=${GUEST_CMDLINE:-console=ttyAMA0 quiet efi=debug}
 fs_need_host gcc-aarch64-linux-gnu libc6-dev-arm64-cross cpio dosfstools mtools gzip
 fs_inputs_guest   # sets GUEST_KERNEL, BUSYBOX
 

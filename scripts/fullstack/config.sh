@@ -4,10 +4,11 @@
 # scenarios depend on. Sourced by run.sh on the host and copied into the L1
 # initramfs for the orchestrator (busybox sh: keep it POSIX).
 #
-# The syntax comes from the vendor-patches series (docs/ras.md there):
-#  - `--ras <options>` takes the option string parsed by
-#    crates/ras/src/config.rs (RasConfig::SYNTAX): "on" = all defaults
-#    (sea_sources=per_vcpu, async=gpio, early_kill=on, ...).
+# The syntax comes from the Cloud Hypervisor series (docs/ras.md there):
+#  - `--ras [options]`: a bare `--ras` turns RAS on with all defaults
+#    (sea_sources=per_vcpu, async=gpio, early_kill=on, ...); options are
+#    the string parsed by crates/ras/src/config.rs (RasConfig::SYNTAX). The
+#    old `--ras on` no longer parses.
 #  - RAS_OPTS_SYNC turns off the early-kill prctl, so a page poisoned with
 #    corrupt-pfn raises no BUS_MCEERR_AO in the VMM and is only seen when the
 #    guest consumes it: that exercises the synchronous (SEA) path.
@@ -22,10 +23,18 @@
 #    the VMM when no memory zone is given.
 
 RAS_FLAG=${RAS_FLAG:---ras}
-RAS_OPTS=${RAS_OPTS:-on}
-RAS_OPTS_SYNC=${RAS_OPTS_SYNC:-early_kill=off}
+# Empty: a bare `--ras` (the defaults).
+RAS_OPTS=${RAS_OPTS-}
+RAS_OPTS_SYNC=${RAS_OPTS_SYNC-early_kill=off}
+# ras_args OPTS: the VMM's RAS arguments, "--ras" or "--ras OPTS".
+ras_args() { echo "$RAS_FLAG${1:+ $1}"; }
 INJECT_MEM_ARGS=${INJECT_MEM_ARGS:-type=memory,gpa=@GPA@,severity=recoverable}
-INJECT_ARM_ARGS=${INJECT_ARM_ARGS:-type=arm-processor,arm_error=cache,severity=corrected}
+INJECT_ARM_ARGS=${INJECT_ARM_ARGS:-type=arm_processor,arm_error=cache,severity=corrected}
+
+# The RAS error-source region (arch/src/aarch64/layout.rs RAS_REGION_START,
+# RAS_REGION_SIZE: the most it may take; its size is a multiple of 64 KiB).
+RAS_REGION_BASE=${RAS_REGION_BASE:-0x400000}
+RAS_REGION_MAX=${RAS_REGION_MAX:-0x2000000}
 
 GUEST_MEM=${GUEST_MEM:-512M}
 GUEST_MEM_BYTES=${GUEST_MEM_BYTES:-0x20000000}

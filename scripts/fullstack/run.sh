@@ -8,13 +8,17 @@
 #
 #   scripts/fullstack/run.sh [--ch] CLOUD_HYPERVISOR [--ch-remote CH_REMOTE]
 #                            [--only "1 2 ..."] [--timeout SECONDS]
+#                            [--firmware CLOUDHV_EFI.fd]
 #   scripts/fullstack/run.sh --selftest-l1
 #       boots L1 without a VMM and checks the host-side poison path only
 #       (hostpfn + corrupt-pfn + touch -> BUS_MCEERR_AR); no scenario runs.
 #
 # Without a Cloud Hypervisor binary: prints "SKIP: no Cloud Hypervisor
 # binary" and exits 77 (nothing counted as passed). ch-remote defaults to
-# the file named ch-remote next to the cloud-hypervisor binary.
+# the file named ch-remote next to the cloud-hypervisor binary. The firmware
+# is build-firmware.sh's (with our edk2 patches) unless --firmware names one
+# (e.g. FW_STOCK=1 build-firmware.sh's CLOUDHV_EFI-stock.fd, the negative
+# control of scenario 9).
 # Exit: 0 all scenarios passed, 1 a scenario failed or the lab broke, 77 skip.
 #
 # Inputs are cached under .lab/ (see build-firmware.sh, build-guest.sh,
@@ -29,7 +33,9 @@ CH_REMOTE=
 ONLY=${ONLY:-}
 L1_TIMEOUT=${L1_TIMEOUT:-2400}
 L1_MEM=${L1_MEM:-3G}
-SCEN_NAMES=("1 boot" "2 sync" "3 async" "4 two-vcpus" "5 reboot" "6 snapshot-restore" "7 drill" "8 baseline")
+SCEN_NAMES=("1 boot" "2 sync" "3 async" "4 two-vcpus" "5 reboot" "6 snapshot-restore" "7 drill" "8 baseline"
+    "9 firmware-memmap")
+FW=${FIRMWARE:-}
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -37,8 +43,9 @@ while [ $# -gt 0 ]; do
         --ch-remote) CH_REMOTE=${2:-}; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
         --timeout) L1_TIMEOUT=$2; shift 2 ;;
+        --firmware) FW=$2; shift 2 ;;
         --selftest-l1) SELFTEST=1; shift ;;
-        -h|--help) sed -n '3,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '3,25p' "$0"; exit 0 ;;
         -*) fs_die "unknown option $1" ;;
         *) CH_BIN=$1; shift ;;
     esac
@@ -60,7 +67,12 @@ if [ -n "$CH_BIN" ]; then
 fi
 
 # 1. Inputs: firmware, guest (ESP), L1 kernel + hwpoison module + busybox.
-FW=$("$HERE/build-firmware.sh" | tail -n1)
+if [ -n "$FW" ]; then
+    [ -s "$FW" ] || fs_die "firmware $FW missing"
+    FW=$(readlink -f "$FW")
+else
+    FW=$("$HERE/build-firmware.sh" | tail -n1)
+fi
 . "$HERE/inputs.sh"
 fs_inputs_guest
 "$HERE/build-guest.sh"
@@ -84,13 +96,14 @@ cp "$HWPOISON_KO" "$R/fullstack/hwpoison-inject.ko"
     printf 'ONLY=%q\nexport SELFTEST=%q\n' "$ONLY" "$SELFTEST"
     # Pass overrides of config.sh (environment) into L1.
     for v in RAS_FLAG RAS_OPTS RAS_OPTS_SYNC INJECT_MEM_ARGS INJECT_ARM_ARGS GUEST_MEM \
-        GUEST_MEM_BYTES GUEST_RAM_BASE GUEST_CPUS MEM_BACKING CH_SERIAL BOOT_TIMEOUT BOOT_BENCH; do
+        GUEST_MEM_BYTES GUEST_RAM_BASE GUEST_CPUS MEM_BACKING CH_SERIAL BOOT_TIMEOUT BOOT_BENCH \
+        RAS_REGION_BASE RAS_REGION_MAX; do
         [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
     done
 } >"$R/fullstack/run.env"
 chmod 755 "$R/init" "$R/fullstack/"*.sh "$R/fullstack/rastest"
 (cd "$R" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --owner 0:0) | gzip -1 >"$L1/initramfs.cpio.gz"
-fs_log "L1 initramfs: $(du -h "$L1/initramfs.cpio.gz" | cut -f1); CH $CH_BIN; ch-remote ${CH_REMOTE:-none}"
+fs_log "L1 initramfs: $(du -h "$L1/initramfs.cpio.gz" | cut -f1); CH $CH_BIN; ch-remote ${CH_REMOTE:-none}; firmware $FW"
 
 # 3. Boot L1 and run the scenarios.
 LOG=$FS_DIR/run-$(date +%Y%m%d-%H%M%S).log

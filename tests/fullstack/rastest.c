@@ -17,6 +17,8 @@
  *                                 obtained (or MAXMB), then write and read it.
  *   rastest kpf PFN               /proc/kpageflags of PFN (hwpoison = bit 19).
  *   rastest hest [FILE]           list the error sources of the HEST table
+ *                                 (type, notification, block length, the
+ *                                 ESA and read-ack register addresses)
  *                                 (default /sys/firmware/acpi/tables/HEST).
  * Both sides:
  *   rastest now                   CLOCK_MONOTONIC in milliseconds.
@@ -373,10 +375,18 @@ static int do_hest(int argc, char **argv)
 		if (type == 9 || type == 10) {
 			unsigned nt = b[off + 32];
 			uint32_t blen;
+			/* Generic Address Structures: the Error Status Address
+			 * register at 20 and (GHESv2) the read-ack register at
+			 * 64; each has its 64-bit address at +4. */
+			uint64_t esa, ack = 0;
 			memcpy(&blen, b + off + 60, 4);
-			out("hest source=%u type=%u(%s) enabled=%u notify=%u(%s) block_len=%u", id,
+			memcpy(&esa, b + off + 24, 8);
+			if (type == 10)
+				memcpy(&ack, b + off + 68, 8);
+			out("hest source=%u type=%u(%s) enabled=%u notify=%u(%s) block_len=%u"
+			    " esa=0x%" PRIx64 " ack=0x%" PRIx64, id,
 			    type, type == 10 ? "GHESv2" : "GHES", b[off + 7], nt, notify_name(nt),
-			    blen);
+			    blen, esa, ack);
 			off += type == 10 ? 92 : 64;
 		} else {
 			out("hest source=%u type=%u (not decoded; stop)", id, type);

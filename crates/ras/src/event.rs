@@ -14,10 +14,15 @@
 //! Events are counted where they are published (the VMM, after the
 //! engine's lock is released): [`Counters::count`] takes `&self`, so the
 //! counters can be read by the API without taking the engine's lock.
+//!
+//! Under an error storm the counters count every event, but the event
+//! monitor and the log get at most [`PublishLimiter`]'s share: the events
+//! of a bounded number of errors per window, then one line saying how many
+//! were left out.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::{fmt, mem};
 
 use serde::{Deserialize, Serialize};
 use vm_memory::Address;
@@ -141,6 +146,20 @@ pub enum RasEvent {
         /// The granule.
         granule: GpaGranule,
     },
+    /// The host page behind a granule the host had not claimed
+    /// (`KVM_EXIT_ARM_SEA`) was retired on the host (`MADV_HWPOISON`).
+    HostPageRetired {
+        /// The granule.
+        granule: GpaGranule,
+    },
+    /// The host page behind a granule the host had not claimed could not be
+    /// retired: the VMM keeps it (never repaired, never handed back).
+    HostPageKept {
+        /// The granule.
+        granule: GpaGranule,
+        /// Why it was not retired.
+        error: String,
+    },
     /// The guest changed Error Status Address registers; they were
     /// restored.
     RegionTampered {
@@ -194,6 +213,10 @@ pub enum EventKind {
     PoisonListFull,
     /// [`RasEvent::PoisonRepaired`].
     PoisonRepaired,
+    /// [`RasEvent::HostPageRetired`].
+    HostPageRetired,
+    /// [`RasEvent::HostPageKept`].
+    HostPageKept,
     /// [`RasEvent::RegionTampered`].
     RegionTampered,
     /// [`RasEvent::Ignored`].
@@ -204,7 +227,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in counter order.
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::SeaExit,
         EventKind::SigbusAr,
         EventKind::SigbusAo,
@@ -221,6 +244,8 @@ impl EventKind {
         EventKind::PagePoisoned,
         EventKind::PoisonListFull,
         EventKind::PoisonRepaired,
+        EventKind::HostPageRetired,
+        EventKind::HostPageKept,
         EventKind::RegionTampered,
         EventKind::Ignored,
         EventKind::VmStopped,
@@ -245,6 +270,8 @@ impl EventKind {
             EventKind::PagePoisoned => "page-poisoned",
             EventKind::PoisonListFull => "poison-list-full",
             EventKind::PoisonRepaired => "poison-repaired",
+            EventKind::HostPageRetired => "host-page-retired",
+            EventKind::HostPageKept => "host-page-kept",
             EventKind::RegionTampered => "region-tampered",
             EventKind::Ignored => "ignored",
             EventKind::VmStopped => "vm-stopped",
@@ -271,6 +298,8 @@ impl EventKind {
             EventKind::PagePoisoned => "page_poisoned",
             EventKind::PoisonListFull => "poison_list_full",
             EventKind::PoisonRepaired => "poison_repaired",
+            EventKind::HostPageRetired => "host_page_retired",
+            EventKind::HostPageKept => "host_page_kept",
             EventKind::RegionTampered => "region_tampered",
             EventKind::Ignored => "ignored",
             EventKind::VmStopped => "vm_stopped",
@@ -319,6 +348,8 @@ impl RasEvent {
             RasEvent::PagePoisoned { .. } => EventKind::PagePoisoned,
             RasEvent::PoisonListFull { .. } => EventKind::PoisonListFull,
             RasEvent::PoisonRepaired { .. } => EventKind::PoisonRepaired,
+            RasEvent::HostPageRetired { .. } => EventKind::HostPageRetired,
+            RasEvent::HostPageKept { .. } => EventKind::HostPageKept,
             RasEvent::RegionTampered { .. } => EventKind::RegionTampered,
             RasEvent::Ignored { .. } => EventKind::Ignored,
             RasEvent::VmStopped { .. } => EventKind::VmStopped,
@@ -400,7 +431,13 @@ impl RasEvent {
                 push_granule(&mut p, Some(granule));
                 p.push(("limit", limit.to_string()));
             }
-            RasEvent::PoisonRepaired { granule } => push_granule(&mut p, Some(granule)),
+            RasEvent::PoisonRepaired { granule } | RasEvent::HostPageRetired { granule } => {
+                push_granule(&mut p, Some(granule));
+            }
+            RasEvent::HostPageKept { granule, error } => {
+                push_granule(&mut p, Some(granule));
+                p.push(("error", error.clone()));
+            }
             RasEvent::RegionTampered { count } => p.push(("count", count.to_string())),
             RasEvent::Ignored { reason } => {
                 p.push(("reason", reason.name().to_string()));
@@ -425,6 +462,77 @@ impl fmt::Display for RasEvent {
             write!(f, " {k}={v}")?;
         }
         Ok(())
+    }
+}
+
+/// How many errors' events reach the event monitor and the log per
+/// window, by default.
+pub const PUBLISH_LIMIT: u32 = 32;
+
+/// The window of [`PUBLISH_LIMIT`], in milliseconds.
+pub const PUBLISH_WINDOW_MS: u64 = 1000;
+
+/// Whether the events of one error are published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Publish them, after saying that `suppressed` events were left out
+    /// since the last published ones (when non-zero).
+    Publish {
+        /// Events left out before these.
+        suppressed: u64,
+    },
+    /// Count them only.
+    Suppress,
+}
+
+/// Bounds what the event monitor and the log receive under an error storm
+/// (the counters always count everything): at most `limit` errors' events
+/// per window of `window_ms` milliseconds; the events of the others are
+/// left out and their number reported with the next published ones.
+/// Pure: the caller gives the time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishLimiter {
+    limit: u32,
+    window_ms: u64,
+    window_start_ms: u64,
+    published: u32,
+    suppressed: u64,
+}
+
+impl Default for PublishLimiter {
+    fn default() -> Self {
+        Self::new(PUBLISH_LIMIT, PUBLISH_WINDOW_MS)
+    }
+}
+
+impl PublishLimiter {
+    /// At most `limit` (at least 1) errors per `window_ms` (at least 1).
+    pub fn new(limit: u32, window_ms: u64) -> Self {
+        Self {
+            limit: limit.max(1),
+            window_ms: window_ms.max(1),
+            window_start_ms: 0,
+            published: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// The decision for the `events` events of one error at `now_ms`
+    /// (monotonic).
+    pub fn admit(&mut self, now_ms: u64, events: usize) -> Admission {
+        if now_ms.saturating_sub(self.window_start_ms) >= self.window_ms {
+            self.window_start_ms = now_ms;
+            self.published = 0;
+        }
+        if self.published < self.limit {
+            self.published += 1;
+            Admission::Publish {
+                suppressed: mem::take(&mut self.suppressed),
+            }
+        } else {
+            self.suppressed += events as u64;
+            Admission::Suppress
+        }
     }
 }
 
@@ -488,9 +596,9 @@ mod tests {
 
     use super::*;
 
-    /// The 19 event names, in counter order, as docs/ras.md and the tools
+    /// The 21 event names, in counter order, as docs/ras.md and the tools
     /// spell them.
-    const NAMES: [&str; 19] = [
+    const NAMES: [&str; 21] = [
         "sea-exit",
         "sigbus-ar",
         "sigbus-ao",
@@ -507,6 +615,8 @@ mod tests {
         "page-poisoned",
         "poison-list-full",
         "poison-repaired",
+        "host-page-retired",
+        "host-page-kept",
         "region-tampered",
         "ignored",
         "vm-stopped",
@@ -582,6 +692,11 @@ mod tests {
                 limit: 1,
             },
             RasEvent::PoisonRepaired { granule: g },
+            RasEvent::HostPageRetired { granule: g },
+            RasEvent::HostPageKept {
+                granule: g,
+                error: "EPERM".to_string(),
+            },
             RasEvent::RegionTampered { count: 1 },
             RasEvent::Ignored {
                 reason: IgnoreReason::AsyncDisabled,
@@ -602,9 +717,9 @@ mod tests {
             assert_eq!(k.counter_name(), NAMES[i].replace('-', "_"), "{k:?}");
         }
         let names: HashSet<_> = EventKind::ALL.iter().map(|k| k.name()).collect();
-        assert_eq!(names.len(), 19);
+        assert_eq!(names.len(), 21);
         let counters: HashSet<_> = EventKind::ALL.iter().map(|k| k.counter_name()).collect();
-        assert_eq!(counters.len(), 19);
+        assert_eq!(counters.len(), 21);
     }
 
     #[test]
@@ -723,14 +838,14 @@ mod tests {
         c.count(&events[1]);
         c.count(&events[1]);
         c.count(&events[4]);
-        c.count(&events[18]);
+        c.count(&events[20]);
         assert_eq!(c.get(EventKind::SigbusAr), 2);
         assert_eq!(c.get(EventKind::RecordWritten), 1);
         assert_eq!(c.get(EventKind::VmStopped), 1);
         assert_eq!(c.get(EventKind::SeaExit), 0);
 
         let values = c.values();
-        assert_eq!(values.0.len(), 19);
+        assert_eq!(values.0.len(), 21);
         let mut want: BTreeMap<String, u64> =
             NAMES.iter().map(|n| (n.replace('-', "_"), 0)).collect();
         want.insert("sigbus_ar".to_string(), 2);
@@ -760,9 +875,40 @@ mod tests {
         // Was 2, absent from the snapshot: now 0.
         assert_eq!(c.get(EventKind::SigbusAr), 0);
         let named = c.named();
-        assert_eq!(named.len(), 19);
+        assert_eq!(named.len(), 21);
         assert_eq!(named.iter().map(|(_, v)| *v).sum::<u64>(), 10);
         assert_eq!(named[13], ("page_poisoned", 7));
         assert!(!named.iter().any(|(k, _)| *k == "from_the_future"));
+    }
+
+    #[test]
+    fn the_limiter_bounds_each_window_and_reports_what_it_left_out() {
+        let mut l = PublishLimiter::new(2, 1000);
+        let publish = |suppressed| Admission::Publish { suppressed };
+        // Two errors per window pass, the third and fourth are counted.
+        assert_eq!(l.admit(5_000, 3), publish(0));
+        assert_eq!(l.admit(5_010, 3), publish(0));
+        assert_eq!(l.admit(5_020, 3), Admission::Suppress);
+        assert_eq!(l.admit(5_999, 4), Admission::Suppress);
+        // The next window: published again, with the 7 events left out.
+        assert_eq!(l.admit(6_000, 1), publish(7));
+        assert_eq!(l.admit(6_001, 1), publish(0));
+        assert_eq!(l.admit(6_002, 1), Admission::Suppress);
+        // Errors spread out in time are never left out.
+        let mut l = PublishLimiter::new(2, 1000);
+        for t in 0..100 {
+            assert_eq!(l.admit(t * 600, 5), publish(0));
+        }
+        // A zero limit or window would silence everything: at least one.
+        let mut l = PublishLimiter::new(0, 0);
+        assert_eq!(l.admit(1, 1), publish(0));
+        assert_eq!(l.admit(1, 1), Admission::Suppress);
+        assert_eq!(l.admit(2, 1), publish(1));
+        // The default: 32 errors a second.
+        let mut l = PublishLimiter::default();
+        for i in 0..32 {
+            assert_eq!(l.admit(100 + i, 1), publish(0), "{i}");
+        }
+        assert_eq!(l.admit(200, 1), Admission::Suppress);
     }
 }

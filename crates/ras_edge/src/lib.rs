@@ -19,6 +19,7 @@
 //! | [`host::guest_ram`] | `vmm/src/ras/guest_ram.rs` | the one table of guest RAM (HVA -> GPA) the handler and the VMM read |
 //! | [`host::early_kill`] | `vmm/src/ras/early_kill.rs` | `PR_MCE_KILL_EARLY` for the VMM thread |
 //! | [`host::clock`] | `vmm/src/ras/clock.rs` | report timestamps |
+//! | [`host::retire`] | `vmm/src/ras/retire.rs` | retiring or keeping host pages the host did not claim |
 //!
 //! Files refer to each other with `crate::arch::...` (hypervisor files)
 //! or `super::...` (host files) only, so they compile in both places.
@@ -55,5 +56,6 @@ pub mod host {
     pub mod clock;
     pub mod early_kill;
     pub mod guest_ram;
+    pub mod retire;
     pub mod sigbus;
 }

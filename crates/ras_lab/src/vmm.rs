@@ -21,10 +21,9 @@ use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use ras::config::{AsyncMode, RasConfig, SeaSources};
 use ras::engine::{Done, Outcome, RasEngine};
 use ras::error_source::SourceId;
-use ras::event::{Counters, RasEvent};
+use ras::event::Counters;
 use ras::granule::GpaGranule;
 use ras::inject::{Pending, PendingInjections, VcpuMode};
-use ras::policy::StopReason;
 use ras::report::{ErrorCause, ErrorReport, Origin};
 use ras_edge::arch::aarch64::sea::{Injected, SeaAbort, SeaExit};
 use ras_edge::host::clock::ReportTime;
@@ -477,6 +476,7 @@ impl Lab {
             vcpu: id as u32,
             origin: Origin::SeaExit,
             granule: exit.gpa.and_then(|g| GpaGranule::containing(g, 12)),
+            page: exit.gpa.and_then(|g| GpaGranule::containing(g, 12)),
             gva: exit.gva,
         });
         self.handled(vcpu, id, Hva(0), 0, &report, SeaAbort::for_exit(&exit))
