@@ -189,7 +189,7 @@ install -m 755 "$HERE/ch-integration/l1-run.sh" "$S/chint/l1-run.sh"
 IMG=$CHINT_DIR/l1root.img
 size_mb=$(( $(du -sm --apparent-size "$S" | cut -f1) + 2048 ))
 rm -f "$IMG"
-mke2fs -q -t ext4 -L chint-l1 -d "$S" -E root_owner=0:0 "$IMG" "${size_mb}M" ||
+mke2fs -q -t ext4 -L chint-l1 -d "$S" -E root_owner=0:0 "$IMG" "${size_mb}M" >&2 ||
     die "mke2fs failed"
 log "L1 root file system: $IMG (${size_mb} MiB, $(du -sm "$IMG" | cut -f1) MiB allocated)"
 
