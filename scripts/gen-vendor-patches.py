@@ -141,8 +141,10 @@ MOD_USE = re.compile(rb"^pub use (\w+)::(?:\{[^}]*\}|[^;]*);\n", re.M | re.S)
 def progressive_mods(data, present):
     """`data` (a lib.rs or mod.rs) without the `pub mod`/`pub use` lines of
     modules not in `present` (the commits that add them come later)."""
-    data = MOD_DECL.sub(lambda m: m.group(0) if m.group(1).decode() in present else b"", data)
-    return MOD_USE.sub(lambda m: m.group(0) if m.group(1).decode() in present else b"", data)
+    out = MOD_DECL.sub(lambda m: m.group(0) if m.group(1).decode() in present else b"", data)
+    out = MOD_USE.sub(lambda m: m.group(0) if m.group(1).decode() in present else b"", out)
+    # rustfmt keeps at most one blank line: the removed lines leave none.
+    return re.sub(rb"\n\n\n+", b"\n\n", out) if out != data else out
 
 
 def owned_upto(m, series, n):
@@ -181,6 +183,12 @@ def owned_content(m, series, n):
     return files
 
 
+def owned_so_far(m, series, n):
+    """The owned files of commits 1..n: a patch's hunks in them are never
+    applied (the files are written from crates/ after every commit)."""
+    return sorted({e["to"] for _, e in owned_upto(m, series, n)})
+
+
 def owned_of(m, n):
     return [e["to"] for e in m["commit"][n - 1].get("owned", [])]
 
@@ -196,7 +204,7 @@ def git(ch, *args, env=None, check=True, text=True):
     return r.stdout
 
 
-ENV = {"GIT_COMMITTER_NAME": "RAS series", "GIT_COMMITTER_EMAIL": "ras@localhost",
+ENV = {"GIT_COMMITTER_NAME": "RAS series", "GIT_COMMITTER_EMAIL": "ras@example.org",
        "GIT_COMMITTER_DATE": DATE}
 
 
@@ -358,7 +366,7 @@ def cmd_regen(ch):
     wt = worktree(ch, base, "main")
     for n, p in enumerate(ps, start=1):
         owned = owned_of(m, n)
-        excl = [f"--exclude={o}" for o in owned]
+        excl = [f"--exclude={o}" for o in owned_so_far(m, main, n)]
         r = am(wt, excl, p)
         if r.returncode != 0:
             die(f"{p.name} does not apply: resolve in {wt} (git am --continue), then "
@@ -388,7 +396,7 @@ def cmd_backport(ch):
     wt = worktree(ch, rel["base"], "release")
     for n, p in enumerate(patches(main), start=1):
         owned = owned_of(m, n)
-        excl = [f"--exclude={o}" for o in owned]
+        excl = [f"--exclude={o}" for o in owned_so_far(m, rel, n)]
         replacement = VP / "backport" / f"{n:04}.patch"
         use = replacement if replacement.exists() else p
         r = am(wt, excl, use)

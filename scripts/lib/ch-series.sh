@@ -30,7 +30,7 @@ CHS_X86=x86_64-unknown-linux-gnu
 CHS_QEMU_USER=${CHS_QEMU_USER:-qemu-aarch64-static -L /usr/aarch64-linux-gnu}
 # Committer of the scratch commits (authors come from the patches).
 export GIT_COMMITTER_NAME=${GIT_COMMITTER_NAME:-RAS series}
-export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-ras@localhost}
+export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-ras@example.org}
 
 chs_log() { echo "${CHS_LOG_PREFIX:-ch-series}: $*" >&2; }
 chs_die() {

@@ -16,8 +16,6 @@ mod ghes;
 #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
 mod guest;
 #[cfg(target_arch = "aarch64")]
-mod runner;
-#[cfg(target_arch = "aarch64")]
 mod scenarios;
 #[cfg(target_arch = "aarch64")]
 mod vmm;
@@ -26,7 +24,16 @@ use std::process;
 
 #[cfg(target_arch = "aarch64")]
 fn main() {
-    process::exit(runner::main());
+    let harness = ras_lab_runner::Harness {
+        name: "ras_lab",
+        scenarios: scenarios::ALL,
+        run: scenarios::run,
+        extra: |cmd| (cmd == "child-nonram").then(scenarios::child_nonram),
+        notes: &[
+            "KVM_EXIT_ARM_SEA (exit 41) cannot be raised under emulation; scenario iabt writes one into kvm_run",
+        ],
+    };
+    process::exit(harness.main());
 }
 
 #[cfg(not(target_arch = "aarch64"))]

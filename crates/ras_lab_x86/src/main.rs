@@ -16,8 +16,6 @@ mod asm;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 mod guest;
 #[cfg(target_arch = "x86_64")]
-mod runner;
-#[cfg(target_arch = "x86_64")]
 mod scenarios;
 #[cfg(target_arch = "x86_64")]
 mod vmm;
@@ -26,7 +24,14 @@ use std::process;
 
 #[cfg(target_arch = "x86_64")]
 fn main() {
-    process::exit(runner::main());
+    let harness = ras_lab_runner::Harness {
+        name: "ras_lab_x86",
+        scenarios: scenarios::ALL,
+        run: scenarios::run,
+        extra: |_| None,
+        notes: &[],
+    };
+    process::exit(harness.main());
 }
 
 #[cfg(not(target_arch = "x86_64"))]

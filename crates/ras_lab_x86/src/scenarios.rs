@@ -22,15 +22,10 @@ use ras_edge::host::guest_ram::{self, Hva};
 use ras_edge::host::sigbus::{self, SigbusRecord, VcpuSigbusGuard};
 use ras_edge::kvm::x86_64::mce as kvm_mce;
 use ras_edge::kvm::x86_64::mce::KvmMceError;
+pub use ras_lab_runner::Verdict;
 
 use crate::guest::{self, DATA};
 use crate::vmm::{Event, Flow, LabError, McSeen, Run, Vm, edge, gettid, host};
-
-pub enum Verdict {
-    Pass(String),
-    Fail(String),
-    Skip(String),
-}
 
 pub const ALL: &[(&str, &str)] = &[
     (

@@ -161,12 +161,12 @@ mod tests {
     fn parse_rejects_malformed_text() {
         for s in [
             "",
-            "a5bc1114-6f64-4ede-b863-3e83ed7c83b",
-            "a5bc1114-6f64-4ede-b863-3e83ed7c83b1f",
-            "a5bc1114x6f64-4ede-b863-3e83ed7c83b1",
-            "g5bc1114-6f64-4ede-b863-3e83ed7c83b1",
-            "{5bc1114-6f64-4ede-b863-3e83ed7c83b}",
-            "a5bc1114-6f64-4ede-b863-3e83ed7c83\u{e9}",
+            "a5bc1114-6f64-4edf-b863-3e83ed7c83b",
+            "a5bc1114-6f64-4edf-b863-3e83ed7c83b1f",
+            "a5bc1114x6f64-4edf-b863-3e83ed7c83b1",
+            "g5bc1114-6f64-4edf-b863-3e83ed7c83b1",
+            "{5bc1114-6f64-4edf-b863-3e83ed7c83b}",
+            "a5bc1114-6f64-4edf-b863-3e83ed7c83\u{e9}",
         ] {
             assert!(
                 matches!(s.parse::<Guid>(), Err(CperError::InvalidGuid { .. })),
