@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# CI check: the crate files carried by vendor-patches/0001-*.patch must equal
-# crates/ras and crates/ras_kvm (Cargo.toml after the same rewrite that
-# scripts/gen-vendor-patches.sh applies), vendor-patches/series must list
-# every patch, and vendor-patches/BASE must name the base. Works from the
-# patch files alone: no Cloud Hypervisor source, no network.
+# CI check of both Cloud Hypervisor series (vendor-patches/main and
+# vendor-patches/v53.0): each lists every patch in order and names its base;
+# after each patch, every file it carries verbatim (vendor-patches/
+# manifest.toml: the ras crate, hypervisor/src/*/sea.rs, vmm/src/ras/*.rs)
+# equals crates/ as committed, the lib.rs module lists included; no patch
+# names the package registry. Works from the patch files alone: no Cloud
+# Hypervisor source, no network.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 exec python3 "$here/gen-vendor-patches.py" check

@@ -12,8 +12,9 @@ against the latest release (the distribution backport). Both come from:
   vendor-patches/manifest.toml;
 - the patches of `main/` themselves for everything else (the Cloud
   Hypervisor glue, written in a Cloud Hypervisor tree and exported);
-- vendor-patches/backport/NNNN.diff: what a commit needs on the release
-  besides cherry-picking it (API differences), applied on top of it.
+- vendor-patches/backport/NNNN.patch: a commit's glue on the release,
+  where main's does not apply there (API differences); owned files are
+  written from crates/ in both series.
 
 Commands (a Cloud Hypervisor checkout is given by the user; this script
 never downloads anything):
@@ -24,8 +25,9 @@ never downloads anything):
                       ras lib.rs and cper/mod.rs list only the modules the
                       commit has so far), Cargo.lock resolved offline,
                       the commit amended; then re-export.
-  backport CH         rebuild v53.0/ from main/ (git am -3 of each patch on
-                      the release, then backport/NNNN.diff if present).
+  backport CH         rebuild v53.0/ from main/: each patch's glue (or
+                      backport/NNNN.patch) applied on the release, owned
+                      files written from crates/, Cargo.lock resolved.
   export CH [BASE]    re-export the series committed on top of the base in
                       CH (after editing glue in a Cloud Hypervisor tree).
   place N CH          write the owned files of commit N into CH (to start
@@ -164,10 +166,14 @@ def owned_content(m, series, n):
         if t == "cargo-toml":
             data = cargo_toml(data, set(m["ch_workspace_deps"]))
         elif t == "mods":
-            d = Path(e["to"]).parent
-            present = {Path(x).stem for x in dests if Path(x).parent == d}
-            present |= {Path(x).parent.name for x in dests
-                        if Path(x).parent.parent == d and Path(x).name == "mod.rs"}
+            to = Path(e["to"])
+            d = to.parent
+            if to.name in ("lib.rs", "mod.rs"):
+                present = {Path(x).stem for x in dests if Path(x).parent == d}
+                present |= {Path(x).parent.name for x in dests
+                            if Path(x).parent.parent == d and Path(x).name == "mod.rs"}
+            else:  # foo.rs, whose submodules live in foo/
+                present = {Path(x).stem for x in dests if Path(x).parent == d / to.stem}
             data = progressive_mods(data, present)
         elif t:
             die(f"unknown transform {t}")
@@ -236,7 +242,7 @@ def trim_lock_context(text):
     while i < len(lines):
         ln = lines[i]
         if ln.startswith("diff --git "):
-            in_lock = ln.endswith(" b/Cargo.lock")
+            in_lock = ln.endswith("/Cargo.lock")
         m = re.match(r"^@@ -(\d+),(\d+) \+(\d+),(\d+) @@(.*)$", ln) if in_lock else None
         if not m:
             out.append(ln)
@@ -309,6 +315,18 @@ def worktree(ch, base, name):
     return wt
 
 
+def am(wt, excl, patch):
+    """git am -3 of `patch` without the files in `excl`; a patch left empty
+    by the exclusion (a commit that only adds owned files) is recorded as an
+    empty commit, which the owned files then fill."""
+    r = subprocess.run(["git", "-C", str(wt), "am", "-q", "-3", *excl, str(patch)],
+                       env={**os.environ, **ENV}, capture_output=True, text=True)
+    if r.returncode != 0 and "Patch is empty" in r.stdout + r.stderr:
+        r = subprocess.run(["git", "-C", str(wt), "am", "-q", "--allow-empty"],
+                           env={**os.environ, **ENV}, capture_output=True, text=True)
+    return r
+
+
 def patch_author(p):
     t = p.read_text()
     a = re.search(r"^From: (.*)$", t, re.M).group(1)
@@ -341,8 +359,7 @@ def cmd_regen(ch):
     for n, p in enumerate(ps, start=1):
         owned = owned_of(m, n)
         excl = [f"--exclude={o}" for o in owned]
-        r = subprocess.run(["git", "-C", str(wt), "am", "-q", "-3", *excl, str(p)],
-                           env={**os.environ, **ENV}, capture_output=True, text=True)
+        r = am(wt, excl, p)
         if r.returncode != 0:
             die(f"{p.name} does not apply: resolve in {wt} (git am --continue), then "
                 f"`export {wt}`\n{r.stdout}{r.stderr}")
@@ -361,19 +378,36 @@ def cmd_regen(ch):
 
 
 def cmd_backport(ch):
+    """The release series: each patch of main/ applied to the release
+    without its owned files (written from crates/ as for main/), or, where
+    main's glue does not apply there, vendor-patches/backport/NNNN.patch
+    instead (a `git format-patch` of that commit's glue on the release,
+    owned files excluded)."""
     m = manifest()
     main, rel = m["series"]["main"], m["series"]["release"]
     wt = worktree(ch, rel["base"], "release")
     for n, p in enumerate(patches(main), start=1):
-        r = subprocess.run(["git", "-C", str(wt), "am", "-q", "-3", str(p)],
-                           env={**os.environ, **ENV}, capture_output=True, text=True)
+        owned = owned_of(m, n)
+        excl = [f"--exclude={o}" for o in owned]
+        replacement = VP / "backport" / f"{n:04}.patch"
+        use = replacement if replacement.exists() else p
+        r = am(wt, excl, use)
         if r.returncode != 0:
-            die(f"{p.name} does not apply on {rel['base']}: resolve in {wt}, record the "
-                f"difference in vendor-patches/backport/{n:04}.diff\n{r.stdout}{r.stderr}")
-        fix = VP / "backport" / f"{n:04}.diff"
-        if fix.exists():
-            git(wt, "apply", "--index", str(fix))
-            git(wt, "commit", "-q", "--amend", "--no-edit", env={**ENV, **patch_author(p)})
+            die(f"{use.name} does not apply on {rel['base']}: resolve in {wt} (git am "
+                f"--continue), then record the commit's glue as vendor-patches/backport/"
+                f"{n:04}.patch (git format-patch -1 --stdout HEAD -- . "
+                + " ".join(f"':!{o}'" for o in owned) + f")\n{r.stdout}{r.stderr}")
+        content = owned_content(m, rel, n)
+        for path, data in content.items():
+            f = wt / path
+            if path in owned or f.exists():
+                f.parent.mkdir(parents=True, exist_ok=True)
+                f.write_bytes(data)
+        resolve_lock(wt, rel["base"])
+        git(wt, "add", "-A", ".")
+        git(wt, "reset", "-q", "--", ".cargo")
+        git(wt, "commit", "-q", "--amend", "--no-edit", "--allow-empty",
+            env={**ENV, **patch_author(p)})
     export(wt, rel, rel["base"])
     return 0
 
@@ -413,16 +447,23 @@ def parse_patch(text):
 
 def apply_hunks(old, hunks):
     """Applies unified-diff hunks to `old` (bytes), exactly as written."""
-    lines = old.decode().split("\n") if old else []
+    # "a\nb\n" splits into ["a", "b", ""]: the last element is what
+    # follows the final newline, also for a new (empty) file.
+    lines = old.decode().split("\n")
     out, pos = [], 0
+    no_newline = False
     for h in hunks:
+        prev = ""
         start = int(re.match(r"^@@ -(\d+)", h[0]).group(1))
         start = max(start - 1, 0)
         out += lines[pos:start]
         pos = start
         for ln in h[1:]:
             if ln.startswith("\\"):
+                # "\ No newline at end of file" after the new side's last line
+                no_newline = prev.startswith(("+", " "))
                 continue
+            prev = ln
             if ln.startswith((" ", "-")):
                 if pos >= len(lines) or lines[pos] != ln[1:]:
                     raise ValueError(f"context mismatch at line {pos + 1}")
@@ -432,6 +473,8 @@ def apply_hunks(old, hunks):
             elif ln.startswith("+"):
                 out.append(ln[1:])
     out += lines[pos:]
+    if no_newline and out and out[-1] == "":
+        out.pop()
     return "\n".join(out).encode()
 
 

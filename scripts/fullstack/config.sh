@@ -29,7 +29,7 @@ RAS_OPTS_SYNC=${RAS_OPTS_SYNC-early_kill=off}
 # ras_args OPTS: the VMM's RAS arguments, "--ras" or "--ras OPTS".
 ras_args() { echo "$RAS_FLAG${1:+ $1}"; }
 INJECT_MEM_ARGS=${INJECT_MEM_ARGS:-type=memory,gpa=@GPA@,severity=recoverable}
-INJECT_ARM_ARGS=${INJECT_ARM_ARGS:-type=arm-processor,arm_error=cache,severity=corrected}
+INJECT_ARM_ARGS=${INJECT_ARM_ARGS:-type=arm_processor,arm_error=cache,severity=corrected}
 
 # The RAS error-source region (arch/src/aarch64/layout.rs RAS_REGION_START,
 # RAS_REGION_SIZE: the most it may take; its size is a multiple of 64 KiB).

@@ -14,10 +14,15 @@
 //! Events are counted where they are published (the VMM, after the
 //! engine's lock is released): [`Counters::count`] takes `&self`, so the
 //! counters can be read by the API without taking the engine's lock.
+//!
+//! Under an error storm the counters count every event, but the event
+//! monitor and the log get at most [`PublishLimiter`]'s share: the events
+//! of a bounded number of errors per window, then one line saying how many
+//! were left out.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::{fmt, mem};
 
 use serde::{Deserialize, Serialize};
 use vm_memory::Address;
@@ -460,6 +465,77 @@ impl fmt::Display for RasEvent {
     }
 }
 
+/// How many errors' events reach the event monitor and the log per
+/// window, by default.
+pub const PUBLISH_LIMIT: u32 = 32;
+
+/// The window of [`PUBLISH_LIMIT`], in milliseconds.
+pub const PUBLISH_WINDOW_MS: u64 = 1000;
+
+/// Whether the events of one error are published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Publish them, after saying that `suppressed` events were left out
+    /// since the last published ones (when non-zero).
+    Publish {
+        /// Events left out before these.
+        suppressed: u64,
+    },
+    /// Count them only.
+    Suppress,
+}
+
+/// Bounds what the event monitor and the log receive under an error storm
+/// (the counters always count everything): at most `limit` errors' events
+/// per window of `window_ms` milliseconds; the events of the others are
+/// left out and their number reported with the next published ones.
+/// Pure: the caller gives the time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishLimiter {
+    limit: u32,
+    window_ms: u64,
+    window_start_ms: u64,
+    published: u32,
+    suppressed: u64,
+}
+
+impl Default for PublishLimiter {
+    fn default() -> Self {
+        Self::new(PUBLISH_LIMIT, PUBLISH_WINDOW_MS)
+    }
+}
+
+impl PublishLimiter {
+    /// At most `limit` (at least 1) errors per `window_ms` (at least 1).
+    pub fn new(limit: u32, window_ms: u64) -> Self {
+        Self {
+            limit: limit.max(1),
+            window_ms: window_ms.max(1),
+            window_start_ms: 0,
+            published: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// The decision for the `events` events of one error at `now_ms`
+    /// (monotonic).
+    pub fn admit(&mut self, now_ms: u64, events: usize) -> Admission {
+        if now_ms.saturating_sub(self.window_start_ms) >= self.window_ms {
+            self.window_start_ms = now_ms;
+            self.published = 0;
+        }
+        if self.published < self.limit {
+            self.published += 1;
+            Admission::Publish {
+                suppressed: mem::take(&mut self.suppressed),
+            }
+        } else {
+            self.suppressed += events as u64;
+            Admission::Suppress
+        }
+    }
+}
+
 /// One counter per [`EventKind`], shared by the threads that publish
 /// events and read by the counters API without a lock.
 #[derive(Debug, Default)]
@@ -803,5 +879,36 @@ mod tests {
         assert_eq!(named.iter().map(|(_, v)| *v).sum::<u64>(), 10);
         assert_eq!(named[13], ("page_poisoned", 7));
         assert!(!named.iter().any(|(k, _)| *k == "from_the_future"));
+    }
+
+    #[test]
+    fn the_limiter_bounds_each_window_and_reports_what_it_left_out() {
+        let mut l = PublishLimiter::new(2, 1000);
+        let publish = |suppressed| Admission::Publish { suppressed };
+        // Two errors per window pass, the third and fourth are counted.
+        assert_eq!(l.admit(5_000, 3), publish(0));
+        assert_eq!(l.admit(5_010, 3), publish(0));
+        assert_eq!(l.admit(5_020, 3), Admission::Suppress);
+        assert_eq!(l.admit(5_999, 4), Admission::Suppress);
+        // The next window: published again, with the 7 events left out.
+        assert_eq!(l.admit(6_000, 1), publish(7));
+        assert_eq!(l.admit(6_001, 1), publish(0));
+        assert_eq!(l.admit(6_002, 1), Admission::Suppress);
+        // Errors spread out in time are never left out.
+        let mut l = PublishLimiter::new(2, 1000);
+        for t in 0..100 {
+            assert_eq!(l.admit(t * 600, 5), publish(0));
+        }
+        // A zero limit or window would silence everything: at least one.
+        let mut l = PublishLimiter::new(0, 0);
+        assert_eq!(l.admit(1, 1), publish(0));
+        assert_eq!(l.admit(1, 1), Admission::Suppress);
+        assert_eq!(l.admit(2, 1), publish(1));
+        // The default: 32 errors a second.
+        let mut l = PublishLimiter::default();
+        for i in 0..32 {
+            assert_eq!(l.admit(100 + i, 1), publish(0), "{i}");
+        }
+        assert_eq!(l.admit(200, 1), Admission::Suppress);
     }
 }

@@ -238,7 +238,12 @@ pub struct PolicyState<'a> {
 pub fn decide(report: &ErrorReport, state: &PolicyState<'_>, cfg: &PolicyConfig) -> Decision {
     let now = report.monotonic_ms;
     match &report.cause {
-        ErrorCause::Consumed { vcpu, granule, .. } => {
+        ErrorCause::Consumed {
+            vcpu,
+            granule,
+            page,
+            ..
+        } => {
             let vcpu = *vcpu;
             let known = granule.and_then(|g| state.poison.covering(&g));
             let key = match (known, granule) {
@@ -256,7 +261,11 @@ pub fn decide(report: &ErrorReport, state: &PolicyState<'_>, cfg: &PolicyConfig)
             }
             match known.or(*granule) {
                 Some(g) => {
-                    actions.push(memory_record(SourceTarget::Sync { vcpu }, g, report));
+                    // The record names the accessed page inside a larger
+                    // loss: Linux acts on the record's address only.
+                    let named = page.filter(|p| g.contains(p.base()) && p.len() < g.len());
+                    let record = named.unwrap_or(g);
+                    actions.push(memory_record(SourceTarget::Sync { vcpu }, record, report));
                     actions.extend(new_poison.map(Action::MarkPoisoned));
                     actions.push(Action::InjectAbort { vcpu });
                 }

@@ -35,6 +35,10 @@ pub enum ErrorCause {
         /// The lost guest-physical granule, when known (always on the
         /// `SIGBUS` path; on exit 41 only with the GPA-valid flag).
         granule: Option<GpaGranule>,
+        /// The 4 KiB page the vCPU accessed, inside `granule`, when the
+        /// host said which (a `SIGBUS`'s `si_addr`, an exit's address): the
+        /// record names it, since that is the page a guest acts on.
+        page: Option<GpaGranule>,
         /// Faulting guest virtual address, when valid (exit 41 with
         /// `ESR_ELx.FnV == 0`), for events only.
         gva: Option<u64>,

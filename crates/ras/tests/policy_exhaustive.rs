@@ -92,6 +92,7 @@ fn consumed(vcpu: u32, granule: Option<GpaGranule>) -> ErrorCause {
         vcpu,
         origin: Origin::Sigbus,
         granule,
+        page: None,
         gva: None,
     }
 }
@@ -276,6 +277,7 @@ fn expected_consumption(
     cfg: &PolicyConfig,
     vcpu: u32,
     granule: Option<GpaGranule>,
+    page: Option<GpaGranule>,
     known: Option<GpaGranule>,
     s: StormState,
 ) -> Decision {
@@ -290,11 +292,19 @@ fn expected_consumption(
         .map(Action::MarkPoisoned);
     let actions = match (storm_rule(cfg, s, Some(vcpu), key), known.or(granule)) {
         (Some(reason), _) => mark.into_iter().chain([Action::StopVm(reason)]).collect(),
-        (None, Some(lost)) => [memory_record(SourceTarget::Sync { vcpu }, lost)]
-            .into_iter()
-            .chain(mark)
-            .chain([Action::InjectAbort { vcpu }])
-            .collect(),
+        // The record names the accessed page when it lies inside a larger
+        // loss, the loss otherwise.
+        (None, Some(lost)) => [memory_record(
+            SourceTarget::Sync { vcpu },
+            match page {
+                Some(p) if lost.contains(p.base()) && p.len() < lost.len() => p,
+                _ => lost,
+            },
+        )]
+        .into_iter()
+        .chain(mark)
+        .chain([Action::InjectAbort { vcpu }])
+        .collect(),
         (None, None) => match cfg.no_gpa {
             NoGpaPolicy::Inject => vec![Action::InjectAbort { vcpu }],
             NoGpaPolicy::Stop => vec![Action::StopVm(StopReason::NoGpa { vcpu })],
@@ -373,29 +383,35 @@ fn expected_injected(
 #[test]
 fn consumption_all_combinations() {
     let granules = [None, Some(g(0x4020_3000, 12)), Some(g(0x4020_0000, 21))];
+    // The accessed page: none, inside the granules above, outside them.
+    let pages = [None, Some(g(0x4020_3000, 12)), Some(g(0x4080_0000, 12))];
     let mut failures = Vec::new();
     for cfg in configs() {
         for origin in [Origin::Sigbus, Origin::SeaExit] {
             for gva in [None, Some(0xffff_0000_1234_5000)] {
-                for granule in granules {
+                for (granule, page) in granules
+                    .into_iter()
+                    .flat_map(|g| pages.into_iter().map(move |p| (g, p)))
+                {
                     for ps in POISON_STATES {
                         let (poison, known) = registry(ps, granule.unwrap_or(g(0x4020_0000, 21)));
                         let known = known.filter(|_| granule.is_some());
                         for ss in storm_states() {
                             let vcpu = 3;
-                            let want = expected_consumption(&cfg, vcpu, granule, known, ss);
+                            let want = expected_consumption(&cfg, vcpu, granule, page, known, ss);
                             let key = want.observe.unwrap().key;
                             let storm = tracker(ss, key, cfg.storm_window_ms);
                             let r = report(ErrorCause::Consumed {
                                 vcpu,
                                 origin,
                                 granule,
+                                page,
                                 gva,
                             });
                             let got = run(&r, &poison, &storm, &cfg);
                             if got != want {
                                 failures.push(format!(
-                                    "{cfg:?} {origin:?} {gva:?} {granule:?} {ps:?} {ss:?}\n  got  {got:?}\n  want {want:?}"
+                                    "{cfg:?} {origin:?} {gva:?} {granule:?} {page:?} {ps:?} {ss:?}\n  got  {got:?}\n  want {want:?}"
                                 ));
                             }
                         }
@@ -633,6 +649,7 @@ fn rule_consumption_without_address() {
         vcpu: 2,
         origin: Origin::SeaExit,
         granule: None,
+        page: None,
         gva: Some(0x1234),
     });
     let mut cfg = config(16, 1024);
@@ -1028,5 +1045,59 @@ fn stop_and_ignore_reasons_read_well() {
     assert_eq!(
         serde_json::to_string(&StopReason::PoisonLimit { limit: 4 }).unwrap(),
         r#"{"poison_limit":{"limit":4}}"#
+    );
+}
+
+/// Rule 1b: in a huge page lost whole, the record names the page the vCPU
+/// accessed (Linux acts on the record's address only: the process that
+/// touched it is the one to kill), the registry remembers the whole loss.
+#[test]
+fn rule_consumption_names_the_accessed_page() {
+    let lost = g(0x4020_0000, 21);
+    let touched = g(0x4027_5000, 12);
+    let r = report(ErrorCause::Consumed {
+        vcpu: 1,
+        origin: Origin::Sigbus,
+        granule: Some(lost),
+        page: Some(touched),
+        gva: None,
+    });
+    let d = run(
+        &r,
+        &PoisonRegistry::new(8),
+        &StormTracker::new(),
+        &config(16, 1024),
+    );
+    assert_eq!(
+        d.actions,
+        vec![
+            Action::Record {
+                target: SourceTarget::Sync { vcpu: 1 },
+                block: memory_block(touched),
+                granule: Some(touched),
+            },
+            Action::MarkPoisoned(lost),
+            Action::InjectAbort { vcpu: 1 },
+        ]
+    );
+    // The storm is counted on the loss, not on the page.
+    assert_eq!(d.observe.map(|o| o.key), Some(StormKey::Granule(lost)));
+    // A page outside the loss (a confused edge) is not trusted: the loss.
+    let r = report(ErrorCause::Consumed {
+        vcpu: 1,
+        origin: Origin::Sigbus,
+        granule: Some(lost),
+        page: Some(g(0x4060_0000, 12)),
+        gva: None,
+    });
+    let d = run(
+        &r,
+        &PoisonRegistry::new(8),
+        &StormTracker::new(),
+        &config(16, 1024),
+    );
+    assert_eq!(
+        d.actions[0],
+        memory_record(SourceTarget::Sync { vcpu: 1 }, lost)
     );
 }

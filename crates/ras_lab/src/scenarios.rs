@@ -61,7 +61,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         "huge",
-        "5 hugetlb 2 MiB guest page: the record covers the whole 2 MiB",
+        "5 hugetlb 2 MiB guest page: the 2 MiB loss is kept, the record names the accessed page",
     ),
     (
         "syncpfn",
@@ -560,7 +560,6 @@ fn huge() -> Result<Verdict, LabError> {
     let base = Lab::baseline_set_events(&vcpu)?;
     let rep = lab.run(&mut vcpu, 0, LIMIT);
     let mut c = Checks::new();
-    let mask = !((2u64 << 20) - 1);
     check_run(&mut c, 0, &rep);
     c.check(
         rep.handled.len() == 1,
@@ -573,10 +572,15 @@ fn huge() -> Result<Verdict, LabError> {
             h.granule.map(|g| (g.base().raw_value(), g.shift())) == Some((guest::HUGE_BASE, 21)),
             "granule = the whole huge page",
         );
+        // Linux acts on a record's address only: the record names the
+        // accessed 4 KiB page; the 2 MiB loss stays in the poison registry.
         let d = ghes::decode(&lab.mem, lab.block(h.source));
         c.check(
-            d.pa == guest::HUGE_BASE && d.pa_mask | 0xfff0_0000_0000_0000 == mask,
-            format!("record covers 2 MiB (PA {:#x} mask {:#x})", d.pa, d.pa_mask),
+            d.pa == load & !0xfff && d.pa_mask | 0xfff0_0000_0000_0000 == !0xfff,
+            format!(
+                "record names the accessed page inside the 2 MiB loss (PA {:#x} mask {:#x})",
+                d.pa, d.pa_mask
+            ),
         );
     }
     let r = rec(&lab, 0, 0);
@@ -586,10 +590,12 @@ fn huge() -> Result<Verdict, LabError> {
         "guest saw the data abort at the load, FAR inside the huge page",
     );
     c.check(
-        r.matched == 1 && r.pa == guest::HUGE_BASE && r.acked == 1,
-        "guest's status block covers FAR through the 2 MiB mask and was acked",
+        r.matched == 1 && r.pa == load & !0xfff && r.acked == 1,
+        "guest's status block names FAR's page and was acked",
     );
-    Ok(c.verdict("the whole 2 MiB reported (lsb 21), guest continued".into()))
+    Ok(c.verdict(
+        "2 MiB lost (lsb 21), the accessed page reported, guest continued".into(),
+    ))
 }
 
 fn ao() -> Result<Verdict, LabError> {
@@ -984,9 +990,20 @@ fn retire_pages() -> Result<Verdict, LabError> {
         hwpoisoned(pfn).map_err(|e| LabError::Io("kpageflags", e))?,
         format!("retired: the kernel marks PFN {pfn:#x} hardware-poisoned"),
     );
+    // Since Linux 6.x `MADV_HWPOISON` signals the caller (BUS_MCEERR_AR);
+    // older kernels (6.1) do not. Either way the thread lives on: a signal
+    // it did not take would have killed the process.
     c.check(
-        matches!(own, Some(SigbusRecord::ActionRequired { hva: h, .. }) if h.raw_value() & !(PAGE - 1) == hva & !(PAGE - 1)),
-        format!("the retiring thread got its own BUS_MCEERR_AR for the page, taken: {own:?}"),
+        match own {
+            None => true,
+            Some(SigbusRecord::ActionRequired { hva: h, .. }) => {
+                h.raw_value() & !(PAGE - 1) == hva & !(PAGE - 1)
+            }
+            Some(_) => false,
+        },
+        format!(
+            "the retiring thread lived; a signal it got is its own BUS_MCEERR_AR for the page (taken: {own:?})"
+        ),
     );
 
     let gpa = DATA + 6 * PAGE;

@@ -476,6 +476,7 @@ impl Lab {
             vcpu: id as u32,
             origin: Origin::SeaExit,
             granule: exit.gpa.and_then(|g| GpaGranule::containing(g, 12)),
+            page: exit.gpa.and_then(|g| GpaGranule::containing(g, 12)),
             gva: exit.gva,
         });
         self.handled(vcpu, id, Hva(0), 0, &report, SeaAbort::for_exit(&exit))

@@ -50,6 +50,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
 use std::{io, ptr};
 
 use libc::{BUS_MCEERR_AO, BUS_MCEERR_AR, SIGBUS, siginfo_t};
+use ras::granule::MIN_GRANULE_SHIFT;
 use ras::report::{ErrorCause, ErrorReport, Origin};
 use thiserror::Error;
 
@@ -126,6 +127,10 @@ impl SigbusRecord {
                 vcpu,
                 origin: Origin::Sigbus,
                 granule: Some(guest_ram::granule(hva, lsb)?),
+                // si_addr is the accessed address where the kernel gives it
+                // (KVM's stage-2 fault on arm64), the huge page's start
+                // elsewhere: its page either way.
+                page: Some(guest_ram::granule(hva, MIN_GRANULE_SHIFT)?),
                 gva: None,
             },
             SigbusRecord::ActionOptional { hva, lsb } => ErrorCause::Announced {
@@ -592,6 +597,7 @@ mod tests {
     use std::process::{self, Command};
     use std::{env, str, thread};
 
+    use ras::granule::GpaGranule;
     use vm_memory::GuestAddress;
 
     use super::super::guest_ram::{GuestRam, RamRange, TEST_SERIAL};
@@ -793,6 +799,61 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn records_report_the_lost_granule_and_the_accessed_page() {
+        let _serial = TEST_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let ram = 0x7778_0000_0000u64;
+        let _ram = guest_ram(ram, 1 << 30);
+        let time = ReportTime {
+            unix_time: 7,
+            monotonic_ms: 9,
+        };
+        let gpa_of = |off: u64| GuestAddress(0x4000_0000 + off);
+        let gr = |off, shift| GpaGranule::containing(gpa_of(off), shift).unwrap();
+        // A 2 MiB loss, si_addr inside it: the whole granule is lost, the
+        // record will name the accessed page.
+        let ar = SigbusRecord::ActionRequired {
+            vcpu: 3,
+            hva: Hva(ram + 0x27_5123),
+            lsb: 21,
+        };
+        assert_eq!(
+            ar.report(time).unwrap(),
+            ErrorReport {
+                cause: ErrorCause::Consumed {
+                    vcpu: 3,
+                    origin: Origin::Sigbus,
+                    granule: Some(gr(0x20_0000, 21)),
+                    page: Some(gr(0x27_5000, 12)),
+                    gva: None,
+                },
+                unix_time: 7,
+                monotonic_ms: 9,
+            }
+        );
+        // An announced loss: the granule only.
+        let ao = SigbusRecord::ActionOptional {
+            hva: Hva(ram + 0x20_0000),
+            lsb: 21,
+        };
+        assert_eq!(
+            ao.report(time).unwrap().cause,
+            ErrorCause::Announced {
+                granule: gr(0x20_0000, 21)
+            }
+        );
+        // Not guest RAM: refused, never a made-up address.
+        let outside = SigbusRecord::ActionRequired {
+            vcpu: 0,
+            hva: Hva(ram - 0x1000),
+            lsb: 12,
+        };
+        assert_eq!(
+            outside.report(time),
+            Err(GuestRamError::NotGuestRam(Hva(ram - 0x1000)))
+        );
     }
 
     #[test]
