@@ -56,6 +56,7 @@ neg() { echo " ${FS_NEGATIVE:-} " | grep -q " $1 "; }
 # boot disk instead of $ESP.
 vm_start() {
     VM=$1; ras=$2; shift 2
+    G_DEAD=0
     D=$W/$VM
     rm -rf "$D"; mkdir -p "$D"
     SER=$D/serial.log; EVT=$D/events.json; API=$D/api.sock
@@ -71,8 +72,9 @@ vm_start() {
         MEM_FILE=
         set -- --memory "size=$GUEST_MEM${MEM_EXTRA:-}" "$@"
     fi
+    # shellcheck disable=SC2086 # CH_EXTRA: extra VMM words (diagnostics, e.g. "--seccomp log")
     set -- --firmware "$FW" --disk "path=${VM_ESP:-$ESP},readonly=on" --cpus "boot=$GUEST_CPUS" \
-        $CH_SERIAL --api-socket "path=$API" --event-monitor "path=$EVT" "$@"
+        $CH_SERIAL --api-socket "path=$API" --event-monitor "path=$EVT" ${CH_EXTRA:-} "$@"
     # shellcheck disable=SC2086 # "--ras" or "--ras OPTS": two words
     [ -n "$ras" ] && set -- "$@" $ras
     echo "$CH $*" >"$D/cmdline"
@@ -87,11 +89,13 @@ vm_start() {
 }
 vm_restore() { # NAME SNAPDIR
     VM=$1
+    G_DEAD=0
     D=$W/$VM
     rm -rf "$D"; mkdir -p "$D"
     SER=$D/serial.log; EVT=$D/events.json; API=$D/api.sock
     mkfifo "$D/in"; : >"$SER"
-    set -- --api-socket "path=$API" --event-monitor "path=$EVT" --restore "source_url=file://$2"
+    # shellcheck disable=SC2086
+    set -- --api-socket "path=$API" --event-monitor "path=$EVT" ${CH_EXTRA:-} --restore "source_url=file://$2"
     echo "$CH $*" >"$D/cmdline"
     ev "start $VM: cloud-hypervisor $*"
     "$RT" pty "$SER" "$D/in" "$CH" "$@" 2>"$D/ch.log" &
@@ -103,11 +107,13 @@ vm_restore() { # NAME SNAPDIR
 # a pseudo-terminal too: the migrated guest's --serial tty is its stdin).
 vm_dest() {
     VM=$1
+    G_DEAD=0
     D=$W/$VM
     rm -rf "$D"; mkdir -p "$D"
     SER=$D/serial.log; EVT=$D/events.json; API=$D/api.sock
     mkfifo "$D/in"; : >"$SER"
-    set -- --api-socket "path=$API" --event-monitor "path=$EVT"
+    # shellcheck disable=SC2086
+    set -- --api-socket "path=$API" --event-monitor "path=$EVT" ${CH_EXTRA:-}
     echo "$CH $*" >"$D/cmdline"
     ev "start $VM: cloud-hypervisor $*"
     "$RT" pty "$SER" "$D/in" "$CH" "$@" 2>"$D/ch.log" &
@@ -121,10 +127,19 @@ vm_save() {
     eval "SV_${1}_VM=\$VM SV_${1}_D=\$D SV_${1}_SER=\$SER SV_${1}_EVT=\$EVT SV_${1}_API=\$API SV_${1}_PID=\$CHPID SV_${1}_SEQ=\$SEQ SV_${1}_MF=\${MEM_FILE:-}"
 }
 vm_switch() {
+    G_DEAD=0
     eval "VM=\$SV_${1}_VM D=\$SV_${1}_D SER=\$SV_${1}_SER EVT=\$SV_${1}_EVT API=\$SV_${1}_API CHPID=\$SV_${1}_PID SEQ=\$SV_${1}_SEQ MEM_FILE=\$SV_${1}_MF"
     exec 3>"$D/in"
 }
 alive() { kill -0 "$CHPID" 2>/dev/null; }
+# vm_kill: end the current VMM: SIGTERM, then SIGKILL after 10 s (a VMM
+# busy in receive-migration never gets to its SIGTERM: seen in scenario 14).
+vm_kill() {
+    kill "$CHPID" 2>/dev/null
+    n=0; while alive && [ $n -lt 50 ]; do nap; n=$((n + 1)); done
+    alive && { ev "VMM $VM ignored SIGTERM for 10 s: SIGKILL"; kill -9 "$CHPID" 2>/dev/null; }
+    wait "$CHPID" 2>/dev/null; CH_STATUS=$?
+}
 # wait_log PATTERN SECONDS [FILE]: grep -E in the serial log (or FILE)
 wait_log() {
     n=0; f=${3:-$SER}
@@ -148,8 +163,15 @@ vm_boot() { # wait for the agent; sets BOOT_MS
 }
 # g CMD...: run a shell command in the guest, wait for it, print its output
 # (also left in $D/g.out; never call g in $(...): SEQ must advance here)
+# After one command timed out the agent is taken as gone (a guest kernel
+# oops, a hung guest): the next ones return at once (G_RC=dead) instead of
+# waiting their timeout each; vm_start/vm_restore/vm_dest/vm_switch reset it.
 g() {
     SEQ=$((SEQ + 1))
+    if [ "${G_DEAD:-0}" = 1 ]; then
+        G_RC=dead; : >"$D/g.out"; ev "guest agent gone: not sent: $*"
+        return 0
+    fi
     before=$(wc -l <"$SER")
     echo "$SEQ $*" >&3
     # 180 s: a whole `dmesg` (longer with efi=debug) crosses the emulated
@@ -157,7 +179,8 @@ g() {
     if wait_log "RASCMD-END $SEQ " "${GTIMEOUT:-180}"; then
         G_RC=$(grep -a "RASCMD-END $SEQ " "$SER" | tail -n1 | sed 's/.*rc=\([0-9]*\).*/\1/')
     else
-        G_RC=timeout
+        G_RC=timeout; G_DEAD=1
+        ev "guest agent did not answer command $SEQ in ${GTIMEOUT:-180} s: taken as gone"
     fi
     tail -n +"$((before + 1))" "$SER" | tr -d '\r' | grep -av '^RASCMD-END' | sed 's/^/    guest: /' >"$D/g.out"
     cat "$D/g.out"
@@ -217,9 +240,8 @@ vm_stop() { # graceful: guest poweroff, then VMM exit; sets CH_STATUS
     if alive; then
         echo "$((SEQ + 1)) poweroff -f" >&3
         n=0; while alive && [ $n -lt 100 ]; do nap; n=$((n + 1)); done
-        alive && kill "$CHPID" 2>/dev/null
     fi
-    wait "$CHPID" 2>/dev/null; CH_STATUS=$?
+    if alive; then vm_kill; else wait "$CHPID" 2>/dev/null; CH_STATUS=$?; fi
     exec 3>&-
     ev "VMM $VM exit status $CH_STATUS"
 }
@@ -273,6 +295,7 @@ fi
 [ -x "$CH" ] || { say "SKIP: no Cloud Hypervisor binary"; exit 77; }
 [ -e /sys/kernel/debug/hwpoison/corrupt-pfn ] || say "WARN: no /sys/kernel/debug/hwpoison/corrupt-pfn"
 say "L1 $(uname -r), $("$CH" --version 2>&1 | head -n1)"
+[ -n "${CH_EXTRA:-}" ] && say "NOTE: diagnostic run, every VMM started with the extra arguments: $CH_EXTRA"
 
 # ---- 1 boot + 3 asynchronous + 7 operator drill (--ras defaults) ----------
 if want 1 || want 3 || want 7 || want 9; then
@@ -624,7 +647,7 @@ if want 6; then
         "$CHR" --api-socket "$API" snapshot "file://$SNAP" >"$D/snap.out" 2>&1; s_=$?
         sed 's/^/    ch-remote: /' "$D/snap.out"; ls -la "$SNAP" | sed 's/^/    snap: /'
         ras_events 10
-        kill "$CHPID" 2>/dev/null; wait "$CHPID" 2>/dev/null; exec 3>&-
+        vm_kill; exec 3>&-
       if [ $s_ -ne 0 ]; then
         r_=skipped; ok=0
         ev "snapshot failed: restore not attempted"
@@ -721,6 +744,11 @@ for d in "$W"/*/; do
         fi
     done
 done
+
+# Diagnostic runs with "--seccomp log": what the filters would have refused.
+if echo " ${CH_EXTRA:-} " | grep -q -- '--seccomp log'; then
+    dmesg | grep -aE 'type=1326|seccomp' | tail -n 30 | sed 's/^/    L1 seccomp-log: /'
+fi
 
 # ---- figures -------------------------------------------------------------
 min_of() { echo "$*" | tr ' ' '\n' | grep . | sort -n | head -n1; }

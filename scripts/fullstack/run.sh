@@ -102,7 +102,7 @@ cp "$HWPOISON_KO" "$R/fullstack/hwpoison-inject.ko"
     # Pass overrides of config.sh (environment) into L1.
     for v in RAS_FLAG RAS_OPTS RAS_OPTS_SYNC INJECT_MEM_ARGS INJECT_ARM_ARGS GUEST_MEM \
         GUEST_MEM_BYTES GUEST_RAM_BASE GUEST_CPUS MEM_BACKING CH_SERIAL BOOT_TIMEOUT BOOT_BENCH \
-        RAS_REGION_BASE RAS_REGION_MAX FS_NEGATIVE STORM_OPTS STORM_SECS; do
+        RAS_REGION_BASE RAS_REGION_MAX FS_NEGATIVE STORM_OPTS STORM_SECS CH_EXTRA; do
         [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
     done
 } >"$R/fullstack/run.env"
