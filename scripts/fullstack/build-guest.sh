@@ -37,6 +37,22 @@ mkdir -p "$G"
 aarch64-linux-gnu-gcc -static -O2 -Wall -Wextra -o "$FS_DIR/rastest" "$FS_ROOT/tests/fullstack/rastest.c"
 aarch64-linux-gnu-strip "$FS_DIR/rastest"
 
+# virtio_blk is a module in Debian's kernel: scenario 15's data disk needs
+# it (/lib/virtio_blk.ko in the guest; no dependencies). From the kernel's
+# linux-modules package (cached in $FS_DIR/debs, removed once unpacked).
+VBLK=$FS_DIR/virtio_blk.ko
+KVER_FILE=$(dirname "$GUEST_KERNEL")/version
+if [ ! -s "$VBLK" ] && [ -s "$KVER_FILE" ]; then
+    fs_apt_config
+    if deb=$(fs_download_arm64 "linux-modules-$(cat "$KVER_FILE")" trixie-backports) && [ -s "$deb" ]; then
+        dpkg-deb --fsys-tarfile "$deb" | tar -xO --wildcards '*/drivers/block/virtio_blk.ko.xz' | xz -dc >"$VBLK.tmp" &&
+            mv "$VBLK.tmp" "$VBLK" || { rm -f "$VBLK.tmp"; fs_log "warning: no virtio_blk.ko (scenario 15 will fail)"; }
+        rm -f "$deb"
+    else
+        fs_log "warning: no linux-modules package for the guest kernel (scenario 15 will fail)"
+    fi
+fi
+
 # 2. The guest initramfs.
 R=$G/root
 rm -rf "$R" && mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc,root}
@@ -44,6 +60,7 @@ cp "$BUSYBOX" "$R/bin/busybox"
 ln -s busybox "$R/bin/sh"
 cp "$FS_DIR/rastest" "$R/bin/rastest"
 cp "$(dirname "$0")/guest-init.sh" "$R/init"
+mkdir -p "$R/lib"; [ -s "$VBLK" ] && cp "$VBLK" "$R/lib/virtio_blk.ko"
 chmod 755 "$R/init" "$R/bin/busybox" "$R/bin/rastest"
 (cd "$R" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --owner 0:0) | gzip -9n >"$G/initrd.gz"
 
