@@ -31,10 +31,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CH_BIN=
 CH_REMOTE=
 ONLY=${ONLY:-}
-L1_TIMEOUT=${L1_TIMEOUT:-2400}
+L1_TIMEOUT=${L1_TIMEOUT:-5400}
 L1_MEM=${L1_MEM:-3G}
 SCEN_NAMES=("1 boot" "2 sync" "3 async" "4 two-vcpus" "5 reboot" "6 snapshot-restore" "7 drill" "8 baseline"
-    "9 firmware-memmap")
+    "9 firmware-memmap" "10 hugetlb" "11 migrate-precopy" "12 migrate-postcopy" "13 no-silent-zero"
+    "14 latent-poison" "15 device-io" "16 file-shared-reboot" "17 storm" "18 rasdaemon")
 FW=${FIRMWARE:-}
 
 while [ $# -gt 0 ]; do
@@ -85,11 +86,15 @@ rm -rf "$R" && mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc,ful
 cp "$BUSYBOX" "$R/bin/busybox"
 ln -s busybox "$R/bin/sh"
 cp "$HERE/l1-init.sh" "$R/init"
-cp "$HERE/l1-orchestrate.sh" "$HERE/config.sh" "$R/fullstack/"
+cp "$HERE/l1-orchestrate.sh" "$HERE/l1-prodcases.sh" "$HERE/config.sh" "$R/fullstack/"
 [ -n "$CH_BIN" ] && cp "$CH_BIN" "$R/fullstack/cloud-hypervisor"
 [ -n "$CH_REMOTE" ] && cp "$CH_REMOTE" "$R/fullstack/ch-remote"
 cp "$FW" "$R/fullstack/CLOUDHV_EFI.fd"
 cp "$FS_DIR/esp.img" "$R/fullstack/esp.img"
+# Scenario 18's guest (rasdaemon), only when it runs.
+if [ -s "$FS_DIR/esp-rasd.img" ] && { [ -z "$ONLY" ] || echo " $ONLY " | grep -q " 18 "; }; then
+    cp "$FS_DIR/esp-rasd.img" "$R/fullstack/esp-rasd.img"
+fi
 cp "$FS_DIR/rastest" "$R/fullstack/rastest"
 cp "$HWPOISON_KO" "$R/fullstack/hwpoison-inject.ko"
 {
@@ -97,7 +102,7 @@ cp "$HWPOISON_KO" "$R/fullstack/hwpoison-inject.ko"
     # Pass overrides of config.sh (environment) into L1.
     for v in RAS_FLAG RAS_OPTS RAS_OPTS_SYNC INJECT_MEM_ARGS INJECT_ARM_ARGS GUEST_MEM \
         GUEST_MEM_BYTES GUEST_RAM_BASE GUEST_CPUS MEM_BACKING CH_SERIAL BOOT_TIMEOUT BOOT_BENCH \
-        RAS_REGION_BASE RAS_REGION_MAX; do
+        RAS_REGION_BASE RAS_REGION_MAX FS_NEGATIVE STORM_OPTS STORM_SECS CH_EXTRA; do
         [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
     done
 } >"$R/fullstack/run.env"
@@ -134,8 +139,9 @@ if [ "$SELFTEST" = 1 ]; then
 fi
 
 # 4. Verdict (from the L1 log only).
-passed=$(grep -c '^FULLSTACK RESULT .* PASS' "$LOG" || true)
-failed=$(grep -c '^FULLSTACK RESULT .* FAIL' "$LOG" || true)
+passed=$(grep -c '^FULLSTACK RESULT [0-9]* [^ ]* PASS' "$LOG" || true)
+failed=$(grep -c '^FULLSTACK RESULT [0-9]* [^ ]* FAIL' "$LOG" || true)
+skipped=$(grep -c '^FULLSTACK RESULT [0-9]* [^ ]* SKIP' "$LOG" || true)
 echo "---- figures ----"
 grep '^FULLSTACK FIGURE' "$LOG" | sed 's/^FULLSTACK FIGURE /  /' || echo "  (none)"
 echo "---- results ----"
@@ -148,5 +154,5 @@ if ! grep -q '^FULLSTACK SUMMARY' "$LOG"; then
     echo "lab error: no summary from L1 (qemu status $qrc; 124 = timeout); see $LOG"
     failed=$((failed + 1))
 fi
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed${skipped:+, $skipped skipped}"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

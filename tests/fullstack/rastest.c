@@ -4,13 +4,25 @@
  * L2 guest and, for the host-side helpers, in L1).
  *
  * Guest side:
- *   rastest hold TAG NPAGES CPU   allocate NPAGES pages, pin to CPU, print
+ *   rastest hold TAG NPAGES CPU [TOUCH]
+ *                                 allocate NPAGES pages, pin to CPU, print
  *                                 each page's GPA (from /proc/self/pagemap),
- *                                 then wait: SIGUSR1 reads page 0, SIGUSR2
- *                                 reads every page. SIGBUS is reported with
+ *                                 then wait: SIGUSR1 reads page TOUCH
+ *                                 (default 0), SIGUSR2 reads every page.
+ *                                 A read that completes prints "read-ok"
+ *                                 with content=intact|zero|other (the fill
+ *                                 pattern, zeros: a silently lost page).
+ *                                 SIGBUS is reported with
  *                                 its code, address, lsb and the time since
  *                                 the touch started, then the process exits
  *                                 with status 42.
+ *   rastest dio TAG DEV           one page-aligned 4 KiB buffer, filled,
+ *                                 its GPA printed; on SIGUSR1 writes it to
+ *                                 DEV at offset 0 with O_DIRECT (the device
+ *                                 reads the buffer's guest page itself) and
+ *                                 prints "dio-result rc=N errno=E".
+ *   rastest kpfrange PFN COUNT    /proc/kpageflags of COUNT pages from PFN:
+ *                                 how many are hwpoison, buddy (free), in use.
  *   rastest spin TAG SECONDS      second workload: checksums its own memory
  *                                 and prints "alive" every second.
  *   rastest hunt GPA MAXMB        allocate memory until a page at GPA is
@@ -30,6 +42,37 @@
  *                                 file-backed memory zone], at GPA RAMBASE)
  *                                 -> host PFN (/proc/PID/pagemap); prints
  *                                 "hva=0x... pfn=0x...".
+ *
+ *   rastest hostpte PID GPA RAMBASE RAMSIZE [PATH]
+ *                                 like hostpfn, but prints the raw pagemap
+ *                                 entry whatever it is: present=0|1
+ *                                 swap=0|1 (a non-present swap-type entry:
+ *                                 hwpoison entry or poison marker, there is
+ *                                 no swap in L1), swaptype=N, pfn (present)
+ *                                 and the PFN's kpageflags hwpoison bit.
+ *   rastest peek PID GPA RAMBASE RAMSIZE [PATH]
+ *                                 reads the VMM's page behind GPA through
+ *                                 /proc/PID/mem: "ok=1" (the host page is
+ *                                 readable) or "ok=0 error=..." (EIO: the
+ *                                 host page is poisoned).
+ *   rastest hostpfns PID RAMBASE RAMSIZE [PATH] <GPAS
+ *                                 hostpfn for every GPA read from stdin
+ *                                 (one a line): "GPA PFN" lines.
+ *   rastest poisonloop PFNFILE RATE MAX [PID]
+ *                                 writes up to MAX PFNs of PFNFILE into
+ *                                 debugfs hwpoison/corrupt-pfn, RATE a
+ *                                 second at most (0: as fast as it can),
+ *                                 stopping when PID is gone (its pages are
+ *                                 freed then: poisoning them would hit
+ *                                 whoever gets them next); prints the
+ *                                 count, the time and the rate.
+ *   rastest api SOCK COUNT SECONDS METHOD PATH [BODY]
+ *                                 HTTP requests on the API socket SOCK
+ *                                 (keep-alive, reconnects when closed)
+ *                                 until COUNT are answered or SECONDS pass;
+ *                                 prints requests, answers by status, rate.
+ *   rastest fileblk FILE OFFSET   st_blocks of FILE and whether OFFSET is in
+ *                                 a hole (SEEK_DATA).
  *
  *   rastest pty LOG FIFO CMD [ARGS...]
  *                                 run CMD (exec'd in this very process, so
@@ -57,7 +100,10 @@
 #include <poll.h>
 #include <pty.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,6 +121,7 @@ static volatile sig_atomic_t cmd;
 static volatile uint64_t touch_ns;
 static unsigned char *area;
 static size_t npages;
+static size_t touch_page;
 
 static uint64_t now_ns(void)
 {
@@ -187,6 +234,9 @@ static int do_hold(int argc, char **argv)
 	tag = argv[2];
 	npages = strtoul(argv[3], NULL, 0);
 	cpu = atoi(argv[4]);
+	touch_page = argc > 5 ? strtoul(argv[5], NULL, 0) : 0;
+	if (!npages || touch_page >= npages)
+		return 2;
 	pin(cpu);
 	install_sigbus();
 	memset(&sa, 0, sizeof(sa));
@@ -227,16 +277,29 @@ static int do_hold(int argc, char **argv)
 		while (!cmd)
 			sigsuspend(&none);
 		sigprocmask(SIG_SETMASK, &old, NULL);
+		size_t first = cmd == SIGUSR2 ? 0 : touch_page;
 		size_t n = cmd == SIGUSR2 ? npages : 1;
 		unsigned sum = 0;
+		size_t zero = 0, intact = 0;
 		cmd = 0;
-		out("touch tag=%s pid=%d cpu=%d pages=%zu", tag, (int)getpid(),
-		    sched_getcpu(), n);
+		out("touch tag=%s pid=%d cpu=%d pages=%zu first=%zu", tag, (int)getpid(),
+		    sched_getcpu(), n, first);
 		touch_ns = now_ns();
-		for (size_t i = 0; i < n; i++)
-			sum += *(volatile unsigned char *)(area + i * page_size);
-		out("read-ok tag=%s pid=%d sum=%u dt_us=%" PRIu64, tag,
-		    (int)getpid(), sum, (now_ns() - touch_ns) / 1000);
+		for (size_t i = first; i < first + n; i++) {
+			volatile unsigned char *p = area + i * page_size;
+			size_t z = 0, k = 0;
+			sum += p[0];
+			for (long b = 0; b < page_size; b++) {
+				z += p[b] == 0;
+				k += p[b] == (unsigned char)(0x5a + (int)i);
+			}
+			zero += z == (size_t)page_size;
+			intact += k == (size_t)page_size;
+		}
+		out("read-ok tag=%s pid=%d sum=%u content=%s pages_zero=%zu pages_intact=%zu dt_us=%" PRIu64,
+		    tag, (int)getpid(), sum,
+		    intact == n ? "intact" : zero ? "zero" : "other", zero, intact,
+		    (now_ns() - touch_ns) / 1000);
 		touch_ns = 0;
 	}
 }
@@ -396,12 +459,41 @@ static int do_hest(int argc, char **argv)
 	return 0;
 }
 
-static int do_hostpfn(int argc, char **argv)
+/* The start of the one read-write mapping of PID of size SIZE (whose
+ * /proc/PID/maps line names PATH, if given). 0 and *found set otherwise. */
+static uint64_t ram_mapping(const char *pid, uint64_t size, const char *filter, int *found)
 {
 	char path[64], line[512];
-	uint64_t gpa, base, size, hva = 0, pfn;
-	int found = 0, r;
+	uint64_t start = 0;
 	FILE *f;
+
+	*found = 0;
+	snprintf(path, sizeof(path), "/proc/%s/maps", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long s, e;
+		char perms[8] = "";
+		if (sscanf(line, "%llx-%llx %7s", &s, &e, perms) != 3 || e - s != size)
+			continue;
+		if (perms[0] != 'r' || perms[1] != 'w')
+			continue;
+		if (filter && !strstr(line, filter))
+			continue;
+		if (!*found)
+			start = s;
+		(*found)++;
+	}
+	fclose(f);
+	return start;
+}
+
+static int do_hostpfn(int argc, char **argv)
+{
+	char path[64];
+	uint64_t gpa, base, size, hva, pfn;
+	int found, r;
 
 	if (argc < 6)
 		return 2;
@@ -412,31 +504,13 @@ static int do_hostpfn(int argc, char **argv)
 		out("hostpfn error=gpa-outside-ram gpa=0x%" PRIx64, gpa);
 		return 1;
 	}
-	snprintf(path, sizeof(path), "/proc/%s/maps", argv[2]);
-	f = fopen(path, "r");
-	if (!f) {
-		out("hostpfn error=%s path=%s", strerror(errno), path);
-		return 1;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long s, e;
-		char perms[8] = "";
-		if (sscanf(line, "%llx-%llx %7s", &s, &e, perms) != 3 || e - s != size)
-			continue;
-		if (perms[0] != 'r' || perms[1] != 'w')
-			continue;
-		if (argc > 6 && !strstr(line, argv[6]))
-			continue;
-		if (!found)
-			hva = s + (gpa - base);
-		found++;
-	}
-	fclose(f);
+	hva = ram_mapping(argv[2], size, argc > 6 ? argv[6] : NULL, &found);
 	if (found != 1) {
 		out("hostpfn error=%s size=0x%" PRIx64 " matches=%d", found ? "ambiguous" : "no-mapping-of-size",
 		    size, found);
 		return 1;
 	}
+	hva += gpa - base;
 	snprintf(path, sizeof(path), "/proc/%s/pagemap", argv[2]);
 	r = pagemap_pfn(path, hva, &pfn);
 	if (r) {
@@ -446,6 +520,392 @@ static int do_hostpfn(int argc, char **argv)
 	out("hostpfn gpa=0x%" PRIx64 " hva=0x%" PRIx64 " pfn=0x%" PRIx64 " mappings=%d", gpa,
 	    hva, pfn, found);
 	return 0;
+}
+
+static int kpageflags(uint64_t pfn, uint64_t *flags)
+{
+	int fd = open("/proc/kpageflags", O_RDONLY);
+	int ok;
+
+	if (fd < 0)
+		return -errno;
+	ok = pread(fd, flags, 8, (off_t)pfn * 8) == 8;
+	close(fd);
+	return ok ? 0 : -EIO;
+}
+
+static int do_hostpte(int argc, char **argv)
+{
+	char path[64];
+	uint64_t gpa, base, size, hva, e = 0, flags = 0;
+	int found, fd;
+
+	if (argc < 6)
+		return 2;
+	gpa = strtoull(argv[3], NULL, 0);
+	base = strtoull(argv[4], NULL, 0);
+	size = strtoull(argv[5], NULL, 0);
+	hva = ram_mapping(argv[2], size, argc > 6 ? argv[6] : NULL, &found);
+	if (found != 1 || gpa < base || gpa >= base + size) {
+		out("hostpte error=%s gpa=0x%" PRIx64 " matches=%d", found ? "ambiguous-or-outside" : "no-mapping-of-size",
+		    gpa, found);
+		return 1;
+	}
+	hva += gpa - base;
+	snprintf(path, sizeof(path), "/proc/%s/pagemap", argv[2]);
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || pread(fd, &e, 8, (off_t)(hva / page_size) * 8) != 8) {
+		out("hostpte error=%s hva=0x%" PRIx64, strerror(errno), hva);
+		return 1;
+	}
+	close(fd);
+	int present = (int)(e >> 63 & 1), swap = (int)(e >> 62 & 1);
+	uint64_t frame = e & ((1ull << 55) - 1);
+	if (present) {
+		int r = kpageflags(frame, &flags);
+		out("hostpte gpa=0x%" PRIx64 " hva=0x%" PRIx64 " entry=0x%016" PRIx64
+		    " present=1 swap=0 pfn=0x%" PRIx64 " host_hwpoison=%s", gpa, hva, e, frame,
+		    r ? "?" : (flags >> 19 & 1) ? "1" : "0");
+	} else {
+		/* Swap-type entries: the type in the low 5 bits of the frame
+		 * field (MAX_SWAPFILES_SHIFT), the offset above. */
+		out("hostpte gpa=0x%" PRIx64 " hva=0x%" PRIx64 " entry=0x%016" PRIx64
+		    " present=0 swap=%d swaptype=%u", gpa, hva, e, swap,
+		    (unsigned)(frame & 31));
+	}
+	return 0;
+}
+
+/* Reads the VMM's page behind GPA through /proc/PID/mem (the host's own
+ * access: EIO when the host page is poisoned, data otherwise). */
+static int do_peek(int argc, char **argv)
+{
+	char path[64];
+	unsigned char b[4096];
+	uint64_t gpa, base, size, hva;
+	int found, fd;
+
+	if (argc < 6)
+		return 2;
+	gpa = strtoull(argv[3], NULL, 0) & ~(uint64_t)4095;
+	base = strtoull(argv[4], NULL, 0);
+	size = strtoull(argv[5], NULL, 0);
+	hva = ram_mapping(argv[2], size, argc > 6 ? argv[6] : NULL, &found);
+	if (found != 1 || gpa < base || gpa >= base + size) {
+		out("peek error=no-single-mapping-or-outside gpa=0x%" PRIx64 " matches=%d", gpa, found);
+		return 1;
+	}
+	hva += gpa - base;
+	snprintf(path, sizeof(path), "/proc/%s/mem", argv[2]);
+	fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		out("peek error=%s", strerror(errno));
+		return 1;
+	}
+	ssize_t r = pread(fd, b, sizeof(b), (off_t)hva);
+	int e = errno;
+	close(fd);
+	if (r != (ssize_t)sizeof(b)) {
+		out("peek gpa=0x%" PRIx64 " hva=0x%" PRIx64 " ok=0 rc=%zd error=%s", gpa, hva, r,
+		    r < 0 ? strerror(e) : "short");
+		return 3;
+	}
+	size_t zero = 0;
+	for (size_t i = 0; i < sizeof(b); i++)
+		zero += !b[i];
+	out("peek gpa=0x%" PRIx64 " hva=0x%" PRIx64 " ok=1 first=0x%02x zero_bytes=%zu", gpa, hva, b[0],
+	    zero);
+	return 0;
+}
+
+static int do_hostpfns(int argc, char **argv)
+{
+	char path[64], line[64];
+	uint64_t base, size, start;
+	int found, n = 0, bad = 0;
+
+	if (argc < 5)
+		return 2;
+	base = strtoull(argv[3], NULL, 0);
+	size = strtoull(argv[4], NULL, 0);
+	start = ram_mapping(argv[2], size, argc > 5 ? argv[5] : NULL, &found);
+	if (found != 1) {
+		out("hostpfns error=no-single-mapping matches=%d", found);
+		return 1;
+	}
+	snprintf(path, sizeof(path), "/proc/%s/pagemap", argv[2]);
+	while (fgets(line, sizeof(line), stdin)) {
+		uint64_t gpa = strtoull(line, NULL, 0), pfn;
+		if (gpa < base || gpa >= base + size || pagemap_pfn(path, start + gpa - base, &pfn)) {
+			bad++;
+			continue;
+		}
+		printf("0x%" PRIx64 " 0x%" PRIx64 "\n", gpa, pfn);
+		n++;
+	}
+	fflush(stdout);
+	fprintf(stderr, "RASTEST hostpfns found=%d unresolved=%d\n", n, bad);
+	return 0;
+}
+
+static int do_poisonloop(int argc, char **argv)
+{
+	const char *ctl = "/sys/kernel/debug/hwpoison/corrupt-pfn";
+	uint64_t gap_ns, t0, max, n = 0, fails = 0;
+	double rate;
+	char line[128];
+	FILE *f;
+	int fd;
+
+	if (argc < 5)
+		return 2;
+	rate = strtod(argv[3], NULL);
+	max = strtoull(argv[4], NULL, 0);
+	pid_t watch = argc > 5 ? (pid_t)atoi(argv[5]) : 0;
+	gap_ns = rate > 0 ? (uint64_t)(1e9 / rate) : 0;
+	f = fopen(argv[2], "r");
+	fd = open(ctl, O_WRONLY);
+	if (!f || fd < 0) {
+		out("poisonloop error=%s", strerror(errno));
+		return 1;
+	}
+	t0 = now_ns();
+	while (n < max && fgets(line, sizeof(line), f)) {
+		/* "PFN" or "GPA PFN": the last field. */
+		char *pfn = strrchr(line, ' ');
+		pfn = pfn ? pfn + 1 : line;
+		/* RATE is an upper bound: the gap follows each write, so a
+		 * slow write never makes the next ones bunch up. */
+		if (gap_ns && n) {
+			struct timespec ts = {(time_t)(gap_ns / 1000000000ull),
+					      (long)(gap_ns % 1000000000ull)};
+			nanosleep(&ts, NULL);
+		}
+		if (watch > 0 && kill(watch, 0)) {
+			out("poisonloop pid %d gone after %" PRIu64 " writes", (int)watch, n);
+			break;
+		}
+		if (write(fd, pfn, strlen(pfn)) < 0)
+			fails++;
+		n++;
+	}
+	uint64_t dt = now_ns() - t0;
+	close(fd);
+	fclose(f);
+	out("poisonloop written=%" PRIu64 " failed=%" PRIu64 " ms=%" PRIu64 " rate_per_s=%.1f", n, fails,
+	    dt / 1000000, dt ? n * 1e9 / (double)dt : 0.0);
+	return 0;
+}
+
+static int api_connect(const char *sock)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* One HTTP response on fd: its status, or -1 when the connection ended. */
+static int api_response(int fd, char *buf, size_t cap)
+{
+	size_t have = 0;
+	for (;;) {
+		char *hdr_end;
+		ssize_t r = read(fd, buf + have, cap - 1 - have);
+		if (r <= 0)
+			return -1;
+		have += (size_t)r;
+		buf[have] = 0;
+		hdr_end = strstr(buf, "\r\n\r\n");
+		if (!hdr_end)
+			continue;
+		long len = 0;
+		char *cl = strcasestr(buf, "Content-Length:");
+		if (cl && cl < hdr_end)
+			len = strtol(cl + 15, NULL, 10);
+		size_t total = (size_t)(hdr_end + 4 - buf) + (size_t)len;
+		while (have < total && have < cap - 1) {
+			r = read(fd, buf + have, cap - 1 - have);
+			if (r <= 0)
+				return -1;
+			have += (size_t)r;
+		}
+		buf[have] = 0;
+		int status = 0;
+		sscanf(buf, "HTTP/1.%*d %d", &status);
+		return status;
+	}
+}
+
+static int do_api(int argc, char **argv)
+{
+	static char buf[65536], req[8192];
+	const char *body;
+	uint64_t count, secs, t0, sent = 0, ok = 0, other = 0, reconnects = 0;
+	uint64_t by_status[6] = {0};
+	int fd = -1, n;
+
+	if (argc < 7)
+		return 2;
+	count = strtoull(argv[3], NULL, 0);
+	secs = strtoull(argv[4], NULL, 0);
+	body = argc > 7 ? argv[7] : "";
+	n = snprintf(req, sizeof(req),
+		     "%s /api/v1/%s HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n"
+		     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+		     argv[5], argv[6], strlen(body), body);
+	t0 = now_ns();
+	while ((!count || sent < count) && now_ns() - t0 < secs * 1000000000ull) {
+		if (fd < 0) {
+			fd = api_connect(argv[2]);
+			if (fd < 0) {
+				out("api error=connect:%s sent=%" PRIu64, strerror(errno), sent);
+				break;
+			}
+			reconnects++;
+		}
+		if (write(fd, req, (size_t)n) != n) {
+			close(fd);
+			fd = -1;
+			continue;
+		}
+		sent++;
+		int st = api_response(fd, buf, sizeof(buf));
+		if (st < 0) {
+			close(fd);
+			fd = -1;
+			other++;
+			continue;
+		}
+		if (st >= 200 && st < 300)
+			ok++;
+		by_status[st / 100 < 6 ? st / 100 : 0]++;
+		if (ok == 1 && st >= 200 && st < 300)
+			out("api first-answer status=%d body=%.200s", st, strstr(buf, "\r\n\r\n") + 4);
+		if (st >= 300 && by_status[st / 100] == 1)
+			out("api first-refusal status=%d body=%.300s", st, strstr(buf, "\r\n\r\n") + 4);
+	}
+	uint64_t dt = now_ns() - t0;
+	if (fd >= 0)
+		close(fd);
+	out("api sent=%" PRIu64 " ok=%" PRIu64 " 4xx=%" PRIu64 " 5xx=%" PRIu64 " lost=%" PRIu64
+	    " connections=%" PRIu64 " ms=%" PRIu64 " rate_per_s=%.1f",
+	    sent, ok, by_status[4], by_status[5], other, reconnects, dt / 1000000,
+	    dt ? ok * 1e9 / (double)dt : 0.0);
+	return 0;
+}
+
+static int do_fileblk(int argc, char **argv)
+{
+	struct stat st;
+	off_t off, data;
+	int fd;
+
+	if (argc < 4)
+		return 2;
+	off = (off_t)strtoull(argv[3], NULL, 0);
+	fd = open(argv[2], O_RDONLY);
+	if (fd < 0 || fstat(fd, &st)) {
+		out("fileblk error=%s", strerror(errno));
+		return 1;
+	}
+	data = lseek(fd, off, SEEK_DATA);
+	int e = errno;
+	close(fd);
+	char next[32];
+	if (data < 0)
+		snprintf(next, sizeof(next), "%s", e == ENXIO ? "none" : strerror(e));
+	else
+		snprintf(next, sizeof(next), "0x%llx", (unsigned long long)data);
+	out("fileblk offset=0x%llx blocks=%lld size=%lld at_offset=%s next_data=%s",
+	    (long long)off, (long long)st.st_blocks, (long long)st.st_size,
+	    data == off ? "data" : "hole", next);
+	return 0;
+}
+
+static int do_kpfrange(int argc, char **argv)
+{
+	uint64_t pfn, count, flags, poison = 0, buddy = 0, used = 0, err = 0;
+	int fd;
+
+	if (argc < 4)
+		return 2;
+	pfn = strtoull(argv[2], NULL, 0);
+	count = strtoull(argv[3], NULL, 0);
+	fd = open("/proc/kpageflags", O_RDONLY);
+	if (fd < 0) {
+		out("kpfrange error=%s", strerror(errno));
+		return 1;
+	}
+	for (uint64_t i = 0; i < count; i++) {
+		if (pread(fd, &flags, 8, (off_t)(pfn + i) * 8) != 8) {
+			err++;
+			continue;
+		}
+		if (flags >> 19 & 1)
+			poison++;
+		else if (flags >> 10 & 1)
+			buddy++;
+		else
+			used++;
+	}
+	close(fd);
+	out("kpfrange pfn=0x%" PRIx64 " count=%" PRIu64 " hwpoison=%" PRIu64 " buddy=%" PRIu64
+	    " other=%" PRIu64 " unreadable=%" PRIu64, pfn, count, poison, buddy, used, err);
+	return 0;
+}
+
+static int do_dio(int argc, char **argv)
+{
+	struct sigaction sa;
+	sigset_t none, block;
+	uint64_t pfn;
+	unsigned char *buf;
+	int fd;
+
+	if (argc < 4)
+		return 2;
+	tag = argv[2];
+	install_sigbus();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr;
+	sigaction(SIGUSR1, &sa, NULL);
+	fd = open(argv[3], O_WRONLY | O_DIRECT | O_SYNC);
+	buf = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (fd < 0 || buf == MAP_FAILED) {
+		out("error tag=%s open/mmap: %s", tag, strerror(errno));
+		return 1;
+	}
+	memset(buf, 0x6b, page_size);
+	mlock(buf, page_size);
+	if (pagemap_pfn("/proc/self/pagemap", (uintptr_t)buf, &pfn)) {
+		out("error tag=%s pagemap", tag);
+		return 1;
+	}
+	out("page tag=%s pid=%d cpu=%d page=0 va=%p gpa=0x%" PRIx64, tag, (int)getpid(),
+	    sched_getcpu(), (void *)buf, pfn * (uint64_t)page_size);
+	out("ready tag=%s pid=%d", tag, (int)getpid());
+	sigemptyset(&none);
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+	while (!cmd)
+		sigsuspend(&none);
+	out("dio-start tag=%s pid=%d", tag, (int)getpid());
+	touch_ns = now_ns();
+	ssize_t r = pwrite(fd, buf, page_size, 0);
+	int e = r < 0 ? errno : 0;
+	out("dio-result tag=%s pid=%d rc=%zd errno=%d(%s) dt_us=%" PRIu64, tag, (int)getpid(), r, e,
+	    e ? strerror(e) : "ok", (now_ns() - touch_ns) / 1000);
+	close(fd);
+	return r == page_size ? 0 : 5;
 }
 
 static int do_pty(int argc, char **argv)
@@ -538,11 +998,30 @@ int main(int argc, char **argv)
 		r = do_pty(argc, argv);
 	else if (!strcmp(argv[1], "hostpfn"))
 		r = do_hostpfn(argc, argv);
+	else if (!strcmp(argv[1], "hostpte"))
+		r = do_hostpte(argc, argv);
+	else if (!strcmp(argv[1], "peek"))
+		r = do_peek(argc, argv);
+	else if (!strcmp(argv[1], "hostpfns"))
+		r = do_hostpfns(argc, argv);
+	else if (!strcmp(argv[1], "poisonloop"))
+		r = do_poisonloop(argc, argv);
+	else if (!strcmp(argv[1], "api"))
+		r = do_api(argc, argv);
+	else if (!strcmp(argv[1], "fileblk"))
+		r = do_fileblk(argc, argv);
+	else if (!strcmp(argv[1], "kpfrange"))
+		r = do_kpfrange(argc, argv);
+	else if (!strcmp(argv[1], "dio"))
+		r = do_dio(argc, argv);
 	if (r != 2)
 		return r;
 usage:
-	fprintf(stderr, "usage: rastest hold TAG NPAGES CPU | spin TAG SECONDS | hunt GPA MAXMB |"
-			" kpf PFN | hest [FILE] | now | hostpfn PID GPA RAMBASE RAMSIZE [PATH] |"
+	fprintf(stderr, "usage: rastest hold TAG NPAGES CPU [TOUCH] | spin TAG SECONDS | hunt GPA MAXMB |"
+			" kpf PFN | kpfrange PFN COUNT | hest [FILE] | dio TAG DEV | now |"
+			" hostpfn|hostpte|peek PID GPA RAMBASE RAMSIZE [PATH] |"
+			" hostpfns PID RAMBASE RAMSIZE [PATH] <GPAS | poisonloop PFNFILE RATE MAX |"
+			" api SOCK COUNT SECONDS METHOD PATH [BODY] | fileblk FILE OFFSET |"
 			" pty LOG FIFO CMD [ARGS...]\n");
 	return 2;
 }
