@@ -356,6 +356,24 @@ def cmd_place(n, ch):
     return 0
 
 
+def complete_commit(wt, m, series, n, patch):
+    """After commit n's glue is applied in `wt`: its owned files (and the
+    earlier commits' owned files it changes) written from crates/,
+    Cargo.lock resolved offline, the commit amended with `patch`'s
+    author."""
+    owned = owned_of(m, n)
+    for path, data in owned_content(m, series, n).items():
+        f = wt / path
+        if path in owned or f.exists():
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(data)
+    resolve_lock(wt, series["base"])
+    git(wt, "add", "-A", ".")
+    git(wt, "reset", "-q", "--", ".cargo")
+    git(wt, "commit", "-q", "--amend", "--no-edit", "--allow-empty",
+        env={**ENV, **patch_author(patch)})
+
+
 def cmd_regen(ch):
     m = manifest()
     main = m["series"]["main"]
@@ -365,22 +383,12 @@ def cmd_regen(ch):
         die(f"manifest.toml lists {len(m['commit'])} commits, main/series {len(ps)}")
     wt = worktree(ch, base, "main")
     for n, p in enumerate(ps, start=1):
-        owned = owned_of(m, n)
         excl = [f"--exclude={o}" for o in owned_so_far(m, main, n)]
         r = am(wt, excl, p)
         if r.returncode != 0:
             die(f"{p.name} does not apply: resolve in {wt} (git am --continue), then "
                 f"`export {wt}`\n{r.stdout}{r.stderr}")
-        content = owned_content(m, main, n)
-        for path, data in content.items():
-            f = wt / path
-            if path in owned or f.exists():
-                f.parent.mkdir(parents=True, exist_ok=True)
-                f.write_bytes(data)
-        resolve_lock(wt, base)
-        git(wt, "add", "-A", ".")
-        git(wt, "reset", "-q", "--", ".cargo")
-        git(wt, "commit", "-q", "--amend", "--no-edit", "--allow-empty", env={**ENV, **patch_author(p)})
+        complete_commit(wt, m, main, n, p)
     export(wt, main, base)
     return 0
 
@@ -395,7 +403,6 @@ def cmd_backport(ch):
     main, rel = m["series"]["main"], m["series"]["release"]
     wt = worktree(ch, rel["base"], "release")
     for n, p in enumerate(patches(main), start=1):
-        owned = owned_of(m, n)
         excl = [f"--exclude={o}" for o in owned_so_far(m, rel, n)]
         replacement = VP / "backport" / f"{n:04}.patch"
         use = replacement if replacement.exists() else p
@@ -404,18 +411,8 @@ def cmd_backport(ch):
             die(f"{use.name} does not apply on {rel['base']}: resolve in {wt} (git am "
                 f"--continue), then record the commit's glue as vendor-patches/backport/"
                 f"{n:04}.patch (git format-patch -1 --stdout HEAD -- . "
-                + " ".join(f"':!{o}'" for o in owned) + f")\n{r.stdout}{r.stderr}")
-        content = owned_content(m, rel, n)
-        for path, data in content.items():
-            f = wt / path
-            if path in owned or f.exists():
-                f.parent.mkdir(parents=True, exist_ok=True)
-                f.write_bytes(data)
-        resolve_lock(wt, rel["base"])
-        git(wt, "add", "-A", ".")
-        git(wt, "reset", "-q", "--", ".cargo")
-        git(wt, "commit", "-q", "--amend", "--no-edit", "--allow-empty",
-            env={**ENV, **patch_author(p)})
+                + " ".join(f"':!{o}'" for o in owned_so_far(m, rel, n)) + f")\n{r.stdout}{r.stderr}")
+        complete_commit(wt, m, rel, n, p)
     export(wt, rel, rel["base"])
     return 0
 
