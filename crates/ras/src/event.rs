@@ -19,8 +19,14 @@
 //! monitor and the log get at most [`PublishLimiter`]'s share: the events
 //! of a bounded number of errors per window, then one line saying how many
 //! were left out.
+//!
+//! A vCPU thread does not publish: writing the event monitor and the log
+//! costs system calls on the thread the guest waits for. It counts the
+//! events, leaves the admitted ones in an [`EventOutbox`] and wakes the VMM
+//! thread once, which publishes them in the order they were left.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::{fmt, mem};
 
@@ -536,6 +542,55 @@ impl PublishLimiter {
     }
 }
 
+/// The events of one error admitted by the [`PublishLimiter`], as they go
+/// to the event monitor and the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publication {
+    /// Events left out before these (a line of their own when non-zero).
+    pub suppressed: u64,
+    /// The events, in the order they happened.
+    pub events: Vec<RasEvent>,
+}
+
+/// Publications left by threads that must not publish (vCPU threads) for
+/// the thread that does (the VMM thread), in order.
+///
+/// Protocol: [`EventOutbox::post`] says whether the outbox was empty, and
+/// only then does the poster wake the publisher: one wake-up per batch,
+/// however many errors are posted before the publisher runs.
+/// [`EventOutbox::flush`] takes the whole batch under the outbox's lock, so
+/// a post either lands in the batch being taken or finds the outbox empty
+/// and wakes the publisher again: no publication waits without a wake-up.
+/// Flushes are serialised, so publications leave in the order they were
+/// posted even with several publishing threads. The outbox holds at most
+/// what the [`PublishLimiter`] admits between two flushes.
+#[derive(Debug, Default)]
+pub struct EventOutbox {
+    pending: Mutex<Vec<Publication>>,
+    /// Held while a batch is published.
+    publishing: Mutex<()>,
+}
+
+impl EventOutbox {
+    /// Leaves `publication`; `true` when the outbox was empty, i.e. the
+    /// publisher must be woken.
+    pub fn post(&self, publication: Publication) -> bool {
+        let mut pending = self.pending.lock().unwrap();
+        pending.push(publication);
+        pending.len() == 1
+    }
+
+    /// Publishes everything posted so far with `publish`, oldest first,
+    /// without holding the lock posters take.
+    pub fn flush(&self, mut publish: impl FnMut(Publication)) {
+        let _publishing = self.publishing.lock().unwrap();
+        let batch = mem::take(&mut *self.pending.lock().unwrap());
+        for publication in batch {
+            publish(publication);
+        }
+    }
+}
+
 /// One counter per [`EventKind`], shared by the threads that publish
 /// events and read by the counters API without a lock.
 #[derive(Debug, Default)]
@@ -910,5 +965,76 @@ mod tests {
             assert_eq!(l.admit(100 + i, 1), publish(0), "{i}");
         }
         assert_eq!(l.admit(200, 1), Admission::Suppress);
+    }
+
+    fn publication(n: u64) -> Publication {
+        Publication {
+            suppressed: n,
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_outbox_asks_for_one_wake_up_per_batch_and_keeps_the_order() {
+        let outbox = EventOutbox::default();
+        assert!(outbox.post(publication(1)), "into an empty outbox: wake");
+        assert!(!outbox.post(publication(2)), "the publisher is woken already");
+        assert!(!outbox.post(publication(3)));
+        let mut published = Vec::new();
+        outbox.flush(|p| published.push(p.suppressed));
+        assert_eq!(published, [1, 2, 3]);
+        // Taken: the next post wakes again, and nothing is published twice.
+        assert!(outbox.post(publication(4)));
+        published.clear();
+        outbox.flush(|p| published.push(p.suppressed));
+        assert_eq!(published, [4]);
+        published.clear();
+        outbox.flush(|p| published.push(p.suppressed));
+        assert!(published.is_empty());
+    }
+
+    #[test]
+    fn no_publication_waits_without_a_wake_up() {
+        use std::sync::mpsc;
+        use std::thread;
+
+        // Four posters race one publisher that flushes only when woken (as
+        // the VMM thread on its eventfd): every publication arrives once,
+        // each poster's in its order.
+        const POSTERS: u64 = 4;
+        const EACH: u64 = 2000;
+        let outbox = EventOutbox::default();
+        let (wake, woken) = mpsc::channel::<()>();
+        let published = thread::scope(|s| {
+            let publisher = s.spawn(|| {
+                let mut published = Vec::new();
+                for () in woken {
+                    outbox.flush(|p| published.push(p.suppressed));
+                }
+                published
+            });
+            for t in 0..POSTERS {
+                let wake = wake.clone();
+                let outbox = &outbox;
+                s.spawn(move || {
+                    for i in 0..EACH {
+                        if outbox.post(publication(t * 1_000_000 + i)) {
+                            wake.send(()).unwrap();
+                        }
+                    }
+                });
+            }
+            drop(wake);
+            publisher.join().unwrap()
+        });
+        assert_eq!(published.len() as u64, POSTERS * EACH);
+        for t in 0..POSTERS {
+            let mine: Vec<u64> = published
+                .iter()
+                .filter(|n| *n / 1_000_000 == t)
+                .map(|n| n % 1_000_000)
+                .collect();
+            assert_eq!(mine, (0..EACH).collect::<Vec<_>>(), "poster {t}");
+        }
     }
 }
