@@ -12,14 +12,22 @@
 //! it keeps the engine under, so no ioctl, interrupt or event-monitor write
 //! happens while other vCPUs wait for the engine.
 //!
+//! A lost granule larger than a page is told to the guest page by page
+//! ([`crate::announce`]): the pages its first record did not name go into
+//! a backlog that [`RasEngine::service`] (the VMM thread, never a vCPU's
+//! [`RasEngine::handle`]) writes into the asynchronous source, a batch
+//! whenever the guest acknowledged the previous one; the [`Outcome`] says
+//! `queued` until the backlog is empty.
+//!
 //! The engine keeps every guest-physical address it writes to (from the
 //! [`RegionLayout`]) and never reads a pointer back from guest memory.
 
 use thiserror::Error;
 use vm_memory::{Bytes, GuestMemoryError};
 
+use crate::announce::{ANNOUNCE_BATCH, AnnounceBacklog, PAGE_SHIFT};
 use crate::config::{AsyncMode, ConfigError, RasConfig, SeaSources};
-use crate::cper::StatusBlock;
+use crate::cper::{Severity, StatusBlock};
 use crate::error_source::{
     Delivery, ErrorSourceError, ErrorSources, RegionLayout, SourceId, SourceNotifications,
     SourceTarget,
@@ -98,9 +106,9 @@ pub struct Outcome {
     pub notify_async: bool,
     /// Stop the VM.
     pub stop: Option<StopReason>,
-    /// Records wait behind unacknowledged ones: call
-    /// [`RasEngine::service`] again later (a guest acknowledges without
-    /// any exit).
+    /// Records wait behind unacknowledged ones, or pages of a lost granule
+    /// wait to be told: call [`RasEngine::service`] again later (a guest
+    /// acknowledges without any exit).
     pub queued: bool,
 }
 
@@ -182,6 +190,10 @@ pub struct RasEngine {
     sources: ErrorSources,
     poison: PoisonRegistry,
     storm: StormTracker,
+    /// Pages of lost granules the guest was not told of yet.
+    announce: AnnounceBacklog,
+    /// How many pages one block of the asynchronous source holds.
+    announce_batch: usize,
     num_vcpus: u32,
     initialized: bool,
 }
@@ -206,11 +218,20 @@ impl RasEngine {
             SeaSources::Shared => 1,
         };
         let layout = RegionLayout::new(region_base, num_sync, config.block_size)?;
+        // A page's entry (data entry header and memory section): 152 bytes.
+        let page = GpaGranule::containing(vm_memory::GuestAddress(0), PAGE_SHIFT)
+            .expect("address 0 starts a page");
+        let header = StatusBlock::new().encoded_len();
+        let entry =
+            StatusBlock::memory_errors(&[page], Severity::Recoverable, 0).encoded_len() - header;
+        let fit = (layout.block_len() as usize).saturating_sub(header) / entry;
         Ok(Self {
             policy: PolicyConfig::from(&config),
             sources: ErrorSources::new(layout, config.queue_depth as usize),
             poison: PoisonRegistry::new(config.max_poisoned as usize),
             storm: StormTracker::new(),
+            announce: AnnounceBacklog::default(),
+            announce_batch: fit.clamp(1, ANNOUNCE_BATCH),
             num_vcpus,
             initialized: false,
             config,
@@ -308,9 +329,22 @@ impl RasEngine {
             self.storm.observe(observation, self.policy.storm_window_ms);
         }
         let mut async_written = false;
+        // The pages this decision's records name: told already.
+        let told: Vec<GpaGranule> = decision
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Record { granule, .. } => *granule,
+                _ => None,
+            })
+            .collect();
         for action in decision.actions {
             match action {
-                Action::MarkPoisoned(g) => self.mark_poisoned(g, &mut out),
+                Action::MarkPoisoned(g) => {
+                    if self.mark_poisoned(g, &mut out) && self.config.async_mode != AsyncMode::Off {
+                        self.announce.push(g, &told, report.unix_time);
+                    }
+                }
                 Action::Record {
                     target,
                     block,
@@ -329,7 +363,7 @@ impl RasEngine {
                 Action::Ignore(reason) => out.events.push(RasEvent::Ignored { reason }),
             }
         }
-        self.service_into(mem, &mut out)?;
+        self.service_into(mem, &mut out, false)?;
         Ok(out)
     }
 
@@ -344,7 +378,7 @@ impl RasEngine {
             return Err(EngineError::NotInitialized);
         }
         let mut out = Outcome::default();
-        self.service_into(mem, &mut out)?;
+        self.service_into(mem, &mut out, true)?;
         Ok(out)
     }
 
@@ -359,19 +393,24 @@ impl RasEngine {
         )
     }
 
-    fn mark_poisoned(&mut self, granule: GpaGranule, out: &mut Outcome) {
+    /// Adds `granule` to the poison registry; `true` when it is new there.
+    fn mark_poisoned(&mut self, granule: GpaGranule, out: &mut Outcome) -> bool {
         match self.poison.insert(granule) {
-            Ok(Insertion::New { absorbed }) => out.events.push(RasEvent::PagePoisoned {
-                granule,
-                absorbed: absorbed.len(),
-            }),
-            Ok(Insertion::Duplicate { .. }) => {}
+            Ok(Insertion::New { absorbed }) => {
+                out.events.push(RasEvent::PagePoisoned {
+                    granule,
+                    absorbed: absorbed.len(),
+                });
+                true
+            }
+            Ok(Insertion::Duplicate { .. }) => false,
             Err(_) => {
                 let limit = self.poison.limit();
                 out.events.push(RasEvent::PoisonListFull { granule, limit });
                 // Untracked poison would be read by a snapshot or a
                 // migration and not repaired at reset.
                 out.stop.get_or_insert(StopReason::PoisonLimit { limit });
+                false
             }
         }
     }
@@ -447,21 +486,55 @@ impl RasEngine {
         delivery.must_notify()
     }
 
-    fn service_into<M>(&mut self, mem: &M, out: &mut Outcome) -> Result<(), EngineError>
+    /// Writes queued records into sources the guest freed, and, with
+    /// `announce`, the next pages of lost granules into the asynchronous
+    /// source when it is free and nothing waits in its queue.
+    fn service_into<M>(
+        &mut self,
+        mem: &M,
+        out: &mut Outcome,
+        announce: bool,
+    ) -> Result<(), EngineError>
     where
         M: Bytes<vm_memory::GuestAddress, E = GuestMemoryError> + ?Sized,
     {
         let async_source = self.sources.layout().async_source();
+        let gpio = self.config.async_mode == AsyncMode::Gpio;
         for source in self.sources.service(mem)? {
             out.events.push(RasEvent::QueuedRecordWritten { source });
-            out.notify_async |= source == async_source && self.config.async_mode == AsyncMode::Gpio;
+            out.notify_async |= source == async_source && gpio;
+        }
+        if announce
+            && !self.announce.is_empty()
+            && self.sources.queue_len(async_source)? == 0
+            && self.sources.is_free(mem, async_source)?
+            && let Some(batch) = self.announce.next_batch(self.announce_batch)
+        {
+            let block =
+                StatusBlock::memory_errors(&batch.pages, Severity::Recoverable, batch.unix_time);
+            let target = SourceTarget::Async;
+            match self.sources.submit(mem, async_source, &block) {
+                Ok(delivery) => {
+                    out.events.push(RasEvent::RecordWritten {
+                        source: async_source,
+                        target,
+                        granule: batch.pages.first().copied(),
+                        severity: Severity::Recoverable,
+                    });
+                    out.notify_async |= gpio && delivery.must_notify();
+                }
+                Err(e) => out.events.push(RasEvent::RecordFailed {
+                    target,
+                    error: e.to_string(),
+                }),
+            }
         }
         let tampered = self.sources.take_tampered();
         if tampered > 0 {
             out.events
                 .push(RasEvent::RegionTampered { count: tampered });
         }
-        out.queued = self.sources.has_queued();
+        out.queued = self.sources.has_queued() || !self.announce.is_empty();
         Ok(())
     }
 }

@@ -978,7 +978,10 @@ mod tests {
     fn the_outbox_asks_for_one_wake_up_per_batch_and_keeps_the_order() {
         let outbox = EventOutbox::default();
         assert!(outbox.post(publication(1)), "into an empty outbox: wake");
-        assert!(!outbox.post(publication(2)), "the publisher is woken already");
+        assert!(
+            !outbox.post(publication(2)),
+            "the publisher is woken already"
+        );
         assert!(!outbox.post(publication(3)));
         let mut published = Vec::new();
         outbox.flush(|p| published.push(p.suppressed));

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod announce;
 pub mod config;
 pub mod cper;
 pub mod engine;

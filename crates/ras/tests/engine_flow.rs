@@ -46,7 +46,8 @@ fn sigbus_consumption_writes_the_record_and_asks_for_the_abort() {
             abort: Some(2),
             notify_async: false,
             stop: None,
-            queued: false,
+            // The other 511 pages of the 2 MiB wait to be told.
+            queued: true,
         }
     );
     // 4 vCPUs + async = 5 sources: 80 bytes of registers, blocks from
@@ -65,6 +66,106 @@ fn sigbus_consumption_writes_the_record_and_asks_for_the_abort() {
     assert!(e.poison().contains(GuestAddress(RAM + 0x3f_ffff)));
     assert!(!e.poison().contains(GuestAddress(RAM + 0x40_0000)));
     assert!(!e.poison().contains(GuestAddress(RAM + 0x1f_ffff)));
+}
+
+/// A lost 2 MiB page: the consuming vCPU's record names the page it
+/// touched; the other 511 pages are told on the asynchronous source, never
+/// by `handle` (a vCPU's thread), only by `service`: 6 pages a block (a
+/// 1 KiB block holds the 20-byte header and 6 entries of 72 + 80 bytes),
+/// the next block once the guest acknowledged the last. Expected bytes
+/// from ACPI 6.5 Table 18.19 (block status: entry count in bits 4..13,
+/// bit 2 multiple uncorrectable, bit 0 uncorrectable; data length at 12)
+/// and UEFI 2.10 N.2.5 (the physical address 16 bytes into the memory
+/// section, the mask at 24), read raw.
+#[test]
+fn a_lost_huge_page_is_told_page_by_page_on_the_async_source() {
+    let mem = memory();
+    let mut e = engine(RasConfig::default(), 1, &mem);
+    let lost = g(RAM + 0x20_0000, 21);
+    let report = at(
+        ErrorCause::Consumed {
+            vcpu: 0,
+            origin: Origin::Sigbus,
+            granule: Some(lost),
+            page: Some(g(RAM + 0x20_5000, 12)),
+            gva: None,
+        },
+        0,
+    );
+    let out = e.handle(&report, &mem).unwrap();
+    assert!(out.queued && !out.notify_async);
+    assert_block(&mem, block(2, 0), &recoverable(RAM + 0x20_5000, MASK_4K));
+    // The asynchronous source (index 1) is untouched by the vCPU's call.
+    assert_empty_block(&mem, block(2, 1));
+    assert_eq!(read_u64(&mem, ack_register(1)), 1);
+
+    let mut told = Vec::new();
+    let mut blocks = 0;
+    loop {
+        let out = e.service(&mem).unwrap();
+        if out.events.is_empty() {
+            assert!(!out.queued && !out.notify_async, "done: {out:?}");
+            break;
+        }
+        blocks += 1;
+        assert!(out.notify_async, "block {blocks}");
+        let first = read_u64(&mem, block(2, 1) + 20 + 72 + 16);
+        assert_eq!(
+            out.events,
+            vec![written(1, SourceTarget::Async, g(first, 12))],
+            "block {blocks}"
+        );
+        // Nothing more until the guest acknowledges.
+        let again = e.service(&mem).unwrap();
+        assert!(again.events.is_empty() && !again.notify_async, "{again:?}");
+        // Pages wait for every block but the last.
+        assert_eq!(again.queued, blocks < 86, "block {blocks}");
+        let raw = read(&mem, block(2, 1), 1024);
+        let u32_at = |o: usize| u32::from_le_bytes(raw[o..o + 4].try_into().unwrap());
+        let u64_at = |o: usize| u64::from_le_bytes(raw[o..o + 8].try_into().unwrap());
+        let n = (u32_at(0) >> 4 & 0x3ff) as usize;
+        let multiple = if n > 1 { 0x4 } else { 0 };
+        assert_eq!(u32_at(0), (n as u32) << 4 | multiple | 0x1, "block status");
+        assert_eq!(u32_at(12) as usize, n * 152, "data length");
+        assert_eq!(u32_at(16), 0, "recoverable");
+        for k in 0..n {
+            let entry = 20 + k * 152;
+            assert_eq!(u32_at(entry + 16), 0, "entry severity");
+            assert_eq!(raw[entry + 23], u8::from(k == 0), "primary flag");
+            assert_eq!(&raw[entry + 64..entry + 72], &TIMESTAMP);
+            assert_eq!(u64_at(entry + 72 + 24), MASK_4K);
+            told.push(u64_at(entry + 72 + 16));
+        }
+        guest_ack(&mem, 2, 1);
+    }
+    // 511 pages: 85 blocks of 6 and one of 1, each page once, in order.
+    assert_eq!(blocks, 86);
+    let expected: Vec<u64> = (0..512)
+        .map(|i| RAM + 0x20_0000 + i * 0x1000)
+        .filter(|pa| *pa != RAM + 0x20_5000)
+        .collect();
+    assert_eq!(told, expected);
+}
+
+/// With `async=off` the guest hears of a page only when it consumes it:
+/// nothing waits; a reset forgets what waits.
+#[test]
+fn the_rest_of_a_lost_page_waits_only_with_an_async_source() {
+    let mem = memory();
+    let lost = g(RAM + 0x20_0000, 21);
+    let mut e = engine(config(|c| c.async_mode = AsyncMode::Off), 1, &mem);
+    let out = e.handle(&sigbus(0, lost, 0), &mem).unwrap();
+    assert!(!out.queued);
+    assert!(e.service(&mem).unwrap().events.is_empty());
+
+    let mut e = engine(RasConfig::default(), 1, &mem);
+    assert!(e.handle(&sigbus(0, lost, 0), &mem).unwrap().queued);
+    e.reset(&mem).unwrap();
+    let out = e.service(&mem).unwrap();
+    assert!(out.events.is_empty() && !out.queued);
+    // A 4 KiB loss is told by its record alone.
+    let out = e.handle(&sigbus(0, g(RAM + 0x1000, 12), 0), &mem).unwrap();
+    assert!(!out.queued);
 }
 
 #[test]
@@ -395,6 +496,7 @@ fn repeated_consumption_stops_the_vm() {
                 count: 4,
                 window_ms: 1000,
             }),
+            queued: true,
             ..Outcome::default()
         }
     );

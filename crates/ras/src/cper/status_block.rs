@@ -97,6 +97,27 @@ impl StatusBlock {
         )
     }
 
+    /// One platform-memory-error entry per page of `pages` (as
+    /// [`StatusBlock::memory_error`]; the first entry primary), each with
+    /// `severity`: the block that tells the guest several lost pages at once.
+    pub fn memory_errors(pages: &[GpaGranule], severity: Severity, unix_time: u64) -> Self {
+        pages
+            .iter()
+            .enumerate()
+            .fold(StatusBlock::new(), |block, (i, page)| {
+                let entry = DataEntry::new(
+                    Section::Memory(MemoryErrorSection::for_granule(page)),
+                    severity,
+                )
+                .with_timestamp(Timestamp::from_unix(unix_time));
+                block.with_entry(if i == 0 {
+                    entry.with_flags(EntryFlags::PRIMARY)
+                } else {
+                    entry
+                })
+            })
+    }
+
     /// The block severity: the most severe entry's, `None` when empty.
     pub fn error_severity(&self) -> Option<Severity> {
         Severity::most_severe_of(self.entries.iter().map(|e| e.severity))
@@ -371,6 +392,56 @@ mod tests {
         assert_eq!(block.encode_into(&mut buf), Ok(172));
         assert_eq!(&buf[..172], &expected[..]);
         assert_eq!(StatusBlock::decode(&buf), Ok(block));
+    }
+
+    /// Two recoverable 4 KiB pages in one block (how the rest of a lost
+    /// huge page is told), written out from the ACPI / UEFI tables: the
+    /// block status counts 2 entries and sets "multiple uncorrectable";
+    /// only the first entry is primary.
+    #[test]
+    fn known_bytes_two_pages() {
+        let page = |a| GpaGranule::containing(vm_memory::GuestAddress(a), 12).unwrap();
+        let block = StatusBlock::memory_errors(
+            &[page(0x4020_0000), page(0x4020_1000)],
+            Severity::Recoverable,
+            1_795_545_200,
+        );
+        let mut expected = Vec::new();
+        // Block header: 2 entries << 4 | multiple uncorrectable (bit 2) |
+        // uncorrectable valid (bit 0).
+        expected.extend_from_slice(&0x25u32.to_le_bytes());
+        expected.extend_from_slice(&0u32.to_le_bytes()); // raw data offset
+        expected.extend_from_slice(&0u32.to_le_bytes()); // raw data length
+        expected.extend_from_slice(&304u32.to_le_bytes()); // 2 x (72 + 80)
+        expected.extend_from_slice(&0u32.to_le_bytes()); // recoverable
+        for (pa, flags) in [(0x4020_0000u64, 0x01u8), (0x4020_1000, 0x00)] {
+            expected.extend_from_slice(&[
+                0x14, 0x11, 0xbc, 0xa5, 0x64, 0x6f, 0xde, 0x4e, 0xb8, 0x63, 0x3e, 0x83, 0xed, 0x7c,
+                0x83, 0xb1,
+            ]);
+            expected.extend_from_slice(&0u32.to_le_bytes()); // severity
+            // Revision 0x300, valid bits: timestamp, flags: primary or not.
+            expected.extend_from_slice(&[0x00, 0x03, 0x04, flags]);
+            expected.extend_from_slice(&80u32.to_le_bytes());
+            expected.extend_from_slice(&[0u8; 36]); // FRU id + text
+            expected.extend_from_slice(&[0x20, 0x33, 0x18, 0x01, 0x24, 0x11, 0x26, 0x20]);
+            // Memory error section: PA, PA mask, error type valid.
+            expected.extend_from_slice(&0x4006u64.to_le_bytes());
+            expected.extend_from_slice(&0u64.to_le_bytes());
+            expected.extend_from_slice(&pa.to_le_bytes());
+            expected.extend_from_slice(&0xffff_ffff_ffff_f000u64.to_le_bytes());
+            expected.extend_from_slice(&[0u8; 40]);
+            expected.push(3); // multi-bit ECC
+            expected.extend_from_slice(&[0u8; 7]);
+        }
+        assert_eq!(expected.len(), 324);
+        assert_eq!(block.encode(), expected);
+        assert_eq!(StatusBlock::decode(&expected), Ok(block));
+        // One page: the single-record builder's block.
+        assert_eq!(
+            StatusBlock::memory_errors(&[page(0x4020_0000)], Severity::Recoverable, 7),
+            StatusBlock::memory_error(&page(0x4020_0000), Severity::Recoverable, 7)
+        );
     }
 
     fn mixed() -> StatusBlock {

@@ -55,6 +55,7 @@ impl RasEngine {
             .map(|g| RasEvent::PoisonRepaired { granule: *g })
             .collect();
         self.storm.clear();
+        self.announce.clear();
         self.init(mem)?;
         Ok(Reset { repair, events })
     }
@@ -91,6 +92,7 @@ impl RasEngine {
         }
         self.poison = poison;
         self.storm.clear();
+        self.announce.clear();
         self.initialized = true;
         Ok(())
     }
