@@ -203,6 +203,79 @@ poison() {
     echo "$PFN" >/sys/kernel/debug/hwpoison/corrupt-pfn || return 1
     ev "corrupt-pfn $PFN written ($(( $(now_ms) - t )) ms); host: $(dmesg | grep -a 'emory failure' | tail -n1)"
 }
+# The vCPU threads' system calls around one error, from the kernel's own
+# trace (raw_syscalls and signal_deliver, ftrace): vcpu_trace_on before the
+# guest consumes, vcpu_trace_off FILE after; vcpu_trace_figure FILE prints,
+# for each SIGBUS the VMM's vCPU threads took, the system calls between the
+# end of its handler (rt_sigreturn) and the next KVM_RUN, and the times:
+# signal = KVM_RUN returning -EINTR -> handler returned (the kernel's
+# delivery, the handler, sigreturn); handling = handler returned -> next
+# KVM_RUN (what the VMM does); set_vcpu_events = that ioctl alone
+# (KVM_SET_VCPU_EVENTS = _IOW(0xae, 0xa0, 64 bytes) = 0x4040aea0, KVM_RUN =
+# _IO(0xae, 0x80)).
+TRACE=/sys/kernel/debug/tracing
+vcpu_trace_on() {
+    [ -d "$TRACE/events/raw_syscalls" ] || { ev "no raw_syscalls trace events in this kernel"; return 1; }
+    tids=
+    for t in /proc/"$CHPID"/task/*; do
+        case $(cat "$t/comm" 2>/dev/null) in vcpu*) tids="$tids ${t##*/}" ;; esac
+    done
+    [ -n "$tids" ] || { ev "no vCPU threads found"; return 1; }
+    echo 0 >"$TRACE/tracing_on"; : >"$TRACE/trace"
+    echo 8192 >"$TRACE/buffer_size_kb"
+    echo "$tids" >"$TRACE/set_event_pid"
+    echo 1 >"$TRACE/events/raw_syscalls/enable"
+    echo 1 >"$TRACE/events/signal/signal_deliver/enable"
+    echo 1 >"$TRACE/tracing_on"
+}
+vcpu_trace_off() { # FILE
+    echo 0 >"$TRACE/tracing_on"
+    echo 0 >"$TRACE/events/raw_syscalls/enable"
+    echo 0 >"$TRACE/events/signal/signal_deliver/enable"
+    : >"$TRACE/set_event_pid"
+    cat "$TRACE/trace" >"$1"
+}
+# arm64 system call numbers (asm-generic/unistd.h) of what may appear.
+vcpu_trace_figure() { # FILE -> "errors=N syscalls=... " lines, one per SIGBUS
+    awk '
+    BEGIN { split("19 eventfd2 22 epoll_pwait 29 ioctl 63 read 64 write 66 writev 73 ppoll 98 futex 113 clock_gettime 124 sched_yield 131 tgkill 139 rt_sigreturn 172 getpid 178 gettid 215 munmap 222 mmap 233 madvise", a, " ")
+            for (i = 1; i < 40; i += 2) name[a[i]] = a[i + 1] }
+    function us(t) { return int(t * 1000000 + 0.5) }
+    {
+        if (!match($0, /[0-9]+\.[0-9]+: (sys_enter|sys_exit|signal_deliver): /)) next
+        head = substr($0, 1, RSTART - 1); ev = substr($0, RSTART, RLENGTH); rest = substr($0, RSTART + RLENGTH)
+        split(head, h, " "); tid = h[1]; sub(/.*-/, "", tid)
+        split(ev, e, ": "); ts = e[1] + 0; kind = e[2]
+        if (kind == "sys_exit" && rest ~ /^NR 29 = -4$/) { eintr[tid] = ts; next }
+        if (kind == "signal_deliver") {
+            if (rest ~ /^sig=7 /) { st[tid] = 1; t0[tid] = eintr[tid] }
+            next
+        }
+        # rt_sigreturn: its exit is traced as "NR -1" (the restored frame).
+        if (st[tid] == 1 && kind == "sys_enter" && rest ~ /^NR 139 /) { st[tid] = 3; next }
+        if (st[tid] == 3 && kind == "sys_exit") {
+            st[tid] = 2; t1[tid] = ts; n[tid] = 0; kinds[tid] = ""; delete cnt; next
+        }
+        if (st[tid] != 2) next
+        split(rest, f, /[ (,)]+/); nr = f[2]; arg1 = f[4]
+        if (kind == "sys_enter" && nr == 29 && arg1 == "ae80") {
+            errors++
+            h_us = us(ts - t1[tid]); calls = ""
+            nk = split(kinds[tid], k, " ")
+            for (i = 1; i <= nk; i++) calls = calls " " k[i] (cnt[k[i]] > 1 ? "*" cnt[k[i]] : "")
+            printf "error=%d tid=%s syscalls=%d [%s ] signal_us=%d handling_us=%d set_vcpu_events_us=%s ratio=%s\n",
+                errors, tid, n[tid], calls, us(t1[tid] - t0[tid]), h_us,
+                (sev[tid] == "" ? "-" : sev[tid]), (sev[tid] > 0 ? sprintf("%.1f", h_us / sev[tid]) : "-")
+            st[tid] = 0; sev[tid] = ""; next
+        }
+        if (kind == "sys_enter") {
+            n[tid]++; c = (nr in name ? name[nr] : "nr" nr) (nr == 29 ? "(" arg1 ")" : "")
+            if (!(c in cnt)) kinds[tid] = kinds[tid] " " c
+            cnt[c]++
+            if (nr == 29 && arg1 == "4040aea0") evt[tid] = ts
+        } else if (nr == 29 && evt[tid] != "") { sev[tid] = us(ts - evt[tid]); evt[tid] = "" }
+    }' "$1"
+}
 vmm_mem() { # VmRSS/VmHWM in kB
     RSS=$(awk '/^VmRSS/ {print $2}' "/proc/$CHPID/status" 2>/dev/null)
     HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$CHPID/status" 2>/dev/null)
@@ -480,7 +553,15 @@ if want 2 || want 4 || want 5; then
             if [ -n "$gpa" ] && poison "$gpa"; then
                 S2GPA=$gpa
                 gpfn=$(printf '0x%x' $((gpa >> 12)))
+                vcpu_trace_on || ev "no system call trace"
                 g "kill -USR1 $pid; sleep 3; tail -n 2 /tmp/w2.log; pidof rastest"
+                vcpu_trace_off "$D/syscalls.trace"
+                vcpu_trace_figure "$D/syscalls.trace" >"$D/syscalls.txt"
+                ev "vCPU threads ($tids): $(grep -vc '^#' "$D/syscalls.trace") trace lines, $(grep -c 'sig=7 ' "$D/syscalls.trace") SIGBUS delivered"
+                [ -s "$D/syscalls.txt" ] || grep -v '^#' "$D/syscalls.trace" | grep -a -B3 -A12 'sig=7 ' | head -n 40 | sed 's/^/    trace: /'
+                while read -r line; do
+                    figure "vcpu_thread_$line (kernel trace of the vCPU threads; syscalls between the SIGBUS handler's return and the next KVM_RUN)"
+                done <"$D/syscalls.txt"
                 gdmesg_ras
                 ras_events
                 sig=$(grep -a "RASTEST sigbus tag=s2 " "$SER" | tail -n1)
