@@ -122,6 +122,8 @@ static volatile uint64_t touch_ns;
 static unsigned char *area;
 static size_t npages;
 static size_t touch_page;
+/* Seconds the process lives on after its SIGBUS (hold ... thp). */
+static unsigned linger_s;
 
 static uint64_t now_ns(void)
 {
@@ -171,6 +173,10 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 	out("sigbus tag=%s pid=%d code=%s(%d) addr=%p lsb=%d dt_us=%" PRIu64, tag,
 	    (int)getpid(), bus_code(si->si_code), si->si_code, si->si_addr,
 	    (int)si->si_addr_lsb, t0 ? (t - t0) / 1000 : 0);
+	/* A process that survives its SIGBUS a while (a database logging
+	   it): its other pages stay its own while the guest learns of them. */
+	if (linger_s)
+		sleep(linger_s);
 	_exit(42);
 }
 
@@ -228,6 +234,9 @@ static int do_hold(int argc, char **argv)
 	struct sigaction sa;
 	sigset_t none;
 	int cpu;
+	/* thp: one 2 MiB transparent huge page of the guest, all 512 pages
+	   this process's own (no other process shares its 2 MiB of RAM). */
+	int thp = argc > 6 && !strcmp(argv[6], "thp");
 
 	if (argc < 5)
 		return 2;
@@ -237,6 +246,8 @@ static int do_hold(int argc, char **argv)
 	touch_page = argc > 5 ? strtoul(argv[5], NULL, 0) : 0;
 	if (!npages || touch_page >= npages)
 		return 2;
+	if (thp && npages * page_size != 2u << 20)
+		return 2;
 	pin(cpu);
 	install_sigbus();
 	memset(&sa, 0, sizeof(sa));
@@ -244,27 +255,46 @@ static int do_hold(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
 
-	area = mmap(NULL, npages * page_size, PROT_READ | PROT_WRITE,
+	area = mmap(NULL, npages * page_size * (thp ? 2 : 1), PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (area == MAP_FAILED) {
 		out("error tag=%s mmap: %s", tag, strerror(errno));
 		return 1;
 	}
-	/* Small pages: the guest must not back this with a huge page. */
-	madvise(area, npages * page_size, MADV_NOHUGEPAGE);
+	if (thp) {
+		/* A 2 MiB-aligned 2 MiB inside the 4 MiB mapped. */
+		area = (unsigned char *)(((uintptr_t)area + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1));
+		madvise(area, npages * page_size, MADV_HUGEPAGE);
+		linger_s = 5;
+	} else {
+		/* Small pages: the guest must not back this with a huge page. */
+		madvise(area, npages * page_size, MADV_NOHUGEPAGE);
+	}
 	for (size_t i = 0; i < npages; i++)
 		memset(area + i * page_size, 0x5a + (int)i, page_size);
 	mlock(area, npages * page_size);
+	uint64_t first_gpa = 0;
+	size_t contiguous = 0;
 	for (size_t i = 0; i < npages; i++) {
 		uint64_t va = (uint64_t)(uintptr_t)(area + i * page_size), pfn;
 		int r = pagemap_pfn("/proc/self/pagemap", va, &pfn);
-		if (r)
+		if (r) {
 			out("error tag=%s page=%zu pagemap: %s", tag, i, strerror(-r));
-		else
+			continue;
+		}
+		if (i == 0)
+			first_gpa = pfn * (uint64_t)page_size;
+		contiguous += pfn * (uint64_t)page_size == first_gpa + i * page_size;
+		/* thp: the first and the touched page only (512 lines would
+		   flood the console). */
+		if (!thp || i == 0 || i == touch_page)
 			out("page tag=%s pid=%d cpu=%d page=%zu va=0x%" PRIx64
 			    " gpa=0x%" PRIx64, tag, (int)getpid(), sched_getcpu(), i,
 			    va, pfn * (uint64_t)page_size);
 	}
+	if (thp)
+		out("thp tag=%s gpa=0x%" PRIx64 " aligned=%d contiguous=%zu/%zu", tag,
+		    first_gpa, !(first_gpa & ((2u << 20) - 1)), contiguous, npages);
 	out("ready tag=%s pid=%d", tag, (int)getpid());
 
 	sigemptyset(&none);
@@ -1017,7 +1047,7 @@ int main(int argc, char **argv)
 	if (r != 2)
 		return r;
 usage:
-	fprintf(stderr, "usage: rastest hold TAG NPAGES CPU [TOUCH] | spin TAG SECONDS | hunt GPA MAXMB |"
+	fprintf(stderr, "usage: rastest hold TAG NPAGES CPU [TOUCH [thp]] | spin TAG SECONDS | hunt GPA MAXMB |"
 			" kpf PFN | kpfrange PFN COUNT | hest [FILE] | dio TAG DEV | now |"
 			" hostpfn|hostpte|peek PID GPA RAMBASE RAMSIZE [PATH] |"
 			" hostpfns PID RAMBASE RAMSIZE [PATH] <GPAS | poisonloop PFNFILE RATE MAX |"
