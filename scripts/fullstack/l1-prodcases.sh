@@ -234,7 +234,7 @@ if want 10; then
                         g "rastest kpfrange $(printf 0x%x $((hbase >> 12))) 512"
                         kr=$(grep -a "RASTEST kpfrange " "$SER" | tail -n1 | rastest_part)
                         lost=$(echo "$kr" | sed -n 's/.* hwpoison=\([0-9]*\).*/\1/p')
-                        [ "${lost:-0}" -lt 512 ] && [ $(( $(now_ms) - tk )) -lt 90000 ] && alive || break
+                        [ "${lost:-0}" -lt 512 ] && [ $(( $(now_ms) - tk )) -lt 90000 ] && alive && [ "${G_DEAD:-0}" = 0 ] || break
                         sleep 5
                     done
                     ev "guest kpageflags of the lost 2 MiB: $kr ($(( $(now_ms) - t )) ms after the touch)"
