@@ -112,6 +112,16 @@ check "source replacement arguments" \
     '--config source.chs-git-micro_http.git="https://git.invalid/m" --config source.chs-git-micro_http.branch="main" --config source.chs-git-micro_http.replace-with="chs-vendor-micro_http" --config source.chs-vendor-micro_http.directory="/v"' \
     "$(chs_source_config micro_http https://git.invalid/m branch=main /v | paste -sd ' ')"
 check "source replacement without query" 6 "$(chs_source_config p https://git.invalid/p - /v | wc -l)"
+# A checkout whose own cargo configuration already replaces the source.
+mkdir -p "$T/clash/ch/.cargo" "$T/clash/ch/vmm" "$T/clean/ch"
+printf '%s\n' '[source."git+https://git.invalid/m?branch=main"]' 'git = "https://git.invalid/m"' \
+    'branch = "main"' 'replace-with = "mine"' >"$T/clash/ch/.cargo/config.toml"
+check "source clash: the checkout's config" "$T/clash/ch/.cargo/config.toml" \
+    "$(chs_config_source_clash "$T/clash/ch" https://git.invalid/m)"
+check "source clash: found from a directory below" "$T/clash/ch/.cargo/config.toml" \
+    "$(chs_config_source_clash "$T/clash/ch/vmm" https://git.invalid/m)"
+fails "source clash: another URL" chs_config_source_clash "$T/clash/ch" https://git.invalid/other
+fails "source clash: no configuration" chs_config_source_clash "$T/clean/ch" https://git.invalid/m
 # The user's checkout is used at the locked commit, never its work tree.
 if command -v git >/dev/null; then
     g=$T/mh

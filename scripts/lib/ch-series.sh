@@ -154,6 +154,26 @@ chs_source_config() {
     echo "source.chs-vendor-$n.directory=\"$dir\""
 }
 
+# chs_config_source_clash SRC URL: the cargo configuration file, in SRC or a
+# directory above it (cargo reads them all), whose [source.*] tables already
+# name the git source URL: cargo refuses a second definition of a source
+# ("Sources are not allowed to be defined multiple times"). Prints the file;
+# status 1 when there is none.
+chs_config_source_clash() {
+    local d url=$2 f
+    d=$(cd "$1" && pwd) || return 1
+    while :; do
+        for f in "$d/.cargo/config.toml" "$d/.cargo/config"; do
+            if [ -f "$f" ] && grep -q '^[[:space:]]*\[source\.' "$f" && grep -qF "$url" "$f"; then
+                echo "$f"
+                return 0
+            fi
+        done
+        [ "$d" = / ] && return 1
+        d=$(dirname "$d")
+    done
+}
+
 # chs_package_name CARGO_TOML: the name in its [package] section.
 chs_package_name() {
     awk '/^\[package\]/ { p = 1; next } /^\[/ { p = 0 }
@@ -295,6 +315,9 @@ chs_git_deps() {
     CHS_CARGO_CFG=()
     while read -r name url q rev; do
         [ -n "$name" ] || continue
+        if from=$(chs_config_source_clash "$src" "$url"); then
+            chs_die "$from already defines a source for $name ($url), which these scripts replace themselves: cargo refuses two definitions; move that file aside for this run"
+        fi
         dest=$CHS_LAB/ch-deps/$name-${rev:0:12}
         if [ "$name" = micro_http ] && [ -n "$user" ] &&
             ! git -C "$user" rev-parse --git-dir >/dev/null 2>&1; then
