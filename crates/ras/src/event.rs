@@ -540,6 +540,15 @@ impl PublishLimiter {
             Admission::Suppress
         }
     }
+
+    /// The decision for the events of an error that stops the VM: always
+    /// published, with what was left out before them (the last chance to
+    /// say it), and not counted against the window.
+    pub fn admit_stop(&mut self) -> Admission {
+        Admission::Publish {
+            suppressed: mem::take(&mut self.suppressed),
+        }
+    }
 }
 
 /// The events of one error admitted by the [`PublishLimiter`], as they go
@@ -965,6 +974,22 @@ mod tests {
             assert_eq!(l.admit(100 + i, 1), publish(0), "{i}");
         }
         assert_eq!(l.admit(200, 1), Admission::Suppress);
+    }
+
+    #[test]
+    fn a_stop_is_published_with_what_was_left_out() {
+        let publish = |suppressed| Admission::Publish { suppressed };
+        let mut l = PublishLimiter::new(1, 1000);
+        assert_eq!(l.admit(0, 2), publish(0));
+        assert_eq!(l.admit(1, 3), Admission::Suppress);
+        assert_eq!(l.admit(2, 4), Admission::Suppress);
+        // The window is full: a stop is published all the same, with the 7
+        // events left out, and its own are not counted as left out.
+        assert_eq!(l.admit_stop(), publish(7));
+        assert_eq!(l.admit_stop(), publish(0));
+        // It took nothing from the window: still full, then a new one.
+        assert_eq!(l.admit(3, 1), Admission::Suppress);
+        assert_eq!(l.admit(1000, 1), publish(1));
     }
 
     fn publication(n: u64) -> Publication {

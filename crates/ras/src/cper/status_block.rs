@@ -7,6 +7,8 @@
 //! This is what a GHES / GHESv2 error source's Error Status Address points
 //! at.
 
+use core::slice;
+
 use serde::{Deserialize, Serialize};
 use zerocopy::little_endian::U32;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -87,14 +89,7 @@ impl StatusBlock {
     /// [`MemoryErrorSection::for_granule`]) with `severity`, the primary flag
     /// and a precise timestamp from `unix_time`.
     pub fn memory_error(granule: &GpaGranule, severity: Severity, unix_time: u64) -> Self {
-        StatusBlock::new().with_entry(
-            DataEntry::new(
-                Section::Memory(MemoryErrorSection::for_granule(granule)),
-                severity,
-            )
-            .with_flags(EntryFlags::PRIMARY)
-            .with_timestamp(Timestamp::from_unix(unix_time)),
-        )
+        Self::memory_errors(slice::from_ref(granule), severity, unix_time)
     }
 
     /// One platform-memory-error entry per page of `pages` (as
@@ -437,11 +432,6 @@ mod tests {
         assert_eq!(expected.len(), 324);
         assert_eq!(block.encode(), expected);
         assert_eq!(StatusBlock::decode(&expected), Ok(block));
-        // One page: the single-record builder's block.
-        assert_eq!(
-            StatusBlock::memory_errors(&[page(0x4020_0000)], Severity::Recoverable, 7),
-            StatusBlock::memory_error(&page(0x4020_0000), Severity::Recoverable, 7)
-        );
     }
 
     fn mixed() -> StatusBlock {
