@@ -238,7 +238,7 @@ static int do_hold(int argc, char **argv)
 	   this process's own (no other process shares its 2 MiB of RAM). */
 	int thp = argc > 6 && !strcmp(argv[6], "thp");
 
-	if (argc < 5)
+	if (argc < 5 || argc > 7 || (argc == 7 && !thp))
 		return 2;
 	tag = argv[2];
 	npages = strtoul(argv[3], NULL, 0);
@@ -519,36 +519,49 @@ static uint64_t ram_mapping(const char *pid, uint64_t size, const char *filter, 
 	return start;
 }
 
+/* "CMD PID GPA RAMBASE RAMSIZE [PATH]": the VMM's address of GPA, through
+ * its one mapping of guest RAM (RAMSIZE long, PATH in its name when given).
+ * 0, or 1 after a "CMD error=..." line. */
+static int gpa_hva(int argc, char **argv, uint64_t *gpa, uint64_t *hva)
+{
+	uint64_t base, size;
+	int found;
+
+	*gpa = strtoull(argv[3], NULL, 0);
+	base = strtoull(argv[4], NULL, 0);
+	size = strtoull(argv[5], NULL, 0);
+	if (*gpa < base || *gpa - base >= size) {
+		out("%s error=gpa-outside-ram gpa=0x%" PRIx64, argv[1], *gpa);
+		return 1;
+	}
+	*hva = ram_mapping(argv[2], size, argc > 6 ? argv[6] : NULL, &found);
+	if (found != 1) {
+		out("%s error=%s size=0x%" PRIx64 " matches=%d", argv[1],
+		    found ? "ambiguous" : "no-mapping-of-size", size, found);
+		return 1;
+	}
+	*hva += *gpa - base;
+	return 0;
+}
+
 static int do_hostpfn(int argc, char **argv)
 {
 	char path[64];
-	uint64_t gpa, base, size, hva, pfn;
-	int found, r;
+	uint64_t gpa, hva, pfn;
+	int r;
 
 	if (argc < 6)
 		return 2;
-	gpa = strtoull(argv[3], NULL, 0);
-	base = strtoull(argv[4], NULL, 0);
-	size = strtoull(argv[5], NULL, 0);
-	if (gpa < base || gpa >= base + size) {
-		out("hostpfn error=gpa-outside-ram gpa=0x%" PRIx64, gpa);
+	if (gpa_hva(argc, argv, &gpa, &hva))
 		return 1;
-	}
-	hva = ram_mapping(argv[2], size, argc > 6 ? argv[6] : NULL, &found);
-	if (found != 1) {
-		out("hostpfn error=%s size=0x%" PRIx64 " matches=%d", found ? "ambiguous" : "no-mapping-of-size",
-		    size, found);
-		return 1;
-	}
-	hva += gpa - base;
 	snprintf(path, sizeof(path), "/proc/%s/pagemap", argv[2]);
 	r = pagemap_pfn(path, hva, &pfn);
 	if (r) {
 		out("hostpfn error=%s hva=0x%" PRIx64, strerror(-r), hva);
 		return 1;
 	}
-	out("hostpfn gpa=0x%" PRIx64 " hva=0x%" PRIx64 " pfn=0x%" PRIx64 " mappings=%d", gpa,
-	    hva, pfn, found);
+	out("hostpfn gpa=0x%" PRIx64 " hva=0x%" PRIx64 " pfn=0x%" PRIx64 " mappings=1", gpa,
+	    hva, pfn);
 	return 0;
 }
 
@@ -567,21 +580,13 @@ static int kpageflags(uint64_t pfn, uint64_t *flags)
 static int do_hostpte(int argc, char **argv)
 {
 	char path[64];
-	uint64_t gpa, base, size, hva, e = 0, flags = 0;
-	int found, fd;
+	uint64_t gpa, hva, e = 0, flags = 0;
+	int fd;
 
 	if (argc < 6)
 		return 2;
-	gpa = strtoull(argv[3], NULL, 0);
-	base = strtoull(argv[4], NULL, 0);
-	size = strtoull(argv[5], NULL, 0);
-	hva = ram_mapping(argv[2], size, argc > 6 ? argv[6] : NULL, &found);
-	if (found != 1 || gpa < base || gpa >= base + size) {
-		out("hostpte error=%s gpa=0x%" PRIx64 " matches=%d", found ? "ambiguous-or-outside" : "no-mapping-of-size",
-		    gpa, found);
+	if (gpa_hva(argc, argv, &gpa, &hva))
 		return 1;
-	}
-	hva += gpa - base;
 	snprintf(path, sizeof(path), "/proc/%s/pagemap", argv[2]);
 	fd = open(path, O_RDONLY);
 	if (fd < 0 || pread(fd, &e, 8, (off_t)(hva / page_size) * 8) != 8) {
@@ -612,20 +617,16 @@ static int do_peek(int argc, char **argv)
 {
 	char path[64];
 	unsigned char b[4096];
-	uint64_t gpa, base, size, hva;
-	int found, fd;
+	uint64_t gpa, hva;
+	int fd;
 
 	if (argc < 6)
 		return 2;
-	gpa = strtoull(argv[3], NULL, 0) & ~(uint64_t)4095;
-	base = strtoull(argv[4], NULL, 0);
-	size = strtoull(argv[5], NULL, 0);
-	hva = ram_mapping(argv[2], size, argc > 6 ? argv[6] : NULL, &found);
-	if (found != 1 || gpa < base || gpa >= base + size) {
-		out("peek error=no-single-mapping-or-outside gpa=0x%" PRIx64 " matches=%d", gpa, found);
+	if (gpa_hva(argc, argv, &gpa, &hva))
 		return 1;
-	}
-	hva += gpa - base;
+	/* The whole page. */
+	gpa &= ~(uint64_t)4095;
+	hva &= ~(uint64_t)4095;
 	snprintf(path, sizeof(path), "/proc/%s/mem", argv[2]);
 	fd = open(path, O_RDONLY);
 	if (fd < 0) {
