@@ -168,9 +168,8 @@ if want 10; then
     else
         # What the L1 kernel tells the VMM: a kprobe on send_sig_mceerr
         # (code, si_addr, si_addr_lsb; its caller in the stack trace).
-        TR=/sys/kernel/debug/tracing
-        echo 'p:rasmce send_sig_mceerr code=%x0:s32 addr=%x1:x64 lsb=%x2:s16' >>"$TR/kprobe_events" 2>/dev/null &&
-            echo stacktrace >"$TR/events/kprobes/rasmce/trigger" && echo 1 >"$TR/events/kprobes/rasmce/enable" && : >"$TR/trace" ||
+        echo 'p:rasmce send_sig_mceerr code=%x0:s32 addr=%x1:x64 lsb=%x2:s16' >>"$TRACE/kprobe_events" 2>/dev/null &&
+            echo stacktrace >"$TRACE/events/kprobes/rasmce/trigger" && echo 1 >"$TRACE/events/kprobes/rasmce/enable" && : >"$TRACE/trace" ||
             ev "note: no kprobe on send_sig_mceerr (si_addr not measured)"
         opts=early_kill=off
         neg 10 && opts="early_kill=off,storm_limit=0,rate_limit=0"
@@ -208,13 +207,13 @@ if want 10; then
                 nar=$(count_event_with sigbus-ar); nrec=$(count_event_with record-written)
                 stopped=$(ras_event_objs | grep -a '"event":"vm-stopped"' | head -n1 | sed 's/.*"properties":\(.*\)}$/\1/')
                 # The L1 kernel's signals to the VMM.
-                if [ -r "$TR/trace" ]; then
-                    grep -a 'rasmce:' "$TR/trace" | head -n 3 | sed 's/^ */    L1 kprobe: /'
-                    grep -a -A14 'rasmce:' "$TR/trace" | grep -a -m1 -A12 'stack trace' | sed 's/^ */    L1 stack: /' | head -n 12
-                    k=$(grep -a 'rasmce:' "$TR/trace" | head -n1)
+                if [ -r "$TRACE/trace" ]; then
+                    grep -a 'rasmce:' "$TRACE/trace" | head -n 3 | sed 's/^ */    L1 kprobe: /'
+                    grep -a -A14 'rasmce:' "$TRACE/trace" | grep -a -m1 -A12 'stack trace' | sed 's/^ */    L1 stack: /' | head -n 12
+                    k=$(grep -a 'rasmce:' "$TRACE/trace" | head -n1)
                     kaddr=$(echo "$k" | sed -n 's/.*addr=\(0x[0-9a-f]*\).*/\1/p'); klsb=$(echo "$k" | sed -n 's/.*lsb=\([0-9-]*\).*/\1/p')
                     kcode=$(echo "$k" | sed -n 's/.*code=\([0-9-]*\).*/\1/p')
-                    nk=$(grep -ac 'rasmce:' "$TR/trace")
+                    nk=$(grep -ac 'rasmce:' "$TRACE/trace")
                     if [ -n "$kaddr" ]; then
                         hstart=$(( hva & ~0x1fffff ))
                         if [ $((kaddr)) -eq $((hva)) ]; then where="the touched 4 KiB page"
@@ -251,11 +250,7 @@ if want 10; then
                 [ -n "$w1" ] && [ -n "$w0" ] && [ "$w1" -gt "$w0" ] || why="$why workload-stopped($w0->${w1:-none})"
                 [ "${lost:-0}" -eq 512 ] || why="$why guest-offlined-${lost:-?}/512-pages-of-the-lost-2MiB"
                 echo "$thp" | grep -q 'aligned=1 contiguous=512/512' || why="$why the-guest-did-not-give-the-process-a-whole-2MiB('${thp:-none}')"
-                if [ -z "$why" ]; then
-                    result 10 hugetlb PASS "$sig; workload $w0 -> $w1; the guest offlined all 512 pages of the 2 MiB at $hbase; sigbus-ar=$nar records=$nrec"
-                else
-                    result 10 hugetlb FAIL "failed:$why; sigbus-ar=$nar records=$nrec"
-                fi
+                verdict 10 hugetlb "$sig; workload $w0 -> $w1; the guest offlined all 512 pages of the 2 MiB at $hbase; sigbus-ar=$nar records=$nrec" "; sigbus-ar=$nar records=$nrec"
             else
                 result 10 hugetlb FAIL "no GPA, no whole 2 MiB in the guest (${thp:-no thp line}) or poisoning failed"
             fi
@@ -265,8 +260,8 @@ if want 10; then
         fi
         scen_end
         vm_stop
-        echo 0 >"$TR/events/kprobes/rasmce/enable" 2>/dev/null
-        echo '-:rasmce' >>"$TR/kprobe_events" 2>/dev/null
+        echo 0 >"$TRACE/events/kprobes/rasmce/enable" 2>/dev/null
+        echo '-:rasmce' >>"$TRACE/kprobe_events" 2>/dev/null
     fi
     echo 0 >/proc/sys/vm/nr_hugepages
 fi
@@ -312,11 +307,7 @@ if want 11 || want 12; then
                 echo "$ta" | grep -q 'code=BUS_MCEERR_AR' || why="$why touch('$ta')"
                 alive || why="$why destination-VMM-gone"
                 figure "migration precopy: ${MIG_MS} ms for $GUEST_MEM (UNIX socket, in L1); source VmHWM ${hwm_src} kB, destination VmHWM $(hwm_of "$CHPID") kB"
-                if [ -z "$why" ]; then
-                    result 11 migrate-precopy PASS "migrated in ${MIG_MS} ms, source VMM $MIG_SRC; poisoned pages left out and kept poisoned at the destination ($(echo "$pa" | sed 's/.*\(present=.*\)/\1/')); workload $w0 -> $w1 -> $w2; touch: $ta"
-                else
-                    result 11 migrate-precopy FAIL "failed:$why"
-                fi
+                verdict 11 migrate-precopy "migrated in ${MIG_MS} ms, source VMM $MIG_SRC; poisoned pages left out and kept poisoned at the destination ($(echo "$pa" | sed 's/.*\(present=.*\)/\1/')); workload $w0 -> $w1 -> $w2; touch: $ta"
             else
                 result 11 migrate-precopy FAIL "migration failed (send rc=$MIG_SEND_RC receive rc=$MIG_RECV_RC, source VMM $MIG_SRC, alive=$(alive && echo y || echo n))"
             fi
@@ -342,11 +333,7 @@ if want 11 || want 12; then
                 echo "$tb" | grep -q 'code=BUS_MCEERR_AR' || why="$why touch('$tb')"
                 alive || why="$why destination-VMM-gone"
                 figure "migration postcopy: ${MIG_MS} ms for $GUEST_MEM (UNIX socket, in L1)"
-                if [ -z "$why" ]; then
-                    result 12 migrate-postcopy PASS "migrated in ${MIG_MS} ms, source VMM $MIG_SRC; poisoned pages kept poisoned at the destination; workload $w0 -> $w1 -> $w2; touch: $tb"
-                else
-                    result 12 migrate-postcopy FAIL "failed:$why"
-                fi
+                verdict 12 migrate-postcopy "migrated in ${MIG_MS} ms, source VMM $MIG_SRC; poisoned pages kept poisoned at the destination; workload $w0 -> $w1 -> $w2; touch: $tb"
             else
                 result 12 migrate-postcopy FAIL "migration failed (send rc=$MIG_SEND_RC receive rc=$MIG_RECV_RC, source VMM $MIG_SRC, alive=$(alive && echo y || echo n))"
             fi
@@ -425,11 +412,7 @@ if want 13; then
             why="$why no-VM-to-migrate"
         fi
         alive || why="$why VMM-gone"
-        if [ -z "$why" ]; then
-            result 13 no-silent-zero PASS "after restore: $ta; after migration: $tb (never zeros)"
-        else
-            result 13 no-silent-zero FAIL "failed:$why"
-        fi
+        verdict 13 no-silent-zero "after restore: $ta; after migration: $tb (never zeros)"
         scen_end
         vm_stop
     else
@@ -508,11 +491,7 @@ if want 14; then
                 notes="$notes migration-error-does-not-name-the-poison('$(grep -a 'Migration failed' "$SV_src_D/ch.log" | tail -n1 | cut -c1-200)')"
         fi
         [ -n "$notes" ] && ev "notes:$notes"
-        if [ -z "$why" ]; then
-            result 14 latent-poison PASS "snapshot rc=$s_ and migration ok=$MIG_OK with latent poison: the VMM lived, marked and reported both pages, the VM ran on"
-        else
-            result 14 latent-poison FAIL "failed:$why${notes:+; notes:$notes}"
-        fi
+        verdict 14 latent-poison "snapshot rc=$s_ and migration ok=$MIG_OK with latent poison: the VMM lived, marked and reported both pages, the VM ran on" "${notes:+; notes:$notes}"
         scen_end
         vm_stop
     else
@@ -655,11 +634,7 @@ if want 16; then
                 echo "$pk" | grep -q ' ok=1 ' || why="$why host-page-unreadable('$pk')"
                 echo "$pt" | grep -q 'present=1 .*host_hwpoison=0' || why="$why host-pte('$pt')"
                 alive || why="$why VMM-gone"
-                if [ -z "$why" ]; then
-                    result 16 file-shared-reboot PASS "$punched; $hw; host page readable, not poisoned; ${hunt:-}"
-                else
-                    result 16 file-shared-reboot FAIL "failed:$why"
-                fi
+                verdict 16 file-shared-reboot "$punched; $hw; host page readable, not poisoned; ${hunt:-}"
             else
                 result 16 file-shared-reboot FAIL "guest did not come back (VMM alive: $(alive && echo y || echo n))"
                 show_ch_log "$D" 8
@@ -758,11 +733,7 @@ if want 17; then
         esac
         grep -aqiE 'panick|SIGSEGV|SIGABRT' "$D/ch.log" && why="$why crash-in-VMM-log"
         [ -n "$hwm_d" ] && [ $((hwm_d - hwm_c)) -lt 1024 ] || why="$why VmHWM-grew-during-poison-storm(${hwm_c}->${hwm_d:-?})"
-        if [ -z "$why" ]; then
-            result 17 storm PASS "spread errors: VM ran on ($nao sigbus-ao); ${okn} injections at ${rate}/s, VmHWM +$((hwm_b - hwm_a)) kB; poison storm at ${prate}/s: vm-stopped $stop, VMM exit status $CH_STATUS"
-        else
-            result 17 storm FAIL "failed:$why"
-        fi
+        verdict 17 storm "spread errors: VM ran on ($nao sigbus-ao); ${okn} injections at ${rate}/s, VmHWM +$((hwm_b - hwm_a)) kB; poison storm at ${prate}/s: vm-stopped $stop, VMM exit status $CH_STATUS"
         scen_end
         alive && vm_stop
     else
@@ -818,11 +789,7 @@ if want 18; then
             done
             alive || why="$why VMM-gone"
             neg 18 || [ "$rasd_ready" = y ] || why="$why (rasdaemon-had-no-database-240-s-after-its-start)"
-            if [ -z "$why" ]; then
-                result 18 rasdaemon PASS "ras-mc-ctl --errors lists the poisoned page $g1 and the injected error at $g2 by address"
-            else
-                result 18 rasdaemon FAIL "failed:$why"
-            fi
+            verdict 18 rasdaemon "ras-mc-ctl --errors lists the poisoned page $g1 and the injected error at $g2 by address"
         else
             result 18 rasdaemon FAIL "$([ -x "$CHR" ] && echo 'guest did not boot' || echo 'no ch-remote binary')"
         fi
