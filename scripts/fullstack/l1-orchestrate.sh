@@ -286,16 +286,19 @@ has_event() { tr -d ' \t\n' <"$EVT" 2>/dev/null | grep -aq "\"source\":\"ras\",\
 ras_event_objs() {
     tr -d ' \t\n' <"$EVT" 2>/dev/null | awk '{ gsub(/\}\{"timestamp"/, "}\n{\"timestamp\""); print }'
 }
-# has_event_with NAME KEY=VALUE...: a RAS event NAME whose properties
-# include every "KEY":"VALUE" given (properties come in any order).
-has_event_with() {
+# ras_events_with NAME KEY=VALUE...: the current VMM's RAS events NAME
+# whose properties include every "KEY":"VALUE" given (in any order), one a
+# line; has_event_with: whether there is one; count_event_with: how many.
+ras_events_with() {
     name=$1; shift
     objs=$(ras_event_objs | grep -a "\"source\":\"ras\",\"event\":\"$name\"")
     for kv in "$@"; do
         objs=$(echo "$objs" | grep -aF "\"${kv%%=*}\":\"${kv#*=}\"")
     done
-    [ -n "$objs" ]
+    echo "$objs" | grep -a .
 }
+has_event_with() { ras_events_with "$@" >/dev/null; }
+count_event_with() { ras_events_with "$@" | grep -c .; }
 # The RASTEST part of a serial line: the guest kernel's console output can
 # land inside a line written by rastest (printk bypasses the tty buffer).
 rastest_part() { tr -d '\r' | sed 's/.*\(RASTEST \)/\1/; s/\(dt_us=[0-9]*\).*/\1/'; }

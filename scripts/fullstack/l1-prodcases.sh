@@ -35,15 +35,6 @@ count_ras_events() {
         cat "$W"/*/events.json 2>/dev/null | tr -d ' \t\n' | grep -aoE "\"source\":\"ras\",\"event\":\"($pat)\"" | grep -c .
     fi
 }
-# Events of the current VMM named NAME (optionally with KEY=VALUE...).
-count_event_with() {
-    name=$1; shift
-    objs=$(ras_event_objs | grep -a "\"source\":\"ras\",\"event\":\"$name\"")
-    for kv in "$@"; do
-        objs=$(echo "$objs" | grep -aF "\"${kv%%=*}\":\"${kv#*=}\"")
-    done
-    echo "$objs" | grep -c .
-}
 # The sum of the "count" of every events-suppressed event so far.
 suppressed_sum() {
     cat "$W"/*/events.json 2>/dev/null | tr -d ' \t\n' | grep -ao '"event":"events-suppressed","properties":{[^}]*}' |
@@ -267,6 +258,18 @@ if want 10; then
 fi
 
 # ---- 11/12 live migration after poison -------------------------------------
+# mig_checks TOUCH: what both migrations must show, into $why: the source
+# knew both poisoned pages, the workload ran before and after, both pages
+# are poisoned at the destination (host PTEs $pa $pb), the guest's touch
+# TOUCH was BUS_MCEERR_AR, the destination VMM lives.
+mig_checks() {
+    why=
+    [ "$known" -eq 2 ] || why="$why source-knew-$known/2-pages"
+    [ -n "$w0" ] && [ -n "$w2" ] && [ "$w2" -gt "${w1:-0}" ] && [ "${w1:-0}" -ge "$w0" ] || why="$why workload($w0->${w1:-none}->${w2:-none})"
+    for p in "$pa" "$pb"; do echo "$p" | grep -q 'present=0 swap=1' || why="$why dest-page-not-poisoned($p)"; done
+    echo "$1" | grep -q 'code=BUS_MCEERR_AR' || why="$why touch('$1')"
+    alive || why="$why destination-VMM-gone"
+}
 if want 11 || want 12; then
     scen_begin 11
     rasm=$(ras_args "$RAS_OPTS")
@@ -300,12 +303,7 @@ if want 11 || want 12; then
                 "$CHR" --api-socket "$API" counters 2>/dev/null | tr -d ' \n' | grep -o '"ras":{[^}]*}' | sed 's/^/    destination counters: /'
                 touch_page s11a "$pid_s11a"; ta=$TOUCHED
                 ev "guest touch of s11a after the migration: $ta"
-                why=
-                [ "$known" -eq 2 ] || why="$why source-knew-$known/2-pages"
-                [ -n "$w0" ] && [ -n "$w2" ] && [ "$w2" -gt "${w1:-0}" ] && [ "${w1:-0}" -ge "$w0" ] || why="$why workload($w0->${w1:-none}->${w2:-none})"
-                for p in "$pa" "$pb"; do echo "$p" | grep -q 'present=0 swap=1' || why="$why dest-page-not-poisoned($p)"; done
-                echo "$ta" | grep -q 'code=BUS_MCEERR_AR' || why="$why touch('$ta')"
-                alive || why="$why destination-VMM-gone"
+                mig_checks "$ta"
                 figure "migration precopy: ${MIG_MS} ms for $GUEST_MEM (UNIX socket, in L1); source VmHWM ${hwm_src} kB, destination VmHWM $(hwm_of "$CHPID") kB"
                 verdict 11 migrate-precopy "migrated in ${MIG_MS} ms, source VMM $MIG_SRC; poisoned pages left out and kept poisoned at the destination ($(echo "$pa" | sed 's/.*\(present=.*\)/\1/')); workload $w0 -> $w1 -> $w2; touch: $ta"
             else
@@ -326,12 +324,7 @@ if want 11 || want 12; then
                 touch_page s11b "$pid_s11b"; tb=$TOUCHED
                 ev "guest touch of s11b after the migration: $tb"
                 has_vm_event postcopy-migration-completed "$SV_src_EVT" && ev "source event postcopy-migration-completed"
-                why=
-                [ "$known" -eq 2 ] || why="$why source-knew-$known/2-pages"
-                [ -n "$w0" ] && [ -n "$w2" ] && [ "$w2" -gt "${w1:-0}" ] && [ "${w1:-0}" -ge "$w0" ] || why="$why workload($w0->${w1:-none}->${w2:-none})"
-                for p in "$pa" "$pb"; do echo "$p" | grep -q 'present=0 swap=1' || why="$why dest-page-not-poisoned($p)"; done
-                echo "$tb" | grep -q 'code=BUS_MCEERR_AR' || why="$why touch('$tb')"
-                alive || why="$why destination-VMM-gone"
+                mig_checks "$tb"
                 figure "migration postcopy: ${MIG_MS} ms for $GUEST_MEM (UNIX socket, in L1)"
                 verdict 12 migrate-postcopy "migrated in ${MIG_MS} ms, source VMM $MIG_SRC; poisoned pages kept poisoned at the destination; workload $w0 -> $w1 -> $w2; touch: $tb"
             else
