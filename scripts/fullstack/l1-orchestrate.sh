@@ -183,6 +183,17 @@ gbg() { SEQ=$((SEQ + 1)); echo "$SEQ $* &" >&3; }
 guest_gpa() { # TAG PAGE -> GPA printed by "rastest hold"
     grep -a "RASTEST page tag=$1 .*page=$2 " "$SER" | tail -n1 | sed 's/.*gpa=\(0x[0-9a-f]*\).*/\1/'
 }
+# middle_page TAG: of the pages "rastest hold TAG" printed, the GPA nearest
+# the middle of guest RAM (the guest kernel's early, top-down allocations
+# take the top: after a reboot the guest program can own that GPA again).
+middle_page() {
+    mid=$((GUEST_RAM_BASE + GUEST_MEM_BYTES / 2)); best=; bestd=
+    for p in $(grep -a "RASTEST page tag=$1 " "$SER" | sed 's/.*gpa=\(0x[0-9a-f]*\).*/\1/'); do
+        d=$((p - mid)); [ "$d" -lt 0 ] && d=$((-d))
+        if [ -z "$bestd" ] || [ "$d" -lt "$bestd" ]; then best=$p; bestd=$d; fi
+    done
+    echo "$best"
+}
 guest_pid() { grep -a "RASTEST ready tag=$1 " "$SER" | tail -n1 | sed 's/.*pid=\([0-9]*\).*/\1/'; }
 # poison GPA: corrupt-pfn on the host page behind it (sets PFN, HVA)
 poison() {
@@ -638,11 +649,7 @@ if want 2 || want 4 || want 5; then
             # after the reboot the guest program must own that GPA again,
             # and the kernel's early (top-down) allocations take the top.
             gbg "rastest hold s5 64 0"; wait_log "RASTEST ready tag=s5 " 60
-            mid=$((GUEST_RAM_BASE + GUEST_MEM_BYTES / 2)); gpa=; bestd=
-            for p in $(grep -a "RASTEST page tag=s5 " "$SER" | sed 's/.*gpa=\(0x[0-9a-f]*\).*/\1/'); do
-                d=$((p - mid)); [ "$d" -lt 0 ] && d=$((-d))
-                if [ -z "$bestd" ] || [ "$d" -lt "$bestd" ]; then gpa=$p; bestd=$d; fi
-            done
+            gpa=$(middle_page s5)
             if [ -n "$gpa" ] && poison "$gpa"; then
                 # Consumed (sync path): the page is in the VMM's poison list.
                 g "kill -USR2 $(guest_pid s5); sleep 2"

@@ -342,6 +342,14 @@ if want 11 || want 12; then
 fi
 
 # ---- 13 no silent zero page ------------------------------------------------
+# consumed_checks TOUCH GPA WHEN: into $why, unless the guest's touch TOUCH
+# was BUS_MCEERR_AR and the current VMM saw GPA consumed (its events
+# printed).
+consumed_checks() {
+    echo "$1" | grep -q 'code=BUS_MCEERR_AR' || why="$why $3-touch('$1')"
+    has_event_with sigbus-ar "gpa=$2" || has_event_with sea-exit "gpa=$2" || why="$why $3-VMM-saw-no-consumption-of-$2"
+    ras_events 6
+}
 if want 13; then
     scen_begin 13
     say "=== VM ras-zero: $(ras_args async=off) (scenario 13: the VMM knows, the guest was not told)"
@@ -375,9 +383,7 @@ if want 13; then
             ev "restored VMM's page at $ga: $(host_pte "$ga")"
             touch_page s13a "$pid_s13a"; ta=$TOUCHED
             ev "touch after restore: $ta"
-            echo "$ta" | grep -q 'code=BUS_MCEERR_AR' || why="$why after-restore-touch('$ta')"
-            has_event_with sigbus-ar "gpa=$ga" || has_event_with sea-exit "gpa=$ga" || why="$why restored-VMM-saw-no-consumption-of-$ga"
-            ras_events 6
+            consumed_checks "$ta" "$ga" after-restore
             alive || { why="$why restored-VMM-gone"; show_ch_log "$D" 4; }
             vm_kill
         else
@@ -395,9 +401,7 @@ if want 13; then
                 ev "destination's page at $gb: $(host_pte "$gb")"
                 touch_page s13b "$pid_s13b"; tb=$TOUCHED
                 ev "touch after migration: $tb"
-                echo "$tb" | grep -q 'code=BUS_MCEERR_AR' || why="$why after-migration-touch('$tb')"
-                has_event_with sigbus-ar "gpa=$gb" || has_event_with sea-exit "gpa=$gb" || why="$why destination-saw-no-consumption-of-$gb"
-                ras_events 6
+                consumed_checks "$tb" "$gb" after-migration
             else
                 why="$why migration-failed"
             fi
@@ -584,11 +588,7 @@ if want 16; then
         quiet_console
         ev "L1: $(df -h /tmp | tail -n1); the file: $(ls -ls "$MEM_FILE")"
         gbg "rastest hold s16 64 0"; wait_log "RASTEST ready tag=s16 " 60
-        mid=$((GUEST_RAM_BASE + GUEST_MEM_BYTES / 2)); gpa=; bestd=
-        for p in $(grep -a "RASTEST page tag=s16 " "$SER" | sed 's/.*gpa=\(0x[0-9a-f]*\).*/\1/'); do
-            d=$((p - mid)); [ "$d" -lt 0 ] && d=$((-d))
-            if [ -z "$bestd" ] || [ "$d" -lt "$bestd" ]; then gpa=$p; bestd=$d; fi
-        done
+        gpa=$(middle_page s16)
         off=$(printf '0x%x' $((gpa - GUEST_RAM_BASE)))
         if [ -n "$gpa" ] && poison "$gpa"; then
             oldpfn=$PFN
