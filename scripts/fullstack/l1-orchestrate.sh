@@ -183,6 +183,21 @@ gbg() { SEQ=$((SEQ + 1)); echo "$SEQ $* &" >&3; }
 guest_gpa() { # TAG PAGE -> GPA printed by "rastest hold"
     grep -a "RASTEST page tag=$1 .*page=$2 " "$SER" | tail -n1 | sed 's/.*gpa=\(0x[0-9a-f]*\).*/\1/'
 }
+# guest_reboot: the guest agent reboots the guest (reboot -f);
+# guest_rebooted SEQ: waits (BOOT_TIMEOUT) for the rebooted guest's agent,
+# which numbers its commands from SEQ; status 0 when it came back.
+guest_reboot() {
+    nready=$(grep -ac "RASGUEST ready" "$SER")
+    T_START=$(now_ms)
+    SEQ=$((SEQ + 1))
+    echo "$SEQ reboot -f" >&3
+}
+guest_rebooted() {
+    n=0; while [ "$(grep -ac 'RASGUEST ready' "$SER")" -le "$nready" ] && alive && [ $n -lt $((BOOT_TIMEOUT * 5)) ]; do nap; n=$((n + 1)); done
+    [ "$(grep -ac 'RASGUEST ready' "$SER")" -gt "$nready" ] || return 1
+    ev "guest rebooted in $(( $(now_ms) - T_START )) ms"
+    SEQ=$1
+}
 # middle_page TAG: of the pages "rastest hold TAG" printed, the GPA nearest
 # the middle of guest RAM (the guest kernel's early, top-down allocations
 # take the top: after a reboot the guest program can own that GPA again).
@@ -655,14 +670,8 @@ if want 2 || want 4 || want 5; then
                 g "kill -USR2 $(guest_pid s5); sleep 2"
             fi
             ev "rebooting the guest (poisoned GPA $gpa)"
-            nready=$(grep -ac "RASGUEST ready" "$SER")
-            T_START=$(now_ms)
-            echo "$((SEQ + 1)) reboot -f" >&3
-            SEQ=$((SEQ + 1))
-            n=0; while [ "$(grep -ac 'RASGUEST ready' "$SER")" -le "$nready" ] && alive && [ $n -lt $((BOOT_TIMEOUT * 5)) ]; do nap; n=$((n + 1)); done
-            if [ "$(grep -ac 'RASGUEST ready' "$SER")" -gt "$nready" ]; then
-                ev "guest rebooted in $(( $(now_ms) - T_START )) ms"
-                SEQ=200
+            guest_reboot
+            if guest_rebooted 200; then
                 gpfn=$(printf '0x%x' $((gpa >> 12)))
                 GTIMEOUT=600 g "rastest kpf $gpfn; rastest hunt $gpa 440; dmesg | grep -aiE 'hardware error|memory failure' | tail -n 5; echo dmesg-checked"
                 hunt=$(grep -a "RASTEST hunt-" "$SER" | tail -n1)

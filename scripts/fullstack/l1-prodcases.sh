@@ -597,17 +597,12 @@ if want 16; then
             [ -n "$rasf" ] && g "kill -USR2 $(guest_pid s16); sleep 2"
             b0=$("$RT" fileblk "$MEM_FILE" "$off"); ev "before reboot: $b0"
             ev "rebooting the guest (poisoned GPA $gpa, file offset $off, host PFN $oldpfn)"
-            nready=$(grep -ac "RASGUEST ready" "$SER")
-            T_START=$(now_ms)
-            echo "$((SEQ + 1)) reboot -f" >&3; SEQ=$((SEQ + 1))
+            guest_reboot
             # Right after the repair, before the rebooted guest can touch
             # the page again: is the file's block a hole now?
             n=0; while ! has_event_with poison-repaired "gpa=$gpa" && alive && [ $n -lt 300 ]; do nap; n=$((n + 1)); done
             b1=$("$RT" fileblk "$MEM_FILE" "$off"); ev "right after the repair event: $b1"
-            n=0; while [ "$(grep -ac 'RASGUEST ready' "$SER")" -le "$nready" ] && alive && [ $n -lt $((BOOT_TIMEOUT * 5)) ]; do nap; n=$((n + 1)); done
-            if [ "$(grep -ac 'RASGUEST ready' "$SER")" -gt "$nready" ]; then
-                ev "guest rebooted in $(( $(now_ms) - T_START )) ms"
-                SEQ=400
+            if guest_rebooted 400; then
                 gpfn=$(printf '0x%x' $((gpa >> 12)))
                 GTIMEOUT=600 g "rastest kpf $gpfn; rastest hunt $gpa 440; echo hunted"
                 hw=$(grep -a "RASTEST kpf pfn=$gpfn " "$SER" | tail -n1 | rastest_part)
