@@ -3,7 +3,7 @@
 //! guest memory through the GHESv2 protocol, and how much guest memory the
 //! error-source region needs per vCPU.
 //!
-//! `cargo bench -p ras --bench record_write` (plain `harness = false`
+//! `cargo bench -p ras_tools --bench record_write` (plain `harness = false`
 //! program; prints numbers, target: well under 2 µs per record).
 
 use std::hint::black_box;
