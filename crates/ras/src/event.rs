@@ -24,6 +24,7 @@
 //! costs system calls on the thread the guest waits for. It counts the
 //! events, leaves the admitted ones in an [`EventOutbox`] and wakes the VMM
 //! thread once, which publishes them in the order they were left.
+//! [`Publisher`] is that sequence, for every thread.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -600,6 +601,61 @@ impl EventOutbox {
     }
 }
 
+/// The events of errors on their way out: every event counted
+/// ([`Counters`]), the events of a share of the errors admitted under a
+/// storm ([`PublishLimiter`]; a stop is always told, with what was left out
+/// before it), the admitted ones left for the publishing thread
+/// ([`EventOutbox`]). Any thread posts; one thread publishes.
+#[derive(Debug, Default)]
+pub struct Publisher {
+    counters: Counters,
+    limiter: Mutex<PublishLimiter>,
+    outbox: EventOutbox,
+}
+
+impl Publisher {
+    /// The counters of every event posted.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Counts the events of one error at `now_ms` (monotonic) and leaves
+    /// those admitted for [`Publisher::flush`]. `true` when they are the
+    /// first waiting: the publishing thread must be woken.
+    pub fn post(&self, events: &[RasEvent], now_ms: u64) -> bool {
+        if events.is_empty() {
+            return false;
+        }
+        for event in events {
+            self.counters.count(event);
+        }
+        let stopping = events
+            .iter()
+            .any(|e| matches!(e, RasEvent::VmStopped { .. }));
+        let admission = {
+            let mut limiter = self.limiter.lock().unwrap();
+            if stopping {
+                limiter.admit_stop()
+            } else {
+                limiter.admit(now_ms, events.len())
+            }
+        };
+        match admission {
+            Admission::Publish { suppressed } => self.outbox.post(Publication {
+                suppressed,
+                events: events.to_vec(),
+            }),
+            Admission::Suppress => false,
+        }
+    }
+
+    /// Publishes everything posted so far with `publish`, oldest first
+    /// ([`EventOutbox::flush`]).
+    pub fn flush(&self, publish: impl FnMut(Publication)) {
+        self.outbox.flush(publish);
+    }
+}
+
 /// One counter per [`EventKind`], shared by the threads that publish
 /// events and read by the counters API without a lock.
 #[derive(Debug, Default)]
@@ -990,6 +1046,48 @@ mod tests {
         // It took nothing from the window: still full, then a new one.
         assert_eq!(l.admit(3, 1), Admission::Suppress);
         assert_eq!(l.admit(1000, 1), publish(1));
+    }
+
+    #[test]
+    fn the_publisher_counts_all_admits_a_share_and_always_tells_a_stop() {
+        let p = Publisher::default();
+        let error = [
+            RasEvent::Announced { granule: g2m() },
+            RasEvent::PagePoisoned {
+                granule: g2m(),
+                absorbed: 0,
+            },
+        ];
+        // Nothing to post: nothing counted, no wake-up.
+        assert!(!p.post(&[], 0));
+        // 40 errors within one second: the first asks for a wake-up, the
+        // others find events waiting; the default limiter admits 32.
+        assert!(p.post(&error, 0));
+        for t in 1..40 {
+            assert!(!p.post(&error, t));
+        }
+        assert_eq!(p.counters().get(EventKind::SigbusAo), 40);
+        assert_eq!(p.counters().get(EventKind::PagePoisoned), 40);
+        let mut published = Vec::new();
+        p.flush(|publication| published.push(publication));
+        assert_eq!(published.len(), 32);
+        assert!(published.iter().all(|x| x.suppressed == 0 && x.events == error));
+        // A stop in the same second is published all the same, with the
+        // 16 events of the 8 errors left out; it asks for a wake-up again.
+        let stop = [RasEvent::VmStopped {
+            reason: StopReason::PoisonLimit { limit: 1 },
+        }];
+        assert!(p.post(&stop, 50));
+        let mut published = Vec::new();
+        p.flush(|publication| published.push(publication));
+        assert_eq!(
+            published,
+            [Publication {
+                suppressed: 16,
+                events: stop.to_vec()
+            }]
+        );
+        assert_eq!(p.counters().get(EventKind::VmStopped), 1);
     }
 
     fn publication(n: u64) -> Publication {

@@ -5,11 +5,11 @@
 //! about 200 per second): this is the engine's share of that path.
 //!
 //! Each error goes through `RasEngine::handle` and then through what
-//! Cloud Hypervisor's `VmRas` does with the outcome's events (every event
-//! counted by `Counters`, `PublishLimiter::admit`, `EventOutbox::post`,
-//! `EventOutbox::flush`), the guest acknowledging every record. Printed:
-//! the rate, the growth of the process's peak memory (VmHWM), counted =
-//! published + left out; then a poison storm at full speed, which must
+//! Cloud Hypervisor's `VmRas` does with the outcome's events
+//! (`Publisher::post`, `Publisher::flush`), the guest acknowledging every
+//! record. Printed: the rate, the growth of the process's peak memory
+//! (VmHWM), counted = published + left out (a closing stop carries the
+//! last left-out count out, as a VM that stops does); then a poison storm at full speed, which must
 //! stop the VM with an event (`rate_limit`), and as many pages as the
 //! poison registry holds spread out below that rate, which must not.
 //!
@@ -24,10 +24,9 @@ use ras::config::RasConfig;
 use ras::cper::{DataEntry, MemoryErrorSection, Section, Severity};
 use ras::engine::{Done, RasEngine};
 use ras::error_source::SourceTarget;
-use ras::event::{
-    Admission, Counters, EventKind, EventOutbox, Publication, PublishLimiter, RasEvent,
-};
+use ras::event::{EventKind, Publisher, RasEvent};
 use ras::granule::GpaGranule;
+use ras::policy::StopReason;
 use ras::report::{ErrorCause, ErrorReport};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -54,51 +53,32 @@ fn page(i: u64) -> GpaGranule {
         .expect("a page of RAM")
 }
 
-/// The publication path of Cloud Hypervisor's `VmRas` after the engine.
+/// Cloud Hypervisor's `VmRas` after the engine: [`Publisher::post`] on the
+/// thread that handled the error, [`Publisher::flush`] on the VMM thread.
 #[derive(Default)]
-struct Publisher {
-    counters: Counters,
-    limiter: PublishLimiter,
-    outbox: EventOutbox,
-    counted: u64,
-    published: u64,
+struct Published {
+    publisher: Publisher,
+    events: u64,
     left_out: u64,
 }
 
-impl Publisher {
-    fn take(&mut self, events: &[RasEvent], now_ms: u64, stopping: bool) {
-        if events.is_empty() {
-            return;
-        }
-        for event in events {
-            self.counters.count(event);
-        }
-        self.counted += events.len() as u64;
-        let admission = if stopping {
-            self.limiter.admit_stop()
-        } else {
-            self.limiter.admit(now_ms, events.len())
-        };
-        if let Admission::Publish { suppressed } = admission {
-            self.outbox.post(Publication {
-                suppressed,
-                events: events.to_vec(),
-            });
-        }
-        let (published, left_out) = (&mut self.published, &mut self.left_out);
-        self.outbox.flush(|p| {
+impl Published {
+    fn take(&mut self, events: &[RasEvent], now_ms: u64) {
+        self.publisher.post(events, now_ms);
+        let (published, left_out) = (&mut self.events, &mut self.left_out);
+        self.publisher.flush(|p| {
             *published += p.events.len() as u64;
             *left_out += p.suppressed;
         });
     }
 
-    /// What was left out after the last publication, reported with the
-    /// next one.
-    fn pending(&mut self) -> u64 {
-        match self.limiter.admit_stop() {
-            Admission::Publish { suppressed } => suppressed,
-            Admission::Suppress => 0,
-        }
+    fn counted(&self) -> u64 {
+        self.publisher
+            .counters()
+            .named()
+            .iter()
+            .map(|(_, v)| v)
+            .sum()
     }
 }
 
@@ -119,7 +99,7 @@ fn main() {
     engine.init(&mem).expect("init");
     let source = engine.layout().async_source();
     let ack = engine.layout().ack_register(source).expect("async source");
-    let mut publisher = Publisher::default();
+    let mut publisher = Published::default();
     let hwm0 = vm_hwm_kb();
     let start = Instant::now();
     let mut n = 0u64;
@@ -152,7 +132,7 @@ fn main() {
             Vec::new()
         };
         let (events, stop) = outcome.finish(&done);
-        publisher.take(&events, now_ms, stop.is_some());
+        publisher.take(&events, now_ms);
         // The guest takes the record: the source is free again.
         mem.store(1u64, ack, Ordering::Release).expect("ack");
         n += 1;
@@ -162,15 +142,18 @@ fn main() {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let pending = publisher.pending();
     let hwm1 = vm_hwm_kb();
+    let closing = [RasEvent::VmStopped {
+        reason: StopReason::PoisonLimit { limit: 0 },
+    }];
+    publisher.take(&closing, start.elapsed().as_millis() as u64);
     println!(
-        "storm_injection errors={n} rate_per_s={:.0} over {elapsed:.1} s; events counted={} published={} left_out={} (+{pending} after the last publication) sum_ok={}; VmHWM {hwm0} -> {hwm1} kB (+{} kB); stopped={stopped:?}",
+        "storm_injection errors={n} rate_per_s={:.0} over {elapsed:.1} s; events counted={} published={} left_out={} (with a closing stop) sum_ok={}; VmHWM {hwm0} -> {hwm1} kB (+{} kB); stopped={stopped:?}",
         n as f64 / elapsed,
-        publisher.counted,
-        publisher.published,
+        publisher.counted(),
+        publisher.events,
         publisher.left_out,
-        publisher.counted == publisher.published + publisher.left_out + pending,
+        publisher.counted() == publisher.events + publisher.left_out,
         hwm1.saturating_sub(hwm0),
     );
 
@@ -182,7 +165,7 @@ fn main() {
         let config_max_poisoned = config.max_poisoned;
         let mut engine = RasEngine::new(config, GuestAddress(REGION), 2).expect("engine");
         engine.init(&mem).expect("init");
-        let mut publisher = Publisher::default();
+        let mut publisher = Published::default();
         // Spread out: as many pages as the poison registry holds (one
         // more stops the VM too: `max_poisoned`, its memory bound).
         let errors = match spacing_ms {
@@ -208,7 +191,7 @@ fn main() {
                 Vec::new()
             };
             let (events, stop) = outcome.finish(&done);
-            publisher.take(&events, now_ms, stop.is_some());
+            publisher.take(&events, now_ms);
             handled += 1;
             let _ = engine.service(&mem).expect("service");
             mem.store(
@@ -228,7 +211,7 @@ fn main() {
         println!(
             "storm_poison {what}: {handled} of {errors} distinct pages announced (rate_limit {limit} per window) in {:.1} ms; stopped={outcome_stop:?}; vm-stopped events counted={}",
             start.elapsed().as_secs_f64() * 1e3,
-            publisher.counters.get(EventKind::VmStopped)
+            publisher.publisher.counters().get(EventKind::VmStopped)
         );
     }
 }
