@@ -82,6 +82,31 @@ impl Published {
     }
 }
 
+/// One error: the engine decides and writes, the VMM publishes, the guest
+/// takes the record (the asynchronous source is free again).
+fn one_error(
+    engine: &mut RasEngine,
+    mem: &GuestMemoryMmap,
+    published: &mut Published,
+    report: &ErrorReport,
+) -> Option<StopReason> {
+    let outcome = engine.handle(report, mem).expect("handle");
+    let done = if outcome.notify_async {
+        vec![Done::Notified]
+    } else {
+        Vec::new()
+    };
+    let (events, stop) = outcome.finish(&done);
+    published.take(&events, report.monotonic_ms);
+    let _ = engine.service(mem).expect("service");
+    let ack = engine
+        .layout()
+        .ack_register(engine.layout().async_source())
+        .expect("async source");
+    mem.store(1u64, ack, Ordering::Release).expect("ack");
+    stop
+}
+
 fn main() {
     let seconds: u64 = env::args()
         .skip(1)
@@ -97,8 +122,6 @@ fn main() {
     // engine takes them, for `seconds`.
     let mut engine = RasEngine::new(RasConfig::default(), GuestAddress(REGION), 2).expect("engine");
     engine.init(&mem).expect("init");
-    let source = engine.layout().async_source();
-    let ack = engine.layout().ack_register(source).expect("async source");
     let mut publisher = Published::default();
     let hwm0 = vm_hwm_kb();
     let start = Instant::now();
@@ -125,16 +148,7 @@ fn main() {
             unix_time: UNIX,
             monotonic_ms: now_ms,
         };
-        let outcome = engine.handle(&report, &mem).expect("handle");
-        let done = if outcome.notify_async {
-            vec![Done::Notified]
-        } else {
-            Vec::new()
-        };
-        let (events, stop) = outcome.finish(&done);
-        publisher.take(&events, now_ms);
-        // The guest takes the record: the source is free again.
-        mem.store(1u64, ack, Ordering::Release).expect("ack");
+        let stop = one_error(&mut engine, &mem, &mut publisher, &report);
         n += 1;
         if stop.is_some() {
             stopped = stop;
@@ -184,25 +198,8 @@ fn main() {
                 unix_time: UNIX,
                 monotonic_ms: now_ms,
             };
-            let outcome = engine.handle(&report, &mem).expect("handle");
-            let done = if outcome.notify_async {
-                vec![Done::Notified]
-            } else {
-                Vec::new()
-            };
-            let (events, stop) = outcome.finish(&done);
-            publisher.take(&events, now_ms);
+            let stop = one_error(&mut engine, &mem, &mut publisher, &report);
             handled += 1;
-            let _ = engine.service(&mem).expect("service");
-            mem.store(
-                1u64,
-                engine
-                    .layout()
-                    .ack_register(engine.layout().async_source())
-                    .unwrap(),
-                Ordering::Release,
-            )
-            .expect("ack");
             if let Some(stop) = stop {
                 outcome_stop = Some(stop);
                 break;
