@@ -1071,7 +1071,8 @@ mod tests {
         let mut published = Vec::new();
         p.flush(|publication| published.push(publication));
         assert_eq!(published.len(), 32);
-        assert!(published.iter().all(|x| x.suppressed == 0 && x.events == error));
+        let whole = |x: &Publication| x.suppressed == 0 && x.events == error;
+        assert!(published.iter().all(whole));
         // A stop in the same second is published all the same, with the
         // 16 events of the 8 errors left out; it asks for a wake-up again.
         let stop = [RasEvent::VmStopped {
