@@ -19,7 +19,7 @@
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use std::{env, fs};
+use std::{env, fs, process};
 
 use ras::config::RasConfig;
 use ras::cper::{DataEntry, MemoryErrorSection, Section, Severity};
@@ -110,10 +110,17 @@ fn one_error(
 }
 
 fn main() {
-    let seconds: u64 = env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(10);
+    // cargo passes its own flags (`--bench`); anything else is SECONDS.
+    let seconds = match env::args().skip(1).find(|a| !a.starts_with("--")) {
+        None => 10,
+        Some(a) => match a.parse::<u64>() {
+            Ok(s) if s > 0 => s,
+            _ => {
+                eprintln!("storm: SECONDS must be a whole number above 0, not {a:?}");
+                process::exit(2);
+            }
+        },
+    };
     let mem = GuestMemoryMmap::<()>::from_ranges(&[
         (GuestAddress(REGION), REGION_LEN),
         (GuestAddress(RAM), RAM_LEN),
