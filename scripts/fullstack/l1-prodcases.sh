@@ -533,7 +533,10 @@ if want 15; then
         gbg "rastest dio c15 /dev/vdb"
         wait_log "RASTEST ready tag=c15 " 60
         echo "$((SEQ + 1)) kill -USR1 $(guest_pid c15)" >&3; SEQ=$((SEQ + 1))
-        wait_log "RASTEST dio-result tag=c15 " 60 || true
+        # The whole line: the guest's serial port delivers it a few
+        # characters at a time (a read too early once cut it at "rc=4096 e").
+        wait_log "RASTEST dio-result tag=c15 .*dt_us=[0-9]" 60 || true
+        sleep 1
         ctl=$(grep -a "RASTEST dio-result tag=c15 " "$SER" | rastest_part | tail -n1)
         ev "control write from a healthy buffer: ${ctl:-no result}"
         gbg "rastest dio s15 /dev/vdb"
