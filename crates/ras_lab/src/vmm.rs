@@ -14,9 +14,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
-use std::{fmt, io, result};
+use std::{fmt, result};
 
-use kvm_bindings::{kvm_userspace_memory_region, kvm_vcpu_events, kvm_vcpu_init};
+use kvm_bindings::{kvm_vcpu_events, kvm_vcpu_init};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use ras::config::{AsyncMode, RasConfig, SeaSources};
 use ras::engine::{Done, Outcome, RasEngine};
@@ -27,44 +27,16 @@ use ras::inject::{Pending, PendingInjections, VcpuMode};
 use ras::report::{ErrorCause, ErrorReport, Origin};
 use ras_edge::arch::aarch64::sea::{Injected, SeaAbort, SeaExit};
 use ras_edge::host::clock::ReportTime;
-use ras_edge::host::guest_ram::{GuestRam, Hva, RamRange};
+use ras_edge::host::guest_ram::{GuestRam, Hva};
 use ras_edge::host::sigbus::{SigbusRecord, VcpuSigbusGuard};
 use ras_edge::kvm::aarch64::sea::{self as kvm_sea, AbortInjector, KVM_EXIT_ARM_SEA, reg_id};
-use vm_memory::{
-    Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
-    GuestRegionMmap, MmapRegion,
-};
+use ras_lab_runner::guest_ram::{self, RamSpec};
+pub use ras_lab_runner::lab_error::{LabError, Result, edge};
+use ras_lab_runner::lab_error::{engine_err, kvm_err};
+use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::ghes;
 use crate::guest::{self, Program};
-
-#[derive(Debug, thiserror::Error)]
-pub enum LabError {
-    #[error("KVM: {0}: {1}")]
-    Kvm(&'static str, #[source] kvm_ioctls::Error),
-    #[error("guest memory: {0}")]
-    Memory(String),
-    #[error("{0}")]
-    Guest(String),
-    #[error("RAS engine: {0}")]
-    Engine(String),
-    #[error("RAS edge: {0}")]
-    Edge(String),
-    #[error("I/O: {0}: {1}")]
-    Io(&'static str, #[source] io::Error),
-}
-
-pub type Result<T> = result::Result<T, LabError>;
-
-fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> LabError {
-    move |e| LabError::Kvm(what, e)
-}
-pub fn edge<E: fmt::Display>(e: E) -> LabError {
-    LabError::Edge(e.to_string())
-}
-fn engine_err<E: fmt::Display>(e: E) -> LabError {
-    LabError::Engine(e.to_string())
-}
 
 /// Register id of general-purpose register `xn`.
 pub const fn xreg(n: u64) -> u64 {
@@ -140,26 +112,6 @@ pub struct Lab {
     pub notified: AtomicU32,
 }
 
-fn region(addr: u64, size: usize, huge: bool) -> Result<GuestRegionMmap> {
-    let mut flags = libc::MAP_ANONYMOUS | libc::MAP_PRIVATE | libc::MAP_NORESERVE;
-    if huge {
-        flags |= libc::MAP_HUGETLB;
-    }
-    let r =
-        MmapRegion::build(None, size, libc::PROT_READ | libc::PROT_WRITE, flags).map_err(|e| {
-            LabError::Memory(format!(
-                "mmap {size:#x} bytes{}: {e}",
-                if huge { " (MAP_HUGETLB)" } else { "" }
-            ))
-        })?;
-    if !huge {
-        // Keep 4 KiB pages (a poisoned THP would be split anyway).
-        // SAFETY: madvise on a mapping we own; advisory only.
-        unsafe { libc::madvise(r.as_ptr().cast(), size, libc::MADV_NOHUGEPAGE) };
-    }
-    GuestRegionMmap::new(r, GuestAddress(addr)).ok_or_else(|| LabError::Memory("region".into()))
-}
-
 impl Lab {
     /// A VM for `vcpus` vCPUs with the guest program loaded, the engine's
     /// HEST and error sources in place; `huge` adds a 2 MiB hugetlb memslot
@@ -167,31 +119,9 @@ impl Lab {
     pub fn new(vcpus: u32, huge: bool) -> Result<Lab> {
         let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
         let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
-        let mut regions = vec![region(guest::RAM_BASE, guest::RAM_SIZE, false)?];
-        if huge {
-            regions.push(region(guest::HUGE_BASE, guest::HUGE_SIZE, true)?);
-        }
-        let mem =
-            GuestMemoryMmap::from_regions(regions).map_err(|e| LabError::Memory(e.to_string()))?;
-        let mut ranges = Vec::new();
-        for (slot, r) in mem.iter().enumerate() {
-            let mr = kvm_userspace_memory_region {
-                slot: slot as u32,
-                flags: 0,
-                guest_phys_addr: r.start_addr().0,
-                memory_size: r.len(),
-                userspace_addr: r.as_ptr() as u64,
-            };
-            // SAFETY: the region stays mapped as long as `mem`, which the
-            // Lab owns together with the VM fd.
-            unsafe { vm.set_user_memory_region(mr) }
-                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
-            ranges.push(RamRange {
-                hva: Hva(r.as_ptr() as u64),
-                len: r.len(),
-                gpa: r.start_addr(),
-            });
-        }
+        let mut ram = vec![RamSpec::pages(guest::RAM_BASE, guest::RAM_SIZE)];
+        ram.extend(huge.then(|| RamSpec::hugetlb(guest::HUGE_BASE, guest::HUGE_SIZE)));
+        let (mem, ranges) = guest_ram::map(&vm, &ram)?;
         // The edge's setup, in Cloud Hypervisor's order: guest RAM known to
         // the SIGBUS handler, exit 41 enabled where the host has it.
         let ram = GuestRam::register(&ranges).map_err(edge)?;
@@ -237,10 +167,7 @@ impl Lab {
 
     /// Host virtual address of a guest-physical address.
     pub fn hva(&self, gpa: u64) -> Result<u64> {
-        self.mem
-            .get_host_address(GuestAddress(gpa))
-            .map(|p| p as u64)
-            .map_err(|e| LabError::Memory(format!("gpa {gpa:#x}: {e}")))
+        Ok(guest_ram::hva(&self.mem, gpa)?)
     }
 
     pub fn read_u64(&self, gpa: u64) -> u64 {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The command line both lab harnesses (`ras_lab` on arm64, `ras_lab_x86`)
-//! share: each scenario runs in a child process of its own, so a crash or
+//! What both lab harnesses (`ras_lab` on arm64, `ras_lab_x86`) share: their
+//! guest RAM set-up ([`guest_ram`]), their error ([`lab_error`]) and their
+//! command line: each scenario runs in a child process of its own, so a crash or
 //! a hang fails that scenario only; the parent prints one `RESULT <name>
 //! PASS|FAIL|SKIP (<seconds> s)` line per scenario, `TIME
 //! scenarios_total_s=<seconds>` and the closing `N passed, M failed` that
@@ -13,6 +14,9 @@
 //! lab's `child-nonram`), then taken as a comma-separated list.
 
 #![deny(missing_docs)]
+
+pub mod guest_ram;
+pub mod lab_error;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

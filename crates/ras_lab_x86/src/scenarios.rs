@@ -25,7 +25,7 @@ use ras_edge::kvm::x86_64::mce::KvmMceError;
 pub use ras_lab_runner::Verdict;
 
 use crate::guest::{self, DATA};
-use crate::vmm::{Event, Flow, LabError, McSeen, Run, Vm, edge, gettid, host};
+use crate::vmm::{Event, Flow, LabError, McSeen, Run, Vm, edge, gettid};
 
 pub const ALL: &[(&str, &str)] = &[
     (
@@ -202,7 +202,7 @@ fn check_run(c: &mut Checks, run: &Run) {
 /// madvise caller may get an immediate BUS_MCEERR_AR): returns it.
 fn poison_madvise(hva: u64) -> Result<Option<SigbusRecord>, LabError> {
     thread::spawn(move || {
-        let guard = VcpuSigbusGuard::register(HELPER_ID).map_err(host)?;
+        let guard = VcpuSigbusGuard::register(HELPER_ID).map_err(edge)?;
         // SAFETY: madvise on a page of guest RAM we mapped; MADV_HWPOISON
         // only poisons it (a SIGBUS, if any, is captured by the handler).
         let r = unsafe {
@@ -536,7 +536,7 @@ fn sigbus_ar_huge() -> Result<Verdict, LabError> {
             vm.run(&mut vcpu, 0, LIMIT, |vcpu, ev, _| {
                 if let Event::Sigbus(SigbusRecord::ActionRequired { hva, lsb, .. }) = ev {
                     // The edge's HVA -> GPA granule (the guest RAM table).
-                    let g = guest_ram::granule(*hva, *lsb).map_err(host)?;
+                    let g = guest_ram::granule(*hva, *lsb).map_err(edge)?;
                     let e = match McaMemoryError::new(
                         McaErrorKind::ActionRequired,
                         g.base().0,
@@ -549,7 +549,7 @@ fn sigbus_ar_huge() -> Result<Verdict, LabError> {
                             // #MC: report the 4 KiB page si_addr names.
                             refused.lock().unwrap().push(e);
                             let gpa = guest_ram::translate(hva.align_down(12))
-                                .ok_or_else(|| host("si_addr outside guest RAM"))?;
+                                .ok_or_else(|| edge("si_addr outside guest RAM"))?;
                             McaMemoryError::new(McaErrorKind::ActionRequired, gpa.0, 12, phys)
                                 .map_err(edge)?
                         }
@@ -690,7 +690,7 @@ fn sigbus_ao() -> Result<Verdict, LabError> {
     ao_probe::install().map_err(|e| LabError::Io("sigaction", e))?;
     // Early kill on the main thread, before any other thread exists (kept
     // until the scenario returns).
-    let _early_kill = EarlyKill::enable().map_err(host)?;
+    let _early_kill = EarlyKill::enable().map_err(edge)?;
     let main_tid = gettid();
     let vm = Vm::new(false, None)?;
     let page = u64::from(DATA);
@@ -1247,7 +1247,7 @@ fn chain_ar(vendor_override: Option<CpuVendor>, by_pfn: bool) -> Result<Verdict,
                         // The product path: HVA -> GPA granule (the edge's
                         // guest RAM table), MCA values for the guest's
                         // vendor, SET_MCE (x86 edge).
-                        let g = guest_ram::granule(*hva, *lsb).map_err(host)?;
+                        let g = guest_ram::granule(*hva, *lsb).map_err(edge)?;
                         let err = McaMemoryError::new(McaErrorKind::ActionRequired, g.base().0, g.shift(), phys)
                             .map_err(edge)?;
                         let values = err.bank_values(vendor);
@@ -1356,7 +1356,7 @@ fn chain_ao() -> Result<Verdict, LabError> {
     }
     // Early kill on the main thread (the VMM thread), before the vCPU
     // threads exist; kept until the scenario returns.
-    let _early_kill = EarlyKill::enable().map_err(host)?;
+    let _early_kill = EarlyKill::enable().map_err(edge)?;
     let mut c = Checks::new();
     for (i, vendor) in [CpuVendor::Intel, CpuVendor::Amd].into_iter().enumerate() {
         let (vm, mut vcpu, _) = mce_vm(Some(vendor), true)?;
@@ -1404,7 +1404,7 @@ fn chain_ao() -> Result<Verdict, LabError> {
             let mut err = None;
             if let Some(rec @ SigbusRecord::ActionOptional { hva, lsb }) = captured.first().copied()
             {
-                match guest_ram::granule(hva, lsb).map_err(host).and_then(|g| {
+                match guest_ram::granule(hva, lsb).map_err(edge).and_then(|g| {
                     McaMemoryError::new(
                         McaErrorKind::ActionOptional,
                         g.base().0,

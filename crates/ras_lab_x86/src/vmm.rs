@@ -11,51 +11,19 @@
 //! would; the scenarios do that last step.
 
 use std::time::{Duration, Instant};
-use std::{fmt, io, mem, result};
+use std::{fmt, mem};
 
-use kvm_bindings::{
-    CpuId, KVM_MAX_CPUID_ENTRIES, kvm_regs, kvm_segment, kvm_userspace_memory_region,
-};
+use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, kvm_regs, kvm_segment};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use ras_edge::arch::x86::mce::CpuVendor;
-use ras_edge::host::guest_ram::{GuestRam, Hva, RamRange};
+use ras_edge::host::guest_ram::GuestRam;
 use ras_edge::host::sigbus::{SigbusRecord, VcpuSigbusGuard};
 use ras_edge::kvm::x86_64::mce as kvm_mce;
-use vm_memory::{
-    Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
-    MmapRegion,
-};
+use ras_lab_runner::guest_ram::{self, RamSpec};
+pub use ras_lab_runner::lab_error::{LabError, Result, edge, kvm_err};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::guest::{self, Program};
-
-#[derive(Debug, thiserror::Error)]
-pub enum LabError {
-    #[error("KVM: {0}: {1}")]
-    Kvm(&'static str, #[source] kvm_ioctls::Error),
-    #[error("guest memory: {0}")]
-    Memory(String),
-    #[error("{0}")]
-    Guest(String),
-    #[error("x86 edge: {0}")]
-    Edge(String),
-    #[error("host edge: {0}")]
-    Host(String),
-    #[error("I/O: {0}: {1}")]
-    Io(&'static str, #[source] io::Error),
-}
-
-pub type Result<T> = result::Result<T, LabError>;
-
-pub fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> LabError {
-    move |e| LabError::Kvm(what, e)
-}
-pub fn edge<E: fmt::Display>(e: E) -> LabError {
-    LabError::Edge(e.to_string())
-}
-/// An error of the host side of the edge (`ras_edge::host`).
-pub fn host<E: fmt::Display>(e: E) -> LabError {
-    LabError::Host(e.to_string())
-}
 
 /// What the vCPU did, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,26 +106,6 @@ pub struct Vm {
     pub cpuid: CpuId,
 }
 
-fn region(addr: u64, size: usize, huge: bool) -> Result<GuestRegionMmap> {
-    let mut flags = libc::MAP_ANONYMOUS | libc::MAP_PRIVATE | libc::MAP_NORESERVE;
-    if huge {
-        flags |= libc::MAP_HUGETLB;
-    }
-    let r =
-        MmapRegion::build(None, size, libc::PROT_READ | libc::PROT_WRITE, flags).map_err(|e| {
-            LabError::Memory(format!(
-                "mmap {size:#x} bytes{}: {e}",
-                if huge { " (MAP_HUGETLB)" } else { "" }
-            ))
-        })?;
-    if !huge {
-        // 4 KiB pages: a poisoned THP would be split anyway.
-        // SAFETY: madvise on a mapping we own; advisory only.
-        unsafe { libc::madvise(r.as_ptr().cast(), size, libc::MADV_NOHUGEPAGE) };
-    }
-    GuestRegionMmap::new(r, GuestAddress(addr)).ok_or_else(|| LabError::Memory("region".into()))
-}
-
 pub fn gettid() -> i32 {
     // SAFETY: gettid has no arguments and cannot fail.
     unsafe { libc::gettid() }
@@ -182,34 +130,12 @@ impl Vm {
         let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
         vm.set_tss_address(0xfffb_d000)
             .map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
-        let mut regions = vec![region(0, guest::RAM_SIZE, false)?];
-        if huge {
-            regions.push(region(guest::HUGE_BASE, guest::HUGE_SIZE, true)?);
-        }
-        let mem =
-            GuestMemoryMmap::from_regions(regions).map_err(|e| LabError::Memory(e.to_string()))?;
-        let mut ranges = Vec::new();
-        for (slot, r) in mem.iter().enumerate() {
-            let mr = kvm_userspace_memory_region {
-                slot: slot as u32,
-                flags: 0,
-                guest_phys_addr: r.start_addr().0,
-                memory_size: r.len(),
-                userspace_addr: r.as_ptr() as u64,
-            };
-            // SAFETY: the region stays mapped as long as `mem`, which the
-            // Vm owns together with the VM fd.
-            unsafe { vm.set_user_memory_region(mr) }
-                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
-            ranges.push(RamRange {
-                hva: Hva(r.as_ptr() as u64),
-                len: r.len(),
-                gpa: r.start_addr(),
-            });
-        }
+        let mut ram = vec![RamSpec::pages(0, guest::RAM_SIZE)];
+        ram.extend(huge.then(|| RamSpec::hugetlb(guest::HUGE_BASE, guest::HUGE_SIZE)));
+        let (mem, ranges) = guest_ram::map(&vm, &ram)?;
         // Guest RAM known to the SIGBUS handler before the guest runs, as
         // a VMM registers it; unregistered when the Vm is dropped.
-        let ram = GuestRam::register(&ranges).map_err(host)?;
+        let ram = GuestRam::register(&ranges).map_err(edge)?;
         let prog = guest::program();
         let w = |addr: u32, b: &[u8]| {
             mem.write_slice(b, GuestAddress(u64::from(addr)))
@@ -259,10 +185,7 @@ impl Vm {
     /// Host virtual address of a guest-physical address (from the VM's
     /// own memory: the edge's table only goes HVA -> GPA).
     pub fn hva(&self, gpa: u64) -> Result<u64> {
-        self.mem
-            .get_host_address(GuestAddress(gpa))
-            .map(|p| p as u64)
-            .map_err(|e| LabError::Memory(format!("gpa {gpa:#x} is not RAM: {e}")))
+        Ok(guest_ram::hva(&self.mem, gpa)?)
     }
 
     pub fn write_u32(&self, gpa: u64, v: u32) {
@@ -355,7 +278,7 @@ impl Vm {
         };
         let t0 = Instant::now();
         let r = VcpuSigbusGuard::register(id)
-            .map_err(host)
+            .map_err(edge)
             .and_then(|guard| Self::run_inner(vcpu, &guard, limit, &mut run, &mut on));
         if let Err(e) = r {
             run.error = Some(e.to_string());
