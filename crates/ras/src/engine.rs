@@ -16,8 +16,9 @@
 //! ([`crate::announce`]): the pages its first record did not name go into
 //! a backlog that [`RasEngine::service`] (the VMM thread, never a vCPU's
 //! [`RasEngine::handle`]) writes into the asynchronous source, a batch
-//! whenever the guest acknowledged the previous one; the [`Outcome`] says
-//! `queued` until the backlog is empty.
+//! when the guest acknowledged the previous one and the next is due (paced
+//! for the guest's memory-failure queue); the [`Outcome`] says `queued`
+//! until the backlog is empty.
 //!
 //! The engine keeps every guest-physical address it writes to (from the
 //! [`RegionLayout`]) and never reads a pointer back from guest memory.
@@ -342,7 +343,8 @@ impl RasEngine {
             match action {
                 Action::MarkPoisoned(g) => {
                     if self.mark_poisoned(g, &mut out) && self.config.async_mode != AsyncMode::Off {
-                        self.announce.push(g, &told, report.unix_time);
+                        self.announce
+                            .push(g, &told, report.unix_time, report.monotonic_ms);
                     }
                 }
                 Action::Record {
@@ -363,14 +365,17 @@ impl RasEngine {
                 Action::Ignore(reason) => out.events.push(RasEvent::Ignored { reason }),
             }
         }
-        self.service_into(mem, &mut out, false)?;
+        self.service_into(mem, &mut out, None)?;
         Ok(out)
     }
 
     /// Services the error sources (periodically while records are queued,
-    /// or when the guest acknowledged): restores tampered registers and
-    /// writes the next queued record into each source that became free.
-    pub fn service<M>(&mut self, mem: &M) -> Result<Outcome, EngineError>
+    /// or when the guest acknowledged) at monotonic time `now_ms` (the
+    /// clock of [`ErrorReport::monotonic_ms`]): restores tampered registers,
+    /// writes the next queued record into each source that became free,
+    /// and the next pages of lost granules when they are due
+    /// ([`crate::announce`]).
+    pub fn service<M>(&mut self, mem: &M, now_ms: u64) -> Result<Outcome, EngineError>
     where
         M: Bytes<vm_memory::GuestAddress, E = GuestMemoryError> + ?Sized,
     {
@@ -378,7 +383,7 @@ impl RasEngine {
             return Err(EngineError::NotInitialized);
         }
         let mut out = Outcome::default();
-        self.service_into(mem, &mut out, true)?;
+        self.service_into(mem, &mut out, Some(now_ms))?;
         Ok(out)
     }
 
@@ -487,13 +492,14 @@ impl RasEngine {
     }
 
     /// Writes queued records into sources the guest freed, and, with
-    /// `announce`, the next pages of lost granules into the asynchronous
-    /// source when it is free and nothing waits in its queue.
+    /// `announce_at` (the time), the next pages of lost granules into the
+    /// asynchronous source when it is free, nothing waits in its queue and
+    /// they are due.
     fn service_into<M>(
         &mut self,
         mem: &M,
         out: &mut Outcome,
-        announce: bool,
+        announce_at: Option<u64>,
     ) -> Result<(), EngineError>
     where
         M: Bytes<vm_memory::GuestAddress, E = GuestMemoryError> + ?Sized,
@@ -504,11 +510,11 @@ impl RasEngine {
             out.events.push(RasEvent::QueuedRecordWritten { source });
             out.notify_async |= source == async_source && gpio;
         }
-        if announce
+        if let Some(now_ms) = announce_at
             && !self.announce.is_empty()
             && self.sources.queue_len(async_source)? == 0
             && self.sources.is_free(mem, async_source)?
-            && let Some(batch) = self.announce.next_batch(self.announce_batch)
+            && let Some(batch) = self.announce.next_batch(self.announce_batch, now_ms)
         {
             let block =
                 StatusBlock::memory_errors(&batch.pages, Severity::Recoverable, batch.unix_time);

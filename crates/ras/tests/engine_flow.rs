@@ -99,10 +99,17 @@ fn a_lost_huge_page_is_told_page_by_page_on_the_async_source() {
     assert_empty_block(&mem, block(2, 1));
     assert_eq!(read_u64(&mem, ack_register(1)), 1);
 
+    // Nothing before 300 ms after the loss (the consumer's own
+    // memory_failure() in the guest goes first).
+    let early = e.service(&mem, 299).unwrap();
+    assert!(early.events.is_empty() && early.queued && !early.notify_async);
+    assert_empty_block(&mem, block(2, 1));
+
     let mut told = Vec::new();
     let mut blocks = 0;
+    let mut t = 300;
     loop {
-        let out = e.service(&mem).unwrap();
+        let out = e.service(&mem, t).unwrap();
         if out.events.is_empty() {
             assert!(!out.queued && !out.notify_async, "done: {out:?}");
             break;
@@ -116,7 +123,7 @@ fn a_lost_huge_page_is_told_page_by_page_on_the_async_source() {
             "block {blocks}"
         );
         // Nothing more until the guest acknowledges.
-        let again = e.service(&mem).unwrap();
+        let again = e.service(&mem, t + 100).unwrap();
         assert!(again.events.is_empty() && !again.notify_async, "{again:?}");
         // Pages wait for every block but the last.
         assert_eq!(again.queued, blocks < 86, "block {blocks}");
@@ -137,6 +144,12 @@ fn a_lost_huge_page_is_told_page_by_page_on_the_async_source() {
             told.push(u64_at(entry + 72 + 16));
         }
         guest_ack(&mem, 2, 1);
+        // Acknowledged, the next block still waits 25 ms after this one.
+        if blocks < 86 {
+            let paced = e.service(&mem, t + 24).unwrap();
+            assert!(paced.events.is_empty() && paced.queued, "{paced:?}");
+        }
+        t += 25;
     }
     // 511 pages: 85 blocks of 6 and one of 1, each page once, in order.
     assert_eq!(blocks, 86);
@@ -156,12 +169,12 @@ fn the_rest_of_a_lost_page_waits_only_with_an_async_source() {
     let mut e = engine(config(|c| c.async_mode = AsyncMode::Off), 1, &mem);
     let out = e.handle(&sigbus(0, lost, 0), &mem).unwrap();
     assert!(!out.queued);
-    assert!(e.service(&mem).unwrap().events.is_empty());
+    assert!(e.service(&mem, 10_000).unwrap().events.is_empty());
 
     let mut e = engine(RasConfig::default(), 1, &mem);
     assert!(e.handle(&sigbus(0, lost, 0), &mem).unwrap().queued);
     e.reset(&mem).unwrap();
-    let out = e.service(&mem).unwrap();
+    let out = e.service(&mem, 10_000).unwrap();
     assert!(out.events.is_empty() && !out.queued);
     // A 4 KiB loss is told by its record alone.
     let out = e.handle(&sigbus(0, g(RAM + 0x1000, 12), 0), &mem).unwrap();
@@ -246,7 +259,7 @@ fn records_queue_until_the_guest_acks() {
     assert_block(&mem, blk, &recoverable(RAM + 0x1000, MASK_4K));
     // Nothing moves until the guest acks.
     assert_eq!(
-        e.service(&mem).unwrap(),
+        e.service(&mem, 0).unwrap(),
         Outcome {
             queued: true,
             ..Outcome::default()
@@ -256,7 +269,7 @@ fn records_queue_until_the_guest_acks() {
     guest_ack(&mem, 3, 0);
     assert_eq!(read_u64(&mem, ack_register(0)), 1);
     assert_eq!(
-        e.service(&mem).unwrap(),
+        e.service(&mem, 0).unwrap(),
         Outcome {
             events: vec![RasEvent::QueuedRecordWritten {
                 source: SourceId(0)
@@ -311,7 +324,7 @@ fn async_source_is_signalled_only_when_a_record_is_written() {
     // Signalled when service writes it after the ack.
     guest_ack(&mem, 2, 1);
     assert_eq!(
-        e.service(&mem).unwrap(),
+        e.service(&mem, 0).unwrap(),
         Outcome {
             events: vec![RasEvent::QueuedRecordWritten {
                 source: SourceId(1)
@@ -393,7 +406,7 @@ fn polled_and_disabled_async_sources_are_never_signalled() {
     assert_block(&mem, REGION + 64 + 1024, &recoverable(RAM, MASK_4K));
     e.handle(&ao(g(RAM + 0x1000, 12), 1), &mem).unwrap();
     guest_ack(&mem, 2, 1);
-    let out = e.service(&mem).unwrap();
+    let out = e.service(&mem, 0).unwrap();
     assert_eq!(
         out.events,
         [RasEvent::QueuedRecordWritten {
@@ -445,14 +458,14 @@ fn a_record_is_dropped_when_the_queue_is_full() {
     assert!(e.poison().contains(GuestAddress(RAM + 0x2000)));
     // Only b comes after the ack.
     guest_ack(&mem, 2, 1);
-    e.service(&mem).unwrap();
+    e.service(&mem, 0).unwrap();
     assert_block(
         &mem,
         REGION + 64 + 1024,
         &recoverable(RAM + 0x1000, MASK_4K),
     );
     guest_ack(&mem, 2, 1);
-    assert_eq!(e.service(&mem).unwrap(), Outcome::default());
+    assert_eq!(e.service(&mem, 0).unwrap(), Outcome::default());
 
     // queue_depth = 0: dropped whenever busy.
     let mem = memory();
@@ -722,7 +735,10 @@ fn engine_refuses_work_before_init_and_bad_setups() {
         e.handle(&sigbus(0, g(RAM, 12), 0), &mem),
         Err(EngineError::NotInitialized)
     ));
-    assert!(matches!(e.service(&mem), Err(EngineError::NotInitialized)));
+    assert!(matches!(
+        e.service(&mem, 0),
+        Err(EngineError::NotInitialized)
+    ));
     assert!(matches!(
         RasEngine::new(RasConfig::default(), GuestAddress(REGION + 0x800), 1),
         Err(EngineError::ErrorSource(ErrorSourceError::BadBase(

@@ -292,19 +292,26 @@ impl Lab {
         rep
     }
 
-    /// The VMM-thread service: records the guest acknowledged free their
-    /// source for queued ones.
+    /// The VMM-thread service when the guest acknowledged: records the
+    /// guest acknowledged free their source for queued ones.
     fn service(&self, id: u64) -> Result<()> {
+        for e in self.service_now()? {
+            self.say(format!("vCPU{id}: guest acked; engine service: {e}"));
+        }
+        Ok(())
+    }
+
+    /// The engine's service now, as Cloud Hypervisor's service timer runs
+    /// it: queued records into freed sources, and the pages of a lost
+    /// granule when they are due. The events it applied.
+    pub fn service_now(&self) -> Result<Vec<String>> {
         let outcome = self
             .engine
             .lock()
             .unwrap()
-            .service(&self.mem)
+            .service(&self.mem, ReportTime::now().monotonic_ms)
             .map_err(engine_err)?;
-        for e in self.apply(None, outcome)?.1 {
-            self.say(format!("vCPU{id}: guest acked; engine service: {e}"));
-        }
-        Ok(())
+        Ok(self.apply(None, outcome)?.1)
     }
 
     #[allow(clippy::too_many_arguments)]
