@@ -16,7 +16,7 @@
 #    of crates/ras/src/inject.rs (InjectRequest::SYNTAX); @GPA@ is replaced
 #    by a guest physical address.
 #  - Events: event-monitor JSON lines with "source":"ras" and the event
-#    names of crates/ras/src/event.rs (sea-exit, sigbus-ar, sigbus-ao,
+#    names of crates/ras/src/event.rs (sea-exit, sigbus-ar, sigbus-ao, poison-found,
 #    record-written, abort-injected, async-notified, page-poisoned, ...).
 #  - Guest RAM on aarch64 starts at GPA 0x4000_0000 (arch/src/aarch64
 #    layout.rs RAM_START) and is one anonymous mapping of GUEST_MEM bytes in

@@ -454,7 +454,7 @@ if want 14; then
         "$CHR" --api-socket "$API" resume >/dev/null 2>&1
         progress w14 /tmp/w14.log; w0=$PROG; sleep 2; progress w14 /tmp/w14.log; w1=$PROG
         ras_events 6
-        marked_a=$(has_event_with page-poisoned "gpa=$ga" && echo y || echo n)
+        marked_a=$(has_event_with poison-found "gpa=$ga" && has_event_with page-poisoned "gpa=$ga" && echo y || echo n)
         ev "VMM alive: $alive_a; VM runs on: workload $w0 -> $w1; $ga marked and reported: $marked_a; RAS events during the snapshot: $(( $(count_ras_events) - ev0 ))"
         [ "$alive_a" = y ] || why="$why snapshot-killed-the-VMM"
         [ -n "$w1" ] && [ "$w1" -gt "${w0:-0}" ] || why="$why VM-stopped-after-snapshot($w0->${w1:-none})"
@@ -487,7 +487,7 @@ if want 14; then
         poison "$gb"; sleep 2
         migrate precopy ras-latent-d
         ras_events 4
-        marked_b=$(has_event_with page-poisoned "gpa=$gb" && echo y || echo n)
+        marked_b=$(has_event_with poison-found "gpa=$gb" && has_event_with page-poisoned "gpa=$gb" && echo y || echo n)
         if [ "$MIG_OK" = y ]; then
             # Completed at once: the destination must know the page.
             [ "$marked_b" = y ] || why="$why migration-did-not-mark-and-report-$gb"
@@ -569,14 +569,15 @@ if want 15; then
             disk=$(od -An -tx1 -N 16 "$DATA" | tr -s ' ' | sed 's/^ //')
             ev "guest: ${res:-no dio-result}${sig:+ / $sig}; VMM $st; disk bytes 0-15 now: $disk (both buffers hold 0x6b; the control wrote them)"
             # Reported by the device path = the VMM's first event naming the
-            # page is not a consumption (sigbus-ar/sea-exit): the dio
-            # process exits after its write, the guest frees the buffer and
-            # may reuse (and consume) the page right away; that later
-            # consumption reports it too but is not the device path's doing.
+            # page is `poison-found` (the VMM's own copy found it), not a
+            # consumption (sigbus-ar/sea-exit): the dio process exits after
+            # its write, the guest frees the buffer and may reuse (and
+            # consume) the page right away; that later consumption reports
+            # it too but is not the device path's doing.
             first=$(ras_event_objs | grep -aF "\"gpa\":\"$gpa\"" | head -n1 | sed -n 's/.*"event":"\([a-z-]*\)".*/\1/p')
             case "$first" in
-                ""|sigbus-ar|sea-exit) reported=n ;;
-                *) reported=y ;;
+                poison-found) reported=y ;;
+                *) reported=n ;;
             esac
             has_event_with sigbus-ar "gpa=$gpa" && ev "later: the guest reused and consumed the page (sigbus-ar for $gpa): the first event naming it was '$first'"
             figure "device_io result='${res:-none}' vmm=$st page_reported=$reported ras_events=$(( $(count_ras_events) - ev0 ))"

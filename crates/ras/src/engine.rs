@@ -560,7 +560,10 @@ fn report_event(report: &ErrorReport) -> RasEvent {
             granule: *granule,
             gva: *gva,
         },
-        ErrorCause::Announced { granule } => RasEvent::Announced { granule: *granule },
+        ErrorCause::Announced { granule, found_by } => RasEvent::Announced {
+            granule: *granule,
+            found_by: *found_by,
+        },
         ErrorCause::Injected { target, entry } => RasEvent::InjectRequested {
             target: *target,
             section: entry.section.name(),

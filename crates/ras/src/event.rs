@@ -38,7 +38,7 @@ use crate::cper::Severity;
 use crate::error_source::{SourceId, SourceTarget};
 use crate::granule::GpaGranule;
 use crate::policy::{IgnoreReason, StopReason};
-use crate::report::Origin;
+use crate::report::{FoundBy, Origin};
 
 /// The event-monitor source of every RAS event.
 pub const EVENT_SOURCE: &str = "ras";
@@ -58,10 +58,14 @@ pub enum RasEvent {
         /// Faulting guest virtual address, when valid.
         gva: Option<u64>,
     },
-    /// The host announced lost memory (`SIGBUS` `BUS_MCEERR_AO`).
+    /// Memory lost before anyone consumed it: announced by the host
+    /// (`SIGBUS` `BUS_MCEERR_AO`, event `sigbus-ao`) or found by the VMM's
+    /// own copy of guest memory (event `poison-found`).
     Announced {
         /// The lost granule.
         granule: GpaGranule,
+        /// Who found it.
+        found_by: FoundBy,
     },
     /// An operator or a test asked for an error.
     InjectRequested {
@@ -192,8 +196,10 @@ pub enum EventKind {
     SeaExit,
     /// [`RasEvent::Consumed`] from `SIGBUS` `BUS_MCEERR_AR`.
     SigbusAr,
-    /// [`RasEvent::Announced`].
+    /// [`RasEvent::Announced`] by the host's `SIGBUS` `BUS_MCEERR_AO`.
     SigbusAo,
+    /// [`RasEvent::Announced`] by the VMM's own copy of guest memory.
+    PoisonFound,
     /// [`RasEvent::InjectRequested`].
     InjectRequested,
     /// [`RasEvent::RecordWritten`].
@@ -234,10 +240,11 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in counter order.
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::SeaExit,
         EventKind::SigbusAr,
         EventKind::SigbusAo,
+        EventKind::PoisonFound,
         EventKind::InjectRequested,
         EventKind::RecordWritten,
         EventKind::RecordQueued,
@@ -264,6 +271,7 @@ impl EventKind {
             EventKind::SeaExit => "sea-exit",
             EventKind::SigbusAr => "sigbus-ar",
             EventKind::SigbusAo => "sigbus-ao",
+            EventKind::PoisonFound => "poison-found",
             EventKind::InjectRequested => "inject-requested",
             EventKind::RecordWritten => "record-written",
             EventKind::RecordQueued => "record-queued",
@@ -292,6 +300,7 @@ impl EventKind {
             EventKind::SeaExit => "sea_exit",
             EventKind::SigbusAr => "sigbus_ar",
             EventKind::SigbusAo => "sigbus_ao",
+            EventKind::PoisonFound => "poison_found",
             EventKind::InjectRequested => "inject_requested",
             EventKind::RecordWritten => "record_written",
             EventKind::RecordQueued => "record_queued",
@@ -341,7 +350,14 @@ impl RasEvent {
                 origin: Origin::Sigbus,
                 ..
             } => EventKind::SigbusAr,
-            RasEvent::Announced { .. } => EventKind::SigbusAo,
+            RasEvent::Announced {
+                found_by: FoundBy::HostSignal,
+                ..
+            } => EventKind::SigbusAo,
+            RasEvent::Announced {
+                found_by: FoundBy::VmmCopy,
+                ..
+            } => EventKind::PoisonFound,
             RasEvent::InjectRequested { .. } => EventKind::InjectRequested,
             RasEvent::RecordWritten { .. } => EventKind::RecordWritten,
             RasEvent::RecordQueued { .. } => EventKind::RecordQueued,
@@ -381,7 +397,7 @@ impl RasEvent {
                     p.push(("gva", hex(*gva)));
                 }
             }
-            RasEvent::Announced { granule } => push_granule(&mut p, Some(granule)),
+            RasEvent::Announced { granule, .. } => push_granule(&mut p, Some(granule)),
             RasEvent::InjectRequested { target, section } => {
                 p.push(("target", target.to_string()));
                 p.push(("section", (*section).to_string()));
@@ -716,12 +732,13 @@ mod tests {
 
     use super::*;
 
-    /// The 21 event names, in counter order, as docs/ras.md and the tools
+    /// The 22 event names, in counter order, as docs/ras.md and the tools
     /// spell them.
-    const NAMES: [&str; 21] = [
+    const NAMES: [&str; 22] = [
         "sea-exit",
         "sigbus-ar",
         "sigbus-ao",
+        "poison-found",
         "inject-requested",
         "record-written",
         "record-queued",
@@ -763,7 +780,14 @@ mod tests {
                 granule: Some(g),
                 gva: None,
             },
-            RasEvent::Announced { granule: g },
+            RasEvent::Announced {
+                granule: g,
+                found_by: FoundBy::HostSignal,
+            },
+            RasEvent::Announced {
+                granule: g,
+                found_by: FoundBy::VmmCopy,
+            },
             RasEvent::InjectRequested {
                 target: SourceTarget::Async,
                 section: "raw",
@@ -837,9 +861,9 @@ mod tests {
             assert_eq!(k.counter_name(), NAMES[i].replace('-', "_"), "{k:?}");
         }
         let names: HashSet<_> = EventKind::ALL.iter().map(|k| k.name()).collect();
-        assert_eq!(names.len(), 21);
+        assert_eq!(names.len(), 22);
         let counters: HashSet<_> = EventKind::ALL.iter().map(|k| k.counter_name()).collect();
-        assert_eq!(counters.len(), 21);
+        assert_eq!(counters.len(), 22);
     }
 
     #[test]
@@ -954,21 +978,26 @@ mod tests {
     fn counters_count_get_values_and_restore() {
         let c = Counters::default();
         let events = one_of_each();
-        // sigbus-ar twice, record-written once, vm-stopped once.
+        // sigbus-ar twice, poison-found once, record-written once,
+        // vm-stopped once.
         c.count(&events[1]);
         c.count(&events[1]);
-        c.count(&events[4]);
-        c.count(&events[20]);
+        c.count(&events[3]);
+        c.count(&events[5]);
+        c.count(&events[21]);
         assert_eq!(c.get(EventKind::SigbusAr), 2);
+        assert_eq!(c.get(EventKind::PoisonFound), 1);
+        assert_eq!(c.get(EventKind::SigbusAo), 0);
         assert_eq!(c.get(EventKind::RecordWritten), 1);
         assert_eq!(c.get(EventKind::VmStopped), 1);
         assert_eq!(c.get(EventKind::SeaExit), 0);
 
         let values = c.values();
-        assert_eq!(values.0.len(), 21);
+        assert_eq!(values.0.len(), 22);
         let mut want: BTreeMap<String, u64> =
             NAMES.iter().map(|n| (n.replace('-', "_"), 0)).collect();
         want.insert("sigbus_ar".to_string(), 2);
+        want.insert("poison_found".to_string(), 1);
         want.insert("record_written".to_string(), 1);
         want.insert("vm_stopped".to_string(), 1);
         assert_eq!(values.0, want);
@@ -995,9 +1024,9 @@ mod tests {
         // Was 2, absent from the snapshot: now 0.
         assert_eq!(c.get(EventKind::SigbusAr), 0);
         let named = c.named();
-        assert_eq!(named.len(), 21);
+        assert_eq!(named.len(), 22);
         assert_eq!(named.iter().map(|(_, v)| *v).sum::<u64>(), 10);
-        assert_eq!(named[13], ("page_poisoned", 7));
+        assert_eq!(named[14], ("page_poisoned", 7));
         assert!(!named.iter().any(|(k, _)| *k == "from_the_future"));
     }
 
@@ -1052,7 +1081,10 @@ mod tests {
     fn the_publisher_counts_all_admits_a_share_and_always_tells_a_stop() {
         let p = Publisher::default();
         let error = [
-            RasEvent::Announced { granule: g2m() },
+            RasEvent::Announced {
+                granule: g2m(),
+                found_by: FoundBy::HostSignal,
+            },
             RasEvent::PagePoisoned {
                 granule: g2m(),
                 absorbed: 0,

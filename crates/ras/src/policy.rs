@@ -276,7 +276,7 @@ pub fn decide(report: &ErrorReport, state: &PolicyState<'_>, cfg: &PolicyConfig)
             }
             Decision { actions, observe }
         }
-        ErrorCause::Announced { granule } => {
+        ErrorCause::Announced { granule, .. } => {
             let key = StormKey::RateOnly;
             let observe = Some(Observation { at_ms: now, key });
             let known = state.poison.covering(granule);

@@ -22,6 +22,18 @@ pub enum Origin {
     SeaExit,
 }
 
+/// Who found memory lost before anyone consumed it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FoundBy {
+    /// The host kernel: `SIGBUS` `BUS_MCEERR_AO` (early kill).
+    #[default]
+    HostSignal,
+    /// The VMM: the kernel refused its copy of guest memory (a snapshot,
+    /// a migration, a device's I/O: `EFAULT`, no signal) and the VMM found
+    /// the page poisoned.
+    VmmCopy,
+}
+
 /// The cause of an error report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorCause {
@@ -43,11 +55,14 @@ pub enum ErrorCause {
         /// `ESR_ELx.FnV == 0`), for events only.
         gva: Option<u64>,
     },
-    /// The host announced that guest memory failed before anyone consumed
-    /// it (`SIGBUS` `BUS_MCEERR_AO` after the early-kill opt-in).
+    /// Guest memory failed before anyone consumed it: the host announced
+    /// it (`SIGBUS` `BUS_MCEERR_AO` after the early-kill opt-in), or the
+    /// VMM found it when the kernel refused a copy of guest memory.
     Announced {
         /// The lost granule.
         granule: GpaGranule,
+        /// Who found it (the decision is the same; the event differs).
+        found_by: FoundBy,
     },
     /// An operator or a test asked for an error to be reported
     /// ([`crate::inject::InjectRequest`]). A simulation: nothing is marked

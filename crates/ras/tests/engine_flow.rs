@@ -25,7 +25,7 @@ use ras::engine::{Done, EngineError, Outcome, RasEngine};
 use ras::error_source::{ErrorSourceError, SourceId, SourceTarget};
 use ras::event::RasEvent;
 use ras::policy::{IgnoreReason, StopReason};
-use ras::report::{ErrorCause, Origin};
+use ras::report::{ErrorCause, FoundBy, Origin};
 use vm_memory::{Bytes, GuestAddress};
 
 #[test]
@@ -295,7 +295,10 @@ fn async_source_is_signalled_only_when_a_record_is_written() {
         e.handle(&ao(a, 0), &mem).unwrap(),
         Outcome {
             events: vec![
-                RasEvent::Announced { granule: a },
+                RasEvent::Announced {
+                    granule: a,
+                    found_by: FoundBy::HostSignal
+                },
                 written(1, SourceTarget::Async, a),
                 poisoned(a),
             ],
@@ -309,7 +312,10 @@ fn async_source_is_signalled_only_when_a_record_is_written() {
         e.handle(&ao(b, 1), &mem).unwrap(),
         Outcome {
             events: vec![
-                RasEvent::Announced { granule: b },
+                RasEvent::Announced {
+                    granule: b,
+                    found_by: FoundBy::HostSignal
+                },
                 RasEvent::RecordQueued {
                     source: SourceId(1),
                     target: SourceTarget::Async,
@@ -343,7 +349,10 @@ fn async_source_is_signalled_only_when_a_record_is_written() {
         e.handle(&ao(d, 3), &mem).unwrap(),
         Outcome {
             events: vec![
-                RasEvent::Announced { granule: d },
+                RasEvent::Announced {
+                    granule: d,
+                    found_by: FoundBy::HostSignal
+                },
                 RasEvent::QueuedRecordWritten {
                     source: SourceId(1)
                 },
@@ -367,7 +376,10 @@ fn async_source_is_signalled_only_when_a_record_is_written() {
         e.handle(&ao(a, 4), &mem).unwrap(),
         Outcome {
             events: vec![
-                RasEvent::Announced { granule: a },
+                RasEvent::Announced {
+                    granule: a,
+                    found_by: FoundBy::HostSignal
+                },
                 RasEvent::Ignored {
                     reason: IgnoreReason::AlreadyPoisoned { granule: a }
                 },
@@ -396,7 +408,10 @@ fn polled_and_disabled_async_sources_are_never_signalled() {
         e.handle(&ao(a, 0), &mem).unwrap(),
         Outcome {
             events: vec![
-                RasEvent::Announced { granule: a },
+                RasEvent::Announced {
+                    granule: a,
+                    found_by: FoundBy::HostSignal
+                },
                 written(1, SourceTarget::Async, a),
                 poisoned(a),
             ],
@@ -421,7 +436,13 @@ fn polled_and_disabled_async_sources_are_never_signalled() {
     assert_eq!(
         e.handle(&ao(a, 0), &mem).unwrap(),
         Outcome {
-            events: vec![RasEvent::Announced { granule: a }, poisoned(a)],
+            events: vec![
+                RasEvent::Announced {
+                    granule: a,
+                    found_by: FoundBy::HostSignal
+                },
+                poisoned(a)
+            ],
             ..Outcome::default()
         }
     );
@@ -441,7 +462,10 @@ fn a_record_is_dropped_when_the_queue_is_full() {
         e.handle(&ao(c, 2), &mem).unwrap(),
         Outcome {
             events: vec![
-                RasEvent::Announced { granule: c },
+                RasEvent::Announced {
+                    granule: c,
+                    found_by: FoundBy::HostSignal
+                },
                 RasEvent::RecordDropped {
                     source: SourceId(1),
                     target: SourceTarget::Async,

@@ -22,7 +22,7 @@ use ras::error_source::SourceTarget;
 use ras::granule::GpaGranule;
 use ras::poison::PoisonRegistry;
 use ras::policy::{Action, Decision, IgnoreReason, PolicyConfig, PolicyState, StopReason, decide};
-use ras::report::{ErrorCause, ErrorReport, Origin};
+use ras::report::{ErrorCause, ErrorReport, FoundBy, Origin};
 use ras::storm::{Observation, StormKey, StormTracker};
 use vm_memory::GuestAddress;
 
@@ -438,12 +438,16 @@ fn announced_all_combinations() {
                 for ss in storm_states() {
                     let want = expected_announced(&cfg, granule, known, ss);
                     let storm = tracker(ss, StormKey::RateOnly, cfg.storm_window_ms);
-                    let r = report(ErrorCause::Announced { granule });
-                    let got = run(&r, &poison, &storm, &cfg);
-                    if got != want {
-                        failures.push(format!(
-                            "{cfg:?} {granule:?} {ps:?} {ss:?}\n  got  {got:?}\n  want {want:?}"
-                        ));
+                    // Who found the loss changes the event, never the
+                    // decision.
+                    for found_by in [FoundBy::HostSignal, FoundBy::VmmCopy] {
+                        let r = report(ErrorCause::Announced { granule, found_by });
+                        let got = run(&r, &poison, &storm, &cfg);
+                        if got != want {
+                            failures.push(format!(
+                                "{cfg:?} {granule:?} {found_by:?} {ps:?} {ss:?}\n  got  {got:?}\n  want {want:?}"
+                            ));
+                        }
                     }
                 }
             }
@@ -669,7 +673,10 @@ fn rule_consumption_without_address() {
 #[test]
 fn rule_announced() {
     let lost = g(0x8000_0000, 21);
-    let r = report(ErrorCause::Announced { granule: lost });
+    let r = report(ErrorCause::Announced {
+        granule: lost,
+        found_by: FoundBy::HostSignal,
+    });
     let mut cfg = config(16, 1024);
     let empty = PoisonRegistry::new(8);
     let storm = StormTracker::new();
@@ -786,6 +793,11 @@ fn rule_host_errors_are_recoverable() {
         consumed(0, Some(g(0x1000, 12))),
         ErrorCause::Announced {
             granule: g(0x1000, 12),
+            found_by: FoundBy::HostSignal,
+        },
+        ErrorCause::Announced {
+            granule: g(0x1000, 12),
+            found_by: FoundBy::VmmCopy,
         },
     ] {
         let d = run(&report(cause), &empty, &storm, &cfg);
@@ -937,7 +949,10 @@ fn rate_limit_exactly_at_the_limit_and_one_over() {
     let lost = g(0x9000, 12);
     for cause in [
         consumed(0, Some(lost)),
-        ErrorCause::Announced { granule: lost },
+        ErrorCause::Announced {
+            granule: lost,
+            found_by: FoundBy::HostSignal,
+        },
     ] {
         let r = report(cause.clone());
         // Four earlier + this one = 5 = the limit.
@@ -967,7 +982,10 @@ fn storm_limit_does_not_apply_to_announced_errors() {
     let lost = g(0x9000, 12);
     let t = tracker_with(&[(NOW, StormKey::RateOnly); 5], 1000);
     let d = run(
-        &report(ErrorCause::Announced { granule: lost }),
+        &report(ErrorCause::Announced {
+            granule: lost,
+            found_by: FoundBy::HostSignal,
+        }),
         &PoisonRegistry::new(8),
         &t,
         &config(1, 0),

@@ -28,7 +28,7 @@ use ras::error_source::SourceTarget;
 use ras::event::{EventKind, Publisher, RasEvent};
 use ras::granule::GpaGranule;
 use ras::policy::StopReason;
-use ras::report::{ErrorCause, ErrorReport};
+use ras::report::{ErrorCause, ErrorReport, FoundBy};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 const RAM: u64 = 0x4000_0000;
@@ -203,7 +203,10 @@ fn main() {
             // gives the engine, as Cloud Hypervisor gives its own).
             let now_ms = spacing_ms.map_or(start.elapsed().as_millis() as u64, |s| i * s);
             let report = ErrorReport {
-                cause: ErrorCause::Announced { granule: page(i) },
+                cause: ErrorCause::Announced {
+                    granule: page(i),
+                    found_by: FoundBy::HostSignal,
+                },
                 unix_time: UNIX,
                 monotonic_ms: now_ms,
             };

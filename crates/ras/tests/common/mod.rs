@@ -14,7 +14,7 @@ use ras::engine::RasEngine;
 use ras::error_source::{SourceId, SourceTarget};
 use ras::event::RasEvent;
 use ras::granule::GpaGranule;
-use ras::report::{ErrorCause, ErrorReport, Origin};
+use ras::report::{ErrorCause, ErrorReport, FoundBy, Origin};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 pub const RAM: u64 = 0x4000_0000;
@@ -178,7 +178,13 @@ pub fn sigbus(vcpu: u32, granule: GpaGranule, t: u64) -> ErrorReport {
 }
 
 pub fn ao(granule: GpaGranule, t: u64) -> ErrorReport {
-    at(ErrorCause::Announced { granule }, t)
+    at(
+        ErrorCause::Announced {
+            granule,
+            found_by: FoundBy::HostSignal,
+        },
+        t,
+    )
 }
 
 pub fn injected(target: SourceTarget, entry: DataEntry) -> ErrorReport {

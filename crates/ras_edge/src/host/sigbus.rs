@@ -51,7 +51,7 @@ use std::{io, ptr};
 
 use libc::{BUS_MCEERR_AO, BUS_MCEERR_AR, SIGBUS, siginfo_t};
 use ras::granule::MIN_GRANULE_SHIFT;
-use ras::report::{ErrorCause, ErrorReport, Origin};
+use ras::report::{ErrorCause, ErrorReport, FoundBy, Origin};
 use thiserror::Error;
 
 use super::clock::ReportTime;
@@ -135,6 +135,7 @@ impl SigbusRecord {
             },
             SigbusRecord::ActionOptional { hva, lsb } => ErrorCause::Announced {
                 granule: guest_ram::granule(hva, lsb)?,
+                found_by: FoundBy::HostSignal,
             },
         }))
     }
@@ -841,7 +842,8 @@ mod tests {
         assert_eq!(
             ao.report(time).unwrap().cause,
             ErrorCause::Announced {
-                granule: gr(0x20_0000, 21)
+                granule: gr(0x20_0000, 21),
+                found_by: FoundBy::HostSignal,
             }
         );
         // Not guest RAM: refused, never a made-up address.
