@@ -97,6 +97,29 @@ fn consumed(vcpu: u32, granule: Option<GpaGranule>) -> ErrorCause {
     }
 }
 
+/// The wrong decisions of an exhaustive walk, reported together.
+#[derive(Default)]
+struct Wrong(Vec<String>);
+
+impl Wrong {
+    /// Notes `got` unless it is `want`; `case` names the combination.
+    fn compare(&mut self, got: Decision, want: &Decision, case: impl FnOnce() -> String) {
+        if got != *want {
+            self.0
+                .push(format!("{}\n  got  {got:?}\n  want {want:?}", case()));
+        }
+    }
+
+    fn assert_none(self) {
+        assert!(
+            self.0.is_empty(),
+            "{} wrong decisions, first: {}",
+            self.0.len(),
+            self.0[0]
+        );
+    }
+}
+
 fn run(
     report: &ErrorReport,
     poison: &PoisonRegistry,
@@ -385,7 +408,7 @@ fn consumption_all_combinations() {
     let granules = [None, Some(g(0x4020_3000, 12)), Some(g(0x4020_0000, 21))];
     // The accessed page: none, inside the granules above, outside them.
     let pages = [None, Some(g(0x4020_3000, 12)), Some(g(0x4080_0000, 12))];
-    let mut failures = Vec::new();
+    let mut wrong = Wrong::default();
     for cfg in configs() {
         for origin in [Origin::Sigbus, Origin::SeaExit] {
             for gva in [None, Some(0xffff_0000_1234_5000)] {
@@ -408,29 +431,23 @@ fn consumption_all_combinations() {
                                 page,
                                 gva,
                             });
-                            let got = run(&r, &poison, &storm, &cfg);
-                            if got != want {
-                                failures.push(format!(
-                                    "{cfg:?} {origin:?} {gva:?} {granule:?} {page:?} {ps:?} {ss:?}\n  got  {got:?}\n  want {want:?}"
-                                ));
-                            }
+                            wrong.compare(run(&r, &poison, &storm, &cfg), &want, || {
+                                format!(
+                                    "{cfg:?} {origin:?} {gva:?} {granule:?} {page:?} {ps:?} {ss:?}"
+                                )
+                            });
                         }
                     }
                 }
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} wrong decisions, first: {}",
-        failures.len(),
-        failures[0]
-    );
+    wrong.assert_none();
 }
 
 #[test]
 fn announced_all_combinations() {
-    let mut failures = Vec::new();
+    let mut wrong = Wrong::default();
     for cfg in configs() {
         for granule in [g(0x4020_3000, 12), g(0x4020_0000, 21), g(0x8000_0000, 30)] {
             for ps in POISON_STATES {
@@ -442,23 +459,15 @@ fn announced_all_combinations() {
                     // decision.
                     for found_by in [FoundBy::HostSignal, FoundBy::VmmCopy] {
                         let r = report(ErrorCause::Announced { granule, found_by });
-                        let got = run(&r, &poison, &storm, &cfg);
-                        if got != want {
-                            failures.push(format!(
-                                "{cfg:?} {granule:?} {found_by:?} {ps:?} {ss:?}\n  got  {got:?}\n  want {want:?}"
-                            ));
-                        }
+                        wrong.compare(run(&r, &poison, &storm, &cfg), &want, || {
+                            format!("{cfg:?} {granule:?} {found_by:?} {ps:?} {ss:?}")
+                        });
                     }
                 }
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} wrong decisions, first: {}",
-        failures.len(),
-        failures[0]
-    );
+    wrong.assert_none();
 }
 
 /// Injected entries, each with the memory range it reports (by UEFI 2.10
@@ -521,7 +530,7 @@ fn payloads() -> Vec<(DataEntry, Option<GpaGranule>)> {
 
 #[test]
 fn injected_all_combinations() {
-    let mut failures = Vec::new();
+    let mut wrong = Wrong::default();
     for cfg in configs() {
         for target in [
             SourceTarget::Sync { vcpu: 0 },
@@ -544,23 +553,15 @@ fn injected_all_combinations() {
                             target,
                             entry: entry.clone(),
                         });
-                        let got = run(&r, &poison, &storm, &cfg);
-                        if got != want {
-                            failures.push(format!(
-                                "{cfg:?} {target:?} {entry:?} {ps:?} {ss:?}\n  got  {got:?}\n  want {want:?}"
-                            ));
-                        }
+                        wrong.compare(run(&r, &poison, &storm, &cfg), &want, || {
+                            format!("{cfg:?} {target:?} {entry:?} {ps:?} {ss:?}")
+                        });
                     }
                 }
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} wrong decisions, first: {}",
-        failures.len(),
-        failures[0]
-    );
+    wrong.assert_none();
 }
 
 // ---------------------------------------------------------------------

@@ -73,6 +73,8 @@ pub struct Handled {
     pub ack_at_write: u64,
     /// KVM_RUN returned -> next KVM_RUN with the abort pending.
     pub handling: Duration,
+    /// The report's monotonic time (the engine's clock, ms).
+    pub at_ms: u64,
 }
 
 /// What a vCPU did.
@@ -459,6 +461,7 @@ impl Lab {
             record,
             ack_at_write,
             handling: Duration::ZERO,
+            at_ms: report.monotonic_ms,
         })
     }
 
