@@ -54,31 +54,12 @@ install_host_tools() {
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
         lab_skip "missing ${need[*]} and cannot install them (needs root and apt-get)"
     fi
-    # The system's sources plus bookworm-backports (QEMU 10 there; bookworm's
-    # 7.2 conflicts with the backported qemu-utils some images carry).
-    local d=$LAB_DIR/apt-host
-    mkdir -p "$d/sources.d" "$d/lists/partial"
-    cp "$DEBIAN_SOURCES" "$d/sources.d/system.sources"
-    archive_stanza deb bookworm-backports >"$d/sources.d/backports.sources" ||
-        lab_skip "no Debian archive URI in $DEBIAN_SOURCES"
-    cat >"$d/apt.conf" <<CONF
-Dir::Etc::SourceParts "$d/sources.d";
-Dir::State::Lists "$d/lists";
-Dir::Cache::pkgcache "";
-Dir::Cache::srcpkgcache "";
-CONF
+    local conf st=0
+    conf=$(host_backports_apt "$LAB_DIR/apt-host") || lab_skip "no Debian archive URI in $DEBIAN_SOURCES"
     lab_log "installing ${need[*]} (qemu-system-x86 from bookworm-backports)"
-    APT_CONFIG=$d/apt.conf apt-get -q update >/dev/null || lab_skip "cannot reach the Debian archive"
-    local try
-    for try in 1 2 3; do
-        if DEBIAN_FRONTEND=noninteractive APT_CONFIG=$d/apt.conf apt-get -q -y \
-            -o DPkg::Lock::Timeout=120 install --no-install-recommends \
-            -t bookworm-backports "${need[@]}" >/dev/null; then
-            return 0
-        fi
-        lab_log "apt-get install failed (attempt $try), retrying"
-        sleep 5
-    done
+    install_from_backports "$conf" "${need[@]}" || st=$?
+    [ "$st" = 0 ] && return 0
+    [ "$st" = 2 ] && lab_skip "cannot reach the Debian archive"
     lab_skip "could not install ${need[*]}"
 }
 

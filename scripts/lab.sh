@@ -40,6 +40,7 @@ LAB_KERNELS=${LAB_KERNELS:-k73 k61}
 LAB_TIMEOUT=${LAB_TIMEOUT:-600}
 log() { echo "lab: $*" >&2; }
 . "$ROOT/scripts/lib/ch-series.sh"
+. "$ROOT/scripts/lib/lab-common.sh"
 
 fetch() {
     "$ROOT/scripts/lab/fetch.sh"
@@ -58,13 +59,10 @@ build() {
 
 initramfs() {
     local k=$1 d=$LAB_DIR/initramfs-$1
-    rm -rf "$d" && mkdir -p "$d/bin"
-    cp "$LAB_DIR/busybox" "$d/bin/busybox"
-    ln -s busybox "$d/bin/sh"
+    initramfs_skeleton "$d" "$LAB_DIR/busybox" "$ROOT/scripts/lab/init.sh"
     cp "$CARGO_TARGET_DIR/$TARGET/release/ras_lab" "$d/ras_lab"
     cp "$LAB_DIR/$k/hwpoison-inject.ko" "$d/hwpoison-inject.ko"
-    install -m 0755 "$ROOT/scripts/lab/init.sh" "$d/init"
-    (cd "$d" && find . | cpio -o -H newc --quiet) | gzip -1 >"$LAB_DIR/initramfs-$k.cpio.gz"
+    initramfs_build "$d" "$LAB_DIR/initramfs-$k.cpio.gz"
     rm -rf "$d"
 }
 

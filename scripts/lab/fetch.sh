@@ -18,7 +18,7 @@ LAB_DIR=${LAB_DIR:-$ROOT/.lab/lab}
 APT_DIR=$LAB_DIR/apt
 log() { echo "lab-fetch: $*" >&2; }
 
-mkdir -p "$APT_DIR"/{lists/partial,archives/partial,amd64-lists/partial} "$LAB_DIR/debs"
+mkdir -p "$APT_DIR"/{lists/partial,archives/partial} "$LAB_DIR/debs"
 
 . "$ROOT/scripts/lib/debian-archive.sh"
 
@@ -26,19 +26,8 @@ write_apt_config() {
     log "archive URI (from $DEBIAN_SOURCES): $(archive_uri)"
     # arm64 downloads (kernels, busybox) and the amd64 QEMU.
     private_apt "$APT_DIR" "bookworm bookworm-backports trixie trixie-backports" || exit 1
-    # Host install of QEMU: the system sources plus bookworm-backports only.
-    mkdir -p "$APT_DIR/amd64.d"
-    cp "$DEBIAN_SOURCES" "$APT_DIR/amd64.d/system.sources"
-    archive_stanza deb bookworm-backports >"$APT_DIR/amd64.d/backports.sources" || exit 1
-    cat >"$APT_DIR/amd64.conf" <<CONF
-Dir::Etc::SourceParts "$APT_DIR/amd64.d";
-Dir::State::Lists "$APT_DIR/amd64-lists";
-Dir::Cache::pkgcache "";
-Dir::Cache::srcpkgcache "";
-CONF
 }
 apt_arm64() { APT_CONFIG="$APT_DIR/apt.conf" "$@"; }
-apt_amd64() { APT_CONFIG="$APT_DIR/amd64.conf" "$@"; }
 
 install_host_tools() {
     local need=()
@@ -49,19 +38,9 @@ install_host_tools() {
     command -v xz >/dev/null || need+=(xz-utils)
     [ ${#need[@]} -eq 0 ] && return 0
     log "installing ${need[*]} (qemu-system-arm from bookworm-backports)"
-    apt_amd64 apt-get -q update >/dev/null
-    # Retry: another dpkg run on the machine may hold the lock for a while.
-    local try
-    for try in 1 2 3; do
-        if DEBIAN_FRONTEND=noninteractive apt_amd64 apt-get -q -y \
-            -o DPkg::Lock::Timeout=120 install --no-install-recommends \
-            -t bookworm-backports "${need[@]}" >/dev/null; then
-            return 0
-        fi
-        log "apt-get install failed (attempt $try), retrying"
-        sleep 5
-    done
-    return 1
+    local conf
+    conf=$(host_backports_apt "$APT_DIR/host") || return 1
+    install_from_backports "$conf" "${need[@]}"
 }
 
 # download <pkg>:arm64 [suite] -> path of the .deb in $LAB_DIR/debs

@@ -5,22 +5,15 @@
 # hwpoison-inject, runs the ras_lab_x86 harness, powers off.
 # Kernel command line: lab.scenarios=<name,name|all>.
 set -u
-/bin/busybox mkdir -p /proc /sys /dev /tmp
-/bin/busybox mount -t proc proc /proc
-/bin/busybox mount -t sysfs sysfs /sys
-/bin/busybox mount -t devtmpfs devtmpfs /dev
-/bin/busybox --install -s /bin
+. /lib/lab-init.sh
+lab_mount
 t_init=$(cut -d' ' -f1 /proc/uptime)
-mount -t debugfs debugfs /sys/kernel/debug
 for m in $(cat /modules/modules.order); do
     insmod "/modules/$m.ko" || echo "lab: insmod $m failed"
 done
 t_kvm=$(cut -d' ' -f1 /proc/uptime)
 echo 4 > /proc/sys/vm/nr_hugepages || true
-scen=all
-for w in $(cat /proc/cmdline); do
-    case "$w" in lab.scenarios=*) scen=${w#lab.scenarios=} ;; esac
-done
+scen=$(lab_scenarios)
 echo "LAB-BEGIN kernel $(uname -r) scenarios $scen hugepages $(cat /proc/sys/vm/nr_hugepages) cpu $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 echo "LAB-TIME init_uptime_s=$t_init modules_loaded_uptime_s=$t_kvm"
 rc=0

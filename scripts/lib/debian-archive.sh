@@ -58,3 +58,43 @@ APT::Default-Release "bookworm";
 APT::Sandbox::User "root";
 CONF
 }
+
+# host_backports_apt DIR: an APT configuration in DIR for installing host
+# tools: the machine's own sources plus bookworm-backports (QEMU 10 there;
+# bookworm's 7.2 conflicts with the backported qemu-utils some images
+# carry), lists under DIR. Prints the path to use as APT_CONFIG; status 1
+# when the machine's sources name no archive.
+host_backports_apt() {
+    local dir=$1
+    mkdir -p "$dir/sources.d" "$dir/lists/partial"
+    [ -r "$DEBIAN_SOURCES" ] || return 1
+    cp "$DEBIAN_SOURCES" "$dir/sources.d/system.sources"
+    archive_stanza deb bookworm-backports >"$dir/sources.d/backports.sources" || return 1
+    cat >"$dir/apt.conf" <<CONF
+Dir::Etc::SourceParts "$dir/sources.d";
+Dir::State::Lists "$dir/lists";
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+CONF
+    echo "$dir/apt.conf"
+}
+
+# install_from_backports CONF PKG...: apt-get update, then install PKG
+# (bookworm-backports preferred) with APT_CONFIG=CONF, three tries: another
+# dpkg run on the machine may hold its lock for a while. Status 2 when the
+# archive cannot be reached, 1 when the install failed.
+install_from_backports() {
+    local conf=$1 try
+    shift
+    APT_CONFIG=$conf apt-get -q update >/dev/null || return 2
+    for try in 1 2 3; do
+        if DEBIAN_FRONTEND=noninteractive APT_CONFIG=$conf apt-get -q -y \
+            -o DPkg::Lock::Timeout=120 install --no-install-recommends \
+            -t bookworm-backports "$@" >/dev/null; then
+            return 0
+        fi
+        echo "apt-get install failed (attempt $try), retrying" >&2
+        sleep 5
+    done
+    return 1
+}

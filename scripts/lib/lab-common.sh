@@ -166,13 +166,15 @@ initramfs_build() {
 }
 
 # initramfs_skeleton DIR BUSYBOX INIT: a fresh DIR with /bin/busybox,
-# /bin/sh -> busybox and INIT as /init.
+# /bin/sh -> busybox, INIT as /init and the labs' shared init functions
+# (scripts/lab/init-common.sh) as /lib/lab-init.sh.
 initramfs_skeleton() {
     local dir=$1
-    rm -rf "$dir" && mkdir -p "$dir/bin"
+    rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/lib"
     cp "$2" "$dir/bin/busybox"
     ln -s busybox "$dir/bin/sh"
     install -m 0755 "$3" "$dir/init"
+    install -m 0644 "$LAB_COMMON_DIR/../lab/init-common.sh" "$dir/lib/lab-init.sh"
 }
 
 # qemu_boot TIMEOUT LOG QEMU ARG...: runs QEMU with a time limit, serial
