@@ -25,37 +25,25 @@ log() { printf 'oracle.sh: %s\n' "$*" >&2; }
 
 . "$ROOT/scripts/lib/debian-archive.sh"
 
-# A private APT configuration: the machine's own debian.sources plus the
-# bookworm-backports suite on the same archive.
-apt_private() {
-	local dir="$LAB/apt"
-	mkdir -p "$dir/sources.list.d"
-	[[ -r "$DEBIAN_SOURCES" ]] || { log "no $DEBIAN_SOURCES"; return 1; }
-	cp "$DEBIAN_SOURCES" "$dir/sources.list.d/debian.sources"
-	archive_stanza deb bookworm-backports >"$dir/sources.list.d/oracle-backports.sources" ||
-		{ log "could not derive backports URIs"; return 1; }
-	: >"$dir/sources.list"
-	APT_OPTS=(-o "Dir::Etc::SourceParts=$dir/sources.list.d" -o "Dir::Etc::SourceList=$dir/sources.list")
-}
-
+# Packages come through a private APT configuration: the machine's own
+# debian.sources plus bookworm-backports (scripts/lib/debian-archive.sh).
 setup_packages() {
-	apt_private
-	if [[ ! -e "$LAB/.apt-updated" ]]; then
+	local conf
+	conf=$(host_backports_apt "$LAB/apt") || { log "no Debian archive URI in $DEBIAN_SOURCES"; return 1; }
+	APT_OPTS=(-c "$conf")
+	if [[ ! -e "$LAB/apt/.updated" ]]; then
 		log "apt-get update"
 		apt-get "${APT_OPTS[@]}" update -qq
-		touch "$LAB/.apt-updated"
-	fi
-	if ! command -v qemu-system-x86_64 >/dev/null; then
-		log "installing qemu-system-x86 from bookworm-backports"
-		DEBIAN_FRONTEND=noninteractive apt-get "${APT_OPTS[@]}" install -y -qq \
-			--no-install-recommends -t bookworm-backports qemu-system-x86
+		touch "$LAB/apt/.updated"
 	fi
 	local need=()
+	command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 	command -v cpio >/dev/null || need+=(cpio)
 	command -v gcc >/dev/null || need+=(gcc libc6-dev)
 	[[ -e /usr/lib/x86_64-linux-gnu/libc.a ]] || need+=(libc6-dev)
 	if ((${#need[@]})); then
-		DEBIAN_FRONTEND=noninteractive apt-get "${APT_OPTS[@]}" install -y -qq --no-install-recommends "${need[@]}"
+		log "installing ${need[*]} (qemu-system-x86 from bookworm-backports)"
+		install_from_backports "$conf" "${need[@]}" || { log "could not install ${need[*]}"; return 1; }
 	fi
 	mkdir -p "$LAB/debs"
 	if [[ ! -e "$LAB/kernel/vmlinuz" ]]; then
