@@ -103,8 +103,8 @@ struct Wrong(Vec<String>);
 
 impl Wrong {
     /// Notes `got` unless it is `want`; `case` names the combination.
-    fn compare(&mut self, got: Decision, want: &Decision, case: impl FnOnce() -> String) {
-        if got != *want {
+    fn compare(&mut self, got: &Decision, want: &Decision, case: impl FnOnce() -> String) {
+        if got != want {
             self.0
                 .push(format!("{}\n  got  {got:?}\n  want {want:?}", case()));
         }
@@ -431,7 +431,7 @@ fn consumption_all_combinations() {
                                 page,
                                 gva,
                             });
-                            wrong.compare(run(&r, &poison, &storm, &cfg), &want, || {
+                            wrong.compare(&run(&r, &poison, &storm, &cfg), &want, || {
                                 format!(
                                     "{cfg:?} {origin:?} {gva:?} {granule:?} {page:?} {ps:?} {ss:?}"
                                 )
@@ -459,7 +459,7 @@ fn announced_all_combinations() {
                     // decision.
                     for found_by in [FoundBy::HostSignal, FoundBy::VmmCopy] {
                         let r = report(ErrorCause::Announced { granule, found_by });
-                        wrong.compare(run(&r, &poison, &storm, &cfg), &want, || {
+                        wrong.compare(&run(&r, &poison, &storm, &cfg), &want, || {
                             format!("{cfg:?} {granule:?} {found_by:?} {ps:?} {ss:?}")
                         });
                     }
@@ -553,7 +553,7 @@ fn injected_all_combinations() {
                             target,
                             entry: entry.clone(),
                         });
-                        wrong.compare(run(&r, &poison, &storm, &cfg), &want, || {
+                        wrong.compare(&run(&r, &poison, &storm, &cfg), &want, || {
                             format!("{cfg:?} {target:?} {entry:?} {ps:?} {ss:?}")
                         });
                     }
