@@ -20,7 +20,12 @@ use ras_edge::host::guest_ram::Hva;
 use ras_edge::host::retire::{quarantine, retire};
 use ras_edge::host::sigbus::{self, SigbusRecord, VcpuSigbusGuard};
 use ras_edge::kvm::aarch64::sea::{self as kvm_sea, AbortInjector, KVM_CAP_ARM_SEA_TO_USER};
+use ras_lab_runner::Checks;
 pub use ras_lab_runner::Verdict;
+use ras_lab_runner::hwpoison::{
+    CORRUPT_PFN, HELPER_ID, MADV_HWPOISON, PAGE, kernel_release, pfn_of, poison_madvise,
+    with_hugetlb,
+};
 use vm_memory::{Address, Bytes, GuestAddress};
 
 use crate::guest::{self, DATA};
@@ -69,31 +74,6 @@ pub const ALL: &[(&str, &str)] = &[
 ];
 
 const LIMIT: Duration = Duration::from_secs(30);
-const PAGE: u64 = 4096;
-const MADV_HWPOISON: i32 = 100;
-/// SIGBUS-capture slot id of the poisoning helper threads.
-const HELPER_ID: u32 = 900;
-
-struct Checks(Vec<String>);
-impl Checks {
-    fn new() -> Self {
-        Checks(Vec::new())
-    }
-    fn check(&mut self, ok: bool, what: impl Into<String>) {
-        let what = what.into();
-        println!("    [{}] {what}", if ok { "ok" } else { "FAILED" });
-        if !ok {
-            self.0.push(what);
-        }
-    }
-    fn verdict(self, pass: String) -> Verdict {
-        if self.0.is_empty() {
-            Verdict::Pass(pass)
-        } else {
-            Verdict::Fail(self.0.join("; "))
-        }
-    }
-}
 
 pub fn run(name: &str) -> Verdict {
     let r = match name {
@@ -111,13 +91,6 @@ pub fn run(name: &str) -> Verdict {
         _ => return Verdict::Fail(format!("unknown scenario {name}")),
     };
     r.unwrap_or_else(|e| Verdict::Fail(e.to_string()))
-}
-
-fn kernel_release() -> String {
-    fs::read_to_string("/proc/sys/kernel/osrelease")
-        .unwrap_or_default()
-        .trim()
-        .to_string()
 }
 
 fn kernel_at_least(major: u32, minor: u32) -> bool {
@@ -171,33 +144,6 @@ fn caps() -> Result<Verdict, LabError> {
     )))
 }
 
-/// MADV_HWPOISON from a helper thread, which handles its own immediate
-/// BUS_MCEERR_AR (7.x kernels signal the madvise caller): it registers
-/// with the KVM layer's SIGBUS capture like a vCPU thread would.
-fn poison_madvise(hva: u64) -> Result<Option<SigbusRecord>, LabError> {
-    thread::spawn(move || {
-        let guard = VcpuSigbusGuard::register(HELPER_ID).map_err(edge)?;
-        // SAFETY: madvise on a page of guest RAM we mapped; MADV_HWPOISON
-        // only poisons it (a SIGBUS, if any, is captured by the handler).
-        let r = unsafe {
-            libc::madvise(
-                (hva & !(PAGE - 1)) as *mut libc::c_void,
-                PAGE as usize,
-                MADV_HWPOISON,
-            )
-        };
-        if r != 0 {
-            return Err(LabError::Io(
-                "madvise(MADV_HWPOISON)",
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(guard.take_pending())
-    })
-    .join()
-    .map_err(|_| LabError::Guest("poison thread panicked".into()))?
-}
-
 fn poison(lab: &Lab, gpa: u64, what: &str) -> Result<(), LabError> {
     let hva = lab.hva(gpa)?;
     let own = poison_madvise(hva)?;
@@ -211,17 +157,6 @@ fn poison(lab: &Lab, gpa: u64, what: &str) -> Result<(), LabError> {
     ));
     Ok(())
 }
-
-fn pfn_of(hva: u64) -> io::Result<u64> {
-    let mut f = fs::File::open("/proc/self/pagemap")?;
-    f.seek(SeekFrom::Start(hva / PAGE * 8))?;
-    let mut b = [0u8; 8];
-    f.read_exact(&mut b)?;
-    let e = u64::from_le_bytes(b);
-    Ok(if e >> 63 == 1 { e & ((1 << 55) - 1) } else { 0 })
-}
-
-const CORRUPT_PFN: &str = "/sys/kernel/debug/hwpoison/corrupt-pfn";
 
 fn describe_handled(lab: &Lab, h: &Handled, base: Duration) {
     let inj = h
@@ -438,7 +373,7 @@ fn sync_with(by_pfn: bool) -> Result<Verdict, LabError> {
         rep.abort_reports.len() == 1,
         "guest reported exactly one handled abort",
     );
-    Ok(c.verdict("abort delivered, record read through the HEST, acked, guest continued".into()))
+    Ok(c.verdict("abort delivered, record read through the HEST, acked, guest continued"))
 }
 
 fn second() -> Result<Verdict, LabError> {
@@ -489,7 +424,7 @@ fn second() -> Result<Verdict, LabError> {
         d.pa == b || direct,
         format!("the last record the guest acked is page B's ({:#x})", d.pa),
     );
-    Ok(c.verdict("both errors reported and acknowledged, VM survived".into()))
+    Ok(c.verdict("both errors reported and acknowledged, VM survived"))
 }
 
 fn twovcpu() -> Result<Verdict, LabError> {
@@ -525,24 +460,13 @@ fn twovcpu() -> Result<Verdict, LabError> {
         }
         check_dabt(&mut c, &lab, id, 0, page + 0x80, page, !0xfff, true);
     }
-    Ok(c.verdict("both vCPUs got their own record and abort, VM survived".into()))
+    Ok(c.verdict("both vCPUs got their own record and abort, VM survived"))
 }
 
 fn huge() -> Result<Verdict, LabError> {
-    let nr = fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap_or_default();
-    if nr.trim().parse::<u64>().unwrap_or(0) == 0 {
-        return Ok(Verdict::Skip(
-            "no hugetlb pages (/proc/sys/vm/nr_hugepages = 0)".into(),
-        ));
-    }
-    let lab = match Lab::new(1, true) {
+    let lab = match with_hugetlb(|| Lab::new(1, true))? {
         Ok(l) => l,
-        Err(LabError::Memory(e)) => {
-            return Ok(Verdict::Skip(format!(
-                "cannot map a 2 MiB hugetlb page: {e}"
-            )));
-        }
-        Err(e) => return Err(e),
+        Err(skip) => return Ok(skip),
     };
     // The guest loads from another 4 KiB page of the huge page than the
     // one poisoned: what the host reports (si_addr) and what the record
@@ -647,8 +571,7 @@ fn huge() -> Result<Verdict, LabError> {
         ),
     );
     Ok(c.verdict(
-        "2 MiB lost (lsb 21), the accessed page reported, the rest announced, guest continued"
-            .into(),
+        "2 MiB lost (lsb 21), the accessed page reported, the rest announced, guest continued",
     ))
 }
 
@@ -721,9 +644,7 @@ fn ao() -> Result<Verdict, LabError> {
             "notify hook fired once",
         );
     }
-    Ok(c.verdict(
-        "AO reached the early-kill main thread, async record written, notify hook fired".into(),
-    ))
+    Ok(c.verdict("AO reached the early-kill main thread, async record written, notify hook fired"))
 }
 
 /// Scenario 7, parent side: run the child and check how it stopped.
@@ -752,7 +673,7 @@ fn nonram() -> Result<Verdict, LabError> {
         stderr.contains("outside guest RAM"),
         "its message says the failure is outside guest RAM",
     );
-    Ok(c.verdict("VMM stopped with a clear message".into()))
+    Ok(c.verdict("VMM stopped with a clear message"))
 }
 
 /// Scenario 7, child side: a vCPU thread takes a memory-failure SIGBUS for
@@ -881,7 +802,7 @@ fn iabt() -> Result<Verdict, LabError> {
         "guest found and acked the record for the code page",
     );
     Ok(c.verdict(
-        "exit 41 decoded, instruction abort with the right EC/FAR/ELR/SPSR, guest continued".into(),
+        "exit 41 decoded, instruction abort with the right EC/FAR/ELR/SPSR, guest continued",
     ))
 }
 
@@ -1008,7 +929,7 @@ fn drill() -> Result<Verdict, LabError> {
             }
         }
     }
-    Ok(c.verdict("drills refused at EL1 by default, delivered with vcpu_mode=any".into()))
+    Ok(c.verdict("drills refused at EL1 by default, delivered with vcpu_mode=any"))
 }
 
 /// Whether the kernel marks `pfn` hardware-poisoned (/proc/kpageflags bit
@@ -1090,9 +1011,5 @@ fn retire_pages() -> Result<Verdict, LabError> {
         pfn_of(hva).map_err(|e| LabError::Io("pagemap", e))? == 0,
         "gone from guest memory",
     );
-    Ok(
-        c.verdict(
-            "unclaimed page retired on the host; unretirable page kept out of service".into(),
-        ),
-    )
+    Ok(c.verdict("unclaimed page retired on the host; unretirable page kept out of service"))
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //! What both lab harnesses (`ras_lab` on arm64, `ras_lab_x86`) share: their
-//! guest RAM set-up ([`guest_ram`]), their error ([`lab_error`]) and their
+//! guest RAM set-up ([`guest_ram`]), their error ([`lab_error`]), real
+//! hardware poison ([`hwpoison`]), their
+//! scenario checks ([`Checks`]) and their
 //! command line: each scenario runs in a child process of its own, so a crash or
 //! a hang fails that scenario only; the parent prints one `RESULT <name>
 //! PASS|FAIL|SKIP (<seconds> s)` line per scenario, `TIME
@@ -16,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod guest_ram;
+pub mod hwpoison;
 pub mod lab_error;
 
 use std::path::Path;
@@ -40,6 +43,37 @@ pub enum Verdict {
     Fail(String),
     /// Something the scenario needs is absent (printed as `SKIP: <why>`).
     Skip(String),
+}
+
+/// The checks of one scenario: each printed as `[ok]` or `[FAILED]` with
+/// its evidence, the failed ones collected for the verdict.
+#[derive(Debug, Default)]
+pub struct Checks(Vec<String>);
+
+impl Checks {
+    /// No checks yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Prints `what` as held (`ok`) or not, and keeps it when not.
+    pub fn check(&mut self, ok: bool, what: impl Into<String>) {
+        let what = what.into();
+        println!("    [{}] {what}", if ok { "ok" } else { "FAILED" });
+        if !ok {
+            self.0.push(what);
+        }
+    }
+
+    /// [`Verdict::Pass`] with `pass` when every check held, else
+    /// [`Verdict::Fail`] naming the failed ones.
+    pub fn verdict(self, pass: impl Into<String>) -> Verdict {
+        if self.0.is_empty() {
+            Verdict::Pass(pass.into())
+        } else {
+            Verdict::Fail(self.0.join("; "))
+        }
+    }
 }
 
 /// One lab harness: its scenarios and how to run one.

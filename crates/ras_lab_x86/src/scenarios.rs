@@ -3,7 +3,7 @@
 //! prints what it saw (`FACT <scenario> key=value` lines for the measured
 //! facts) and returns a verdict.
 
-use std::io::{Read, Seek, SeekFrom, Write as _};
+use std::io::Write as _;
 use std::os::fd::AsRawFd;
 use std::os::raw::{c_int, c_void};
 use std::path::Path;
@@ -19,10 +19,14 @@ use ras_edge::arch::x86::mce::{
 };
 use ras_edge::host::early_kill::EarlyKill;
 use ras_edge::host::guest_ram::{self, Hva};
-use ras_edge::host::sigbus::{self, SigbusRecord, VcpuSigbusGuard};
+use ras_edge::host::sigbus::{self, SigbusRecord};
 use ras_edge::kvm::x86_64::mce as kvm_mce;
 use ras_edge::kvm::x86_64::mce::KvmMceError;
+use ras_lab_runner::Checks;
 pub use ras_lab_runner::Verdict;
+use ras_lab_runner::hwpoison::{
+    CORRUPT_PFN, PAGE, kernel_release, pfn_of, poison_madvise, with_hugetlb,
+};
 
 use crate::guest::{self, DATA};
 use crate::vmm::{Event, Flow, LabError, McSeen, Run, Vm, edge, gettid};
@@ -80,12 +84,7 @@ pub const ALL: &[(&str, &str)] = &[
 ];
 
 const LIMIT: Duration = Duration::from_secs(20);
-const PAGE: u64 = 4096;
-const MADV_HWPOISON: i32 = 100;
-/// SIGBUS-capture slot id of the poisoning helper threads.
-const HELPER_ID: u32 = 900;
 const BANK: u8 = DEFAULT_MEMORY_ERROR_BANK;
-const CORRUPT_PFN: &str = "/sys/kernel/debug/hwpoison/corrupt-pfn";
 /// `KVM_MAX_MCE_BANKS` (arch/x86/include/asm/kvm_host.h).
 const KVM_MAX_MCE_BANKS: u32 = 32;
 /// Literal register values from the SDM/APM bit positions (see
@@ -96,27 +95,6 @@ const AMD_AR_STATUS: u64 = 0xbc00_0800_0000_0000;
 const AMD_DEFERRED_STATUS: u64 = 0x9c00_1800_0000_0000;
 /// MISC: address mode physical (2 << 6) | LSB 12.
 const MISC_PAGE: u64 = 0x8c;
-
-struct Checks(Vec<String>);
-impl Checks {
-    fn new() -> Self {
-        Checks(Vec::new())
-    }
-    fn check(&mut self, ok: bool, what: impl Into<String>) {
-        let what = what.into();
-        println!("    [{}] {what}", if ok { "ok" } else { "FAILED" });
-        if !ok {
-            self.0.push(what);
-        }
-    }
-    fn verdict(self, pass: impl Into<String>) -> Verdict {
-        if self.0.is_empty() {
-            Verdict::Pass(pass.into())
-        } else {
-            Verdict::Fail(self.0.join("; "))
-        }
-    }
-}
 
 fn fact(scenario: &str, kv: impl fmt::Display) {
     println!("FACT {scenario} {kv} kernel={}", kernel_release());
@@ -140,13 +118,6 @@ pub fn run(name: &str) -> Verdict {
         _ => return Verdict::Fail(format!("unknown scenario {name}")),
     };
     r.unwrap_or_else(|e| Verdict::Fail(e.to_string()))
-}
-
-fn kernel_release() -> String {
-    fs::read_to_string("/proc/sys/kernel/osrelease")
-        .unwrap_or_default()
-        .trim()
-        .to_string()
 }
 
 fn vendor_name(v: Option<CpuVendor>) -> &'static str {
@@ -196,41 +167,6 @@ fn check_run(c: &mut Checks, run: &Run) {
         run.error.is_none() && run.done,
         "the guest ran to completion (PORT_DONE)",
     );
-}
-
-/// MADV_HWPOISON from a helper thread, which captures its own SIGBUS (the
-/// madvise caller may get an immediate BUS_MCEERR_AR): returns it.
-fn poison_madvise(hva: u64) -> Result<Option<SigbusRecord>, LabError> {
-    thread::spawn(move || {
-        let guard = VcpuSigbusGuard::register(HELPER_ID).map_err(edge)?;
-        // SAFETY: madvise on a page of guest RAM we mapped; MADV_HWPOISON
-        // only poisons it (a SIGBUS, if any, is captured by the handler).
-        let r = unsafe {
-            libc::madvise(
-                (hva & !(PAGE - 1)) as *mut c_void,
-                PAGE as usize,
-                MADV_HWPOISON,
-            )
-        };
-        if r != 0 {
-            return Err(LabError::Io(
-                "madvise(MADV_HWPOISON)",
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(guard.take_pending())
-    })
-    .join()
-    .map_err(|_| LabError::Guest("poison thread panicked".into()))?
-}
-
-fn pfn_of(hva: u64) -> io::Result<u64> {
-    let mut f = fs::File::open("/proc/self/pagemap")?;
-    f.seek(SeekFrom::Start(hva / PAGE * 8))?;
-    let mut b = [0u8; 8];
-    f.read_exact(&mut b)?;
-    let e = u64::from_le_bytes(b);
-    Ok(if e >> 63 == 1 { e & ((1 << 55) - 1) } else { 0 })
 }
 
 /// Writes `pfn` to debugfs corrupt-pfn from a helper thread; returns the
@@ -488,20 +424,9 @@ fn sigbus_ar(by_pfn: bool) -> Result<Verdict, LabError> {
 }
 
 fn sigbus_ar_huge() -> Result<Verdict, LabError> {
-    let nr = fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap_or_default();
-    if nr.trim().parse::<u64>().unwrap_or(0) == 0 {
-        return Ok(Verdict::Skip(
-            "no hugetlb pages (/proc/sys/vm/nr_hugepages = 0)".into(),
-        ));
-    }
-    let vm = match Vm::new(true, None) {
+    let vm = match with_hugetlb(|| Vm::new(true, None))? {
         Ok(v) => v,
-        Err(LabError::Memory(e)) => {
-            return Ok(Verdict::Skip(format!(
-                "cannot map a 2 MiB hugetlb page: {e}"
-            )));
-        }
-        Err(e) => return Err(e),
+        Err(skip) => return Ok(skip),
     };
     // One 4 KiB piece of the huge page is poisoned; the guest then loads
     // from it, from the next 4 KiB of the same huge page, and from a page
