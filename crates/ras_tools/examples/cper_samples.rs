@@ -17,6 +17,7 @@ use ras::cper::{
 };
 use ras::granule::GpaGranule;
 use ras_tools::cper_record::{Record, notification};
+use ras_tools::guid_text::guid;
 use vm_memory::GuestAddress;
 
 /// 2026-11-24T18:33:20Z.
@@ -71,12 +72,7 @@ fn arm_section() -> ArmProcessorSection {
 }
 
 /// A vendor-defined section type, for the raw sample.
-const RAW_GUID: Guid = Guid::from_fields(
-    0x1234_5678,
-    0x9abc,
-    0xdef0,
-    [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88],
-);
+const RAW_GUID: Guid = guid("12345678-9ABC-DEF0-1122-334455667788");
 
 fn samples() -> Vec<(&'static str, StatusBlock, Guid)> {
     let ts = Timestamp::from_unix(NOW);

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+use crate::guid_text::guid;
+
 /// Size of the record header.
 pub const RECORD_HEADER_LEN: usize = 128;
 /// Size of one section descriptor.
@@ -67,50 +69,22 @@ pub mod record_flags {
 pub mod notification {
     use ras::cper::Guid;
 
+    use super::guid;
+
     /// Corrected Machine Check.
-    pub const CMC: Guid = Guid::from_fields(
-        0x2DCE_8BB1,
-        0xBDD7,
-        0x450E,
-        [0xB9, 0xAD, 0x9C, 0xF4, 0xEB, 0xD4, 0xF8, 0x90],
-    );
+    pub const CMC: Guid = guid("2DCE8BB1-BDD7-450E-B9AD-9CF4EBD4F890");
     /// Corrected Platform Error.
-    pub const CPE: Guid = Guid::from_fields(
-        0x4E29_2F96,
-        0xD843,
-        0x4A55,
-        [0xA8, 0xC2, 0xD4, 0x81, 0xF2, 0x7E, 0xBE, 0xEE],
-    );
+    pub const CPE: Guid = guid("4E292F96-D843-4A55-A8C2-D481F27EBEEE");
     /// Machine Check Exception.
-    pub const MCE: Guid = Guid::from_fields(
-        0xE8F5_6FFE,
-        0x919C,
-        0x4CC5,
-        [0xBA, 0x88, 0x65, 0xAB, 0xE1, 0x49, 0x13, 0xBB],
-    );
+    pub const MCE: Guid = guid("E8F56FFE-919C-4CC5-BA88-65ABE14913BB");
     /// ARM Synchronous External Abort.
-    pub const SEA: Guid = Guid::from_fields(
-        0x9A78_788A,
-        0xBBE8,
-        0x11E4,
-        [0x80, 0x9E, 0x67, 0x61, 0x1E, 0x5D, 0x46, 0xB0],
-    );
+    pub const SEA: Guid = guid("9A78788A-BBE8-11E4-809E-67611E5D46B0");
     /// ARM SError Interrupt.
-    pub const SEI: Guid = Guid::from_fields(
-        0x5C28_4C81,
-        0xB0AE,
-        0x4E87,
-        [0xA3, 0x22, 0xB0, 0x4C, 0x85, 0x62, 0x43, 0x23],
-    );
+    pub const SEI: Guid = guid("5C284C81-B0AE-4E87-A322-B04C85624323");
 }
 
 /// Creator id of records written by this crate (a random, fixed GUID).
-pub const RAS_CREATOR_ID: Guid = Guid::from_fields(
-    0x3D0B_1C9E,
-    0x5F27,
-    0x4A1B,
-    [0x9A, 0x4E, 0x7C, 0x2F, 0x6B, 0x8E, 0x1D, 0x05],
-);
+pub const RAS_CREATOR_ID: Guid = guid("3D0B1C9E-5F27-4A1B-9A4E-7C2F6B8E1D05");
 
 /// On-wire record header (UEFI 2.10 Table N-1).
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]

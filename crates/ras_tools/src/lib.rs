@@ -15,4 +15,5 @@
 #![deny(missing_docs)]
 
 pub mod cper_record;
+pub mod guid_text;
 pub mod hest_decode;
