@@ -550,44 +550,63 @@ impl fmt::Display for HestWarning {
     }
 }
 
-/// The fields Linux checks, common to GHES and GHESv2 (their first 64
-/// bytes share one layout).
-struct Generic<'a> {
-    source_id: u16,
-    enabled: u8,
-    records_to_preallocate: u32,
-    max_sections_per_record: u32,
-    error_status_address: &'a GenericAddress,
-    notification: &'a HardwareErrorNotification,
-    error_status_block_length: u32,
-    read_ack_register: Option<&'a GenericAddress>,
+/// A generic error source's fields, common to GHES and GHESv2 (their first
+/// 64 bytes share one layout, ACPI 6.5 Tables 18.10 and 18.11), plus
+/// GHESv2's read-ack triple: what Linux checks and what `rasctl decode`
+/// prints. [`HestEntry::generic`] gives it.
+#[derive(Clone, Copy, Debug)]
+pub struct GenericSource<'a> {
+    /// Type: 9 (GHES) or 10 (GHESv2).
+    pub kind: u16,
+    /// Source id.
+    pub source_id: u16,
+    /// Related source id (0xFFFF: none).
+    pub related_source_id: u16,
+    /// Enabled.
+    pub enabled: u8,
+    /// Records to pre-allocate.
+    pub records_to_preallocate: u32,
+    /// Max sections per record.
+    pub max_sections_per_record: u32,
+    /// Error Status Address register.
+    pub error_status_address: &'a GenericAddress,
+    /// Notification structure.
+    pub notification: &'a HardwareErrorNotification,
+    /// Error status block length.
+    pub error_status_block_length: u32,
+    /// GHESv2 only: the Read Ack Register, its preserve mask and write
+    /// value.
+    pub read_ack: Option<(&'a GenericAddress, u64, u64)>,
 }
 
-impl<'a> Generic<'a> {
-    fn of(entry: &'a HestEntry) -> Option<Self> {
-        match entry {
-            HestEntry::GhesV2(e) => Some(Generic {
-                source_id: e.source_id.get(),
-                enabled: e.enabled,
-                records_to_preallocate: e.records_to_preallocate.get(),
-                max_sections_per_record: e.max_sections_per_record.get(),
-                error_status_address: &e.error_status_address,
-                notification: &e.notification,
-                error_status_block_length: e.error_status_block_length.get(),
-                read_ack_register: Some(&e.read_ack_register),
-            }),
-            HestEntry::Ghes(e) => Some(Generic {
-                source_id: e.source_id.get(),
-                enabled: e.enabled,
-                records_to_preallocate: e.records_to_preallocate.get(),
-                max_sections_per_record: e.max_sections_per_record.get(),
-                error_status_address: &e.error_status_address,
-                notification: &e.notification,
-                error_status_block_length: e.error_status_block_length.get(),
-                read_ack_register: None,
-            }),
-            HestEntry::Other { .. } => None,
-        }
+impl HestEntry {
+    /// The generic error source fields of a GHES or GHESv2 entry; `None`
+    /// for any other type.
+    pub fn generic(&self) -> Option<GenericSource<'_>> {
+        let (g, read_ack) = match self {
+            HestEntry::GhesV2(e) => (
+                Ghes::ref_from_prefix(e.as_bytes()).ok()?.0,
+                Some((
+                    &e.read_ack_register,
+                    e.read_ack_preserve.get(),
+                    e.read_ack_write.get(),
+                )),
+            ),
+            HestEntry::Ghes(e) => (e, None),
+            HestEntry::Other { .. } => return None,
+        };
+        Some(GenericSource {
+            kind: g.kind.get(),
+            source_id: g.source_id.get(),
+            related_source_id: g.related_source_id.get(),
+            enabled: g.enabled,
+            records_to_preallocate: g.records_to_preallocate.get(),
+            max_sections_per_record: g.max_sections_per_record.get(),
+            error_status_address: &g.error_status_address,
+            notification: &g.notification,
+            error_status_block_length: g.error_status_block_length.get(),
+            read_ack,
+        })
     }
 }
 
@@ -663,7 +682,10 @@ fn check_gar(
 /// The checks of `ghes_probe`, `ghes_new`, `map_gen_v2` and
 /// `ghes_add_timer` (ghes.c), in their order, for one enabled generic
 /// source; then the ACPI 6.5 "must be >= 1" rules.
-fn check_generic(g: &Generic<'_>, warnings: &mut Vec<HestWarning>) -> Result<(), HestParseError> {
+fn check_generic(
+    g: &GenericSource<'_>,
+    warnings: &mut Vec<HestWarning>,
+) -> Result<(), HestParseError> {
     let source_id = g.source_id;
     let kind = g.notification.kind;
     match kind {
@@ -692,7 +714,7 @@ fn check_generic(g: &Generic<'_>, warnings: &mut Vec<HestWarning>) -> Result<(),
         return Err(HestParseError::BlockTooShort { source_id, len });
     }
     // ghes_new: map_gen_v2 (read ack) first, then the status address.
-    if let Some(ack) = g.read_ack_register {
+    if let Some((ack, _, _)) = g.read_ack {
         check_gar(source_id, Register::ReadAck, ack, warnings)?;
     }
     let bits = check_gar(
@@ -830,7 +852,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedHest, HestParseError> {
     // hest_parse_ghes: enabled generic sources only, ids unique.
     let mut seen: HashMap<u16, usize> = HashMap::new();
     for p in &all {
-        let Some(g) = Generic::of(&p.entry) else {
+        let Some(g) = p.entry.generic() else {
             warnings.push(HestWarning::NotGeneric {
                 kind: p.entry.kind(),
                 source_id: p.entry.source_id(),
@@ -854,7 +876,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedHest, HestParseError> {
     }
     // ghes_probe for each enabled generic source, in table order.
     for p in &all {
-        if let Some(g) = Generic::of(&p.entry)
+        if let Some(g) = p.entry.generic()
             && g.enabled != 0
         {
             check_generic(&g, &mut warnings)?;

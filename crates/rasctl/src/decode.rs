@@ -155,49 +155,35 @@ fn hest_view(p: &ParsedHest) -> HestView {
     let mut entries = Vec::new();
     let mut other_entries = Vec::new();
     for e in &p.all {
-        match &e.entry {
-            HestEntry::GhesV2(g) => entries.push(HestEntryView {
+        if let Some(g) = e.entry.generic() {
+            entries.push(HestEntryView {
                 offset: e.offset,
-                kind: g.kind.get(),
-                source_id: g.source_id.get(),
-                related_source_id: g.related_source_id.get(),
+                kind: g.kind,
+                source_id: g.source_id,
+                related_source_id: g.related_source_id,
                 enabled: g.enabled,
                 notification_type: g.notification.kind,
                 poll_interval_ms: g.notification.poll_interval.get(),
                 error_status_address: g.error_status_address.address.get(),
-                read_ack_register: Some(g.read_ack_register.address.get()),
-                read_ack_preserve: Some(g.read_ack_preserve.get()),
-                read_ack_write: Some(g.read_ack_write.get()),
-                error_status_block_length: g.error_status_block_length.get(),
-                records_to_preallocate: g.records_to_preallocate.get(),
-                max_sections_per_record: g.max_sections_per_record.get(),
-            }),
-            HestEntry::Ghes(g) => entries.push(HestEntryView {
-                offset: e.offset,
-                kind: g.kind.get(),
-                source_id: g.source_id.get(),
-                related_source_id: g.related_source_id.get(),
-                enabled: g.enabled,
-                notification_type: g.notification.kind,
-                poll_interval_ms: g.notification.poll_interval.get(),
-                error_status_address: g.error_status_address.address.get(),
-                read_ack_register: None,
-                read_ack_preserve: None,
-                read_ack_write: None,
-                error_status_block_length: g.error_status_block_length.get(),
-                records_to_preallocate: g.records_to_preallocate.get(),
-                max_sections_per_record: g.max_sections_per_record.get(),
-            }),
-            HestEntry::Other {
-                kind,
-                source_id,
-                len,
-            } => other_entries.push(OtherEntryView {
+                read_ack_register: g.read_ack.map(|(r, _, _)| r.address.get()),
+                read_ack_preserve: g.read_ack.map(|(_, p, _)| p),
+                read_ack_write: g.read_ack.map(|(_, _, w)| w),
+                error_status_block_length: g.error_status_block_length,
+                records_to_preallocate: g.records_to_preallocate,
+                max_sections_per_record: g.max_sections_per_record,
+            });
+        } else if let HestEntry::Other {
+            kind,
+            source_id,
+            len,
+        } = &e.entry
+        {
+            other_entries.push(OtherEntryView {
                 offset: e.offset,
                 kind: *kind,
                 source_id: *source_id,
                 length: *len,
-            }),
+            });
         }
     }
     HestView {
