@@ -2,13 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # /init of the L1 initramfs of the full-stack lab (busybox): prepares the
-# host side (proc, sysfs, devtmpfs, debugfs, hwpoison-inject), runs the
+# host side (proc, sysfs, devtmpfs, debugfs: lab_mount of
+# scripts/lab/init-common.sh; hwpoison-inject), runs the
 # scenarios (l1-orchestrate.sh) and powers off.
-/bin/busybox mount -t proc proc /proc
-/bin/busybox mount -t sysfs sysfs /sys
-/bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
-/bin/busybox --install -s
-mount -t debugfs debugfs /sys/kernel/debug
+. /lib/lab-init.sh
+lab_mount
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 mount -t tmpfs -o size=90% tmpfs /tmp
 insmod /fullstack/hwpoison-inject.ko || echo "FULLSTACK WARN: insmod hwpoison-inject failed"

@@ -27,6 +27,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/common.sh"
+. "$FS_ROOT/scripts/lib/lab-common.sh"
 
 CH_BIN=
 CH_REMOTE=
@@ -82,10 +83,8 @@ command -v qemu-system-aarch64 >/dev/null || fs_die "qemu-system-aarch64 missing
 # 2. The L1 initramfs.
 L1=$FS_DIR/l1
 R=$L1/root
-rm -rf "$R" && mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc,fullstack}
-cp "$BUSYBOX" "$R/bin/busybox"
-ln -s busybox "$R/bin/sh"
-cp "$HERE/l1-init.sh" "$R/init"
+initramfs_skeleton "$R" "$BUSYBOX" "$HERE/l1-init.sh"
+mkdir -p "$R"/{proc,sys,dev,tmp,etc,fullstack}
 cp "$HERE/l1-orchestrate.sh" "$HERE/l1-prodcases.sh" "$HERE/config.sh" "$R/fullstack/"
 [ -n "$CH_BIN" ] && cp "$CH_BIN" "$R/fullstack/cloud-hypervisor"
 [ -n "$CH_REMOTE" ] && cp "$CH_REMOTE" "$R/fullstack/ch-remote"
@@ -107,7 +106,7 @@ cp "$HWPOISON_KO" "$R/fullstack/hwpoison-inject.ko"
     done
 } >"$R/fullstack/run.env"
 chmod 755 "$R/init" "$R/fullstack/"*.sh "$R/fullstack/rastest"
-(cd "$R" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --owner 0:0) | gzip -1 >"$L1/initramfs.cpio.gz"
+initramfs_build "$R" "$L1/initramfs.cpio.gz"
 fs_log "L1 initramfs: $(du -h "$L1/initramfs.cpio.gz" | cut -f1); CH $CH_BIN; ch-remote ${CH_REMOTE:-none}; firmware $FW"
 
 # 3. Boot L1 and run the scenarios.
@@ -115,7 +114,7 @@ LOG=$FS_DIR/run-$(date +%Y%m%d-%H%M%S).log
 fs_log "booting L1 (log: $LOG, timeout ${L1_TIMEOUT}s)"
 set +e
 timeout "$L1_TIMEOUT" nice qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max \
-    -smp 2 -m "$L1_MEM" -nographic -no-reboot \
+    -smp 2 -m "$L1_MEM" -nographic -no-reboot -nic none \
     -kernel "$L1_KERNEL" -initrd "$L1/initramfs.cpio.gz" \
     -append "console=ttyAMA0 panic=-1 quiet" </dev/null 2>&1 | sed -u 's/\r//g' | tee "$LOG" |
     grep --line-buffered -E '^(FULLSTACK|    )'

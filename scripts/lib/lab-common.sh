@@ -157,12 +157,14 @@ modules_install() {
 
 # ---- initramfs, boot, verdict -------------------------------------------
 
-# initramfs_build DIR OUT: a newc cpio of DIR, gzip -1, written to OUT.
-# DIR should hold /init, /bin/busybox and a /bin/sh link to it.
+# initramfs_build DIR OUT: a newc cpio of DIR (sorted, owned by root),
+# gzip -1, written to OUT. DIR should hold /init, /bin/busybox and a
+# /bin/sh link to it (initramfs_skeleton).
 initramfs_build() {
     local dir=$1 out=$2
     [ -x "$dir/init" ] || { lab_log "initramfs_build: $dir/init missing"; return 1; }
-    (cd "$dir" && find . | cpio -o -H newc --quiet) | gzip -1 >"$out.tmp" && mv "$out.tmp" "$out"
+    (cd "$dir" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --owner 0:0) | gzip -1 >"$out.tmp" &&
+        mv "$out.tmp" "$out"
 }
 
 # initramfs_skeleton DIR BUSYBOX INIT: a fresh DIR with /bin/busybox,
