@@ -232,7 +232,7 @@ log "tests: $FILTER"
 t1=$SECONDS
 set +e
 timeout "$L1_TIMEOUT" nice qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max \
-    -smp 2 -m "${L1_MEM:-4G}" -nographic -no-reboot \
+    -smp 2 -m "${L1_MEM:-4G}" -nographic -no-reboot -nic none \
     -kernel "$KDIR/vmlinuz" -initrd "$CHINT_DIR/initramfs.gz" \
     -drive if=none,id=root,format=raw,file="$IMG" -device virtio-blk-pci,drive=root \
     -append "console=ttyAMA0 panic=-1 quiet" </dev/null 2>&1 | sed -u 's/\r//g' >"$LOG"

@@ -43,7 +43,7 @@ log() { echo "lab: $*" >&2; }
 . "$ROOT/scripts/lib/lab-common.sh"
 
 fetch() {
-    "$ROOT/scripts/lab/fetch.sh"
+    "$ROOT/scripts/lab/fetch.sh" "$@"
 }
 
 build() {
@@ -72,7 +72,7 @@ boot() {
     local t0=$SECONDS
     timeout --foreground -k 10 "$LAB_TIMEOUT" qemu-system-aarch64 \
         -M virt,virtualization=on,gic-version=3 -cpu max -smp 2 -m 2G \
-        -nographic -no-reboot \
+        -nographic -no-reboot -nic none \
         -kernel "$LAB_DIR/$k/vmlinuz" -initrd "$LAB_DIR/initramfs-$k.cpio.gz" \
         -append "console=ttyAMA0 panic=-1 lab.scenarios=$scen" \
         </dev/null 2>&1 | tr -d '\r' | tee "$out" | grep -v '^\[ *[0-9.]*\] ' || true
@@ -170,8 +170,8 @@ done
 
 case ${STEP:-all} in
     fetch) fetch ;;
-    build) build && ch_build ;;
+    build) fetch host-tools && build && ch_build ;;
     run) ch_build && run && fullstack ;;
     all) fetch && build && ch_build && run && fullstack ;;
-    ch-build) [ -n "$CH_SRC" ] || usage; ch_build ;;
+    ch-build) [ -n "$CH_SRC" ] || usage; fetch host-tools && ch_build ;;
 esac

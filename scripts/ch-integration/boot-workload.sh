@@ -121,7 +121,7 @@ LOG=$WL_DIR/boot-$(date +%Y%m%d-%H%M%S).log
 log "L1: Linux $KVER, guest: Linux $(cat "$WL_DIR/kernel.version"), CH $CH_BIN, image $WL_DIR/ch-workload-arm64.raw, firmware $FW; log $LOG"
 set +e
 timeout "$L1_TIMEOUT" nice qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max \
-    -smp 2 -m 3G -nographic -no-reboot \
+    -smp 2 -m 3G -nographic -no-reboot -nic none \
     -kernel "$KDIR/vmlinuz" -initrd "$L1/initramfs.gz" \
     -drive if=none,id=img,format=raw,readonly=on,file="$WL_DIR/ch-workload-arm64.raw" \
     -device virtio-blk-pci,drive=img \

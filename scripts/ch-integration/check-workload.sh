@@ -77,7 +77,7 @@ qemu-system-aarch64 -M virt -cpu max -smp 1 -m 512M -nographic -no-reboot \
     -drive if=none,id=os,format=raw,file="$W/osdisk.img" -device virtio-blk-pci,drive=os \
     -drive if=none,id=ci,format=raw,file="$W/cloudinit" -device virtio-blk-pci,drive=ci \
     -netdev user,id=n0,net="${SEED_HOST_IP%.1}.0/24",host="$SEED_HOST_IP",hostfwd=tcp:127.0.0.1:"$sport"-"$SEED_GUEST_IP":22 \
-    -device virtio-net-pci,netdev=n0,mac="$SEED_MAC" \
+    -device virtio-net-pci,netdev=n0,mac="$SEED_MAC",romfile= \
     </dev/null >"$W/serial.log" 2>&1 &
 qpid=$!
 cleanup() { kill "$qpid" "$lpid" 2>/dev/null || true; }

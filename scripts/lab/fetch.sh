@@ -5,12 +5,18 @@
 # URIs of the machine's own /etc/apt/sources.list.d/debian.sources (no host
 # name is written into any file of this repository).
 #
-#   - qemu-system-arm (amd64, installed) from <codename>-backports
+#   - qemu-system-arm and qemu-user-static (amd64, installed) from
+#     <codename>-backports
 #   - linux-image-arm64 (7.x) from trixie-backports and bookworm's 6.1 arm64
 #     kernel, busybox-static:arm64: downloaded and unpacked with dpkg -x
 #
 # Output: $LAB_DIR/{k73,k61}/vmlinuz, .../hwpoison-inject.ko,
 #         $LAB_DIR/busybox
+#
+# `fetch.sh host-tools` only installs the host's tools (QEMU system and
+# user, the aarch64 cross compiler and static libc, cpio, xz): what
+# building and checking Cloud Hypervisor for the lab needs (lab.sh
+# ch-build).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,12 +38,15 @@ apt_arm64() { APT_CONFIG="$APT_DIR/apt.conf" "$@"; }
 install_host_tools() {
     local need=()
     command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
+    # lab.sh --ch-src runs the static Cloud Hypervisor it builds once under
+    # qemu-user before using it (chs_smoke).
+    command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
     command -v cpio >/dev/null || need+=(cpio)
     command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
     [ -e /usr/aarch64-linux-gnu/lib/libc.a ] || need+=(libc6-dev-arm64-cross)
     command -v xz >/dev/null || need+=(xz-utils)
     [ ${#need[@]} -eq 0 ] && return 0
-    log "installing ${need[*]} (qemu-system-arm from bookworm-backports)"
+    log "installing ${need[*]} (QEMU from bookworm-backports)"
     local conf
     conf=$(host_backports_apt "$APT_DIR/host") || return 1
     install_from_backports "$conf" "${need[@]}"
@@ -108,6 +117,7 @@ fetch_busybox() {
 
 write_apt_config
 install_host_tools
+[ "${1:-}" = host-tools ] && exit 0
 if [ ! -s "$LAB_DIR/k73/vmlinuz" ] || [ ! -s "$LAB_DIR/k61/vmlinuz" ] || [ ! -s "$LAB_DIR/busybox" ]; then
     log "updating private package lists"
     apt_arm64 apt-get -q update >/dev/null
