@@ -8,7 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{self, Command};
 use std::time::{Duration, Instant};
-use std::{env, fs, slice, thread};
+use std::{env, fmt, fs, slice, thread};
 
 use ras::cper::arm::{info_flags, info_validation, validation as arm_validation};
 use ras::cper::{
@@ -102,6 +102,16 @@ impl Check {
         }
     }
 
+    /// Prints the guest's lines as evidence and checks that none of them
+    /// is a complaint about the firmware's tables or records.
+    fn evidence_without_complaint(&mut self, lines: &[String]) {
+        self.evidence(lines);
+        self.ok(
+            firmware_complaints(lines).is_empty(),
+            "no firmware complaint",
+        );
+    }
+
     fn finish(self) -> ScenarioResult {
         let outcome = if let Some(why) = &self.skip {
             println!("SKIP: {why}");
@@ -152,27 +162,33 @@ fn dec_field(line: &str, key: &str) -> Option<u64> {
 
 /// Kernel lines that reveal a producer bug.
 fn firmware_complaints(lines: &[String]) -> Vec<String> {
+    /// What Linux prints when it finds fault with the firmware's HEST or
+    /// records (drivers/acpi/apei/ghes.c, hest.c).
+    const COMPLAINTS: [&str; 6] = [
+        "[Firmware Warn]",
+        "[Firmware Bug]",
+        "Invalid error status block",
+        "Failed to read error status block",
+        "Invalid CPER header",
+        "error section length is too small",
+    ];
     lines
         .iter()
-        .filter(|l| {
-            l.contains("[Firmware Warn]")
-                || l.contains("[Firmware Bug]")
-                || l.contains("Invalid error status block")
-                || l.contains("Failed to read error status block")
-                || l.contains("Invalid CPER header")
-                || l.contains("error section length is too small")
-        })
+        .filter(|l| COMPLAINTS.iter().any(|c| l.contains(c)))
         .cloned()
         .collect()
 }
 
 fn is_ghes_line(l: &str) -> bool {
-    l.contains("[Hardware Error]")
-        || l.contains("Memory failure")
-        || l.contains("GHES")
-        || l.contains("Firmware")
-        || l.contains("soft offline")
-        || l.contains("ORACLE SIGBUS")
+    const MARKS: [&str; 6] = [
+        "[Hardware Error]",
+        "Memory failure",
+        "GHES",
+        "Firmware",
+        "soft offline",
+        "ORACLE SIGBUS",
+    ];
+    MARKS.iter().any(|m| l.contains(m))
 }
 
 struct Ctx {
@@ -183,6 +199,20 @@ struct Ctx {
     /// prints at most 2 per 5 s per class).
     recent: Vec<Instant>,
     workloads: Vec<u32>,
+}
+
+/// What [`Ctx::deliver`] saw.
+struct Delivered {
+    /// The guest log's mark before the submission.
+    from: usize,
+    /// The engine's answer to the submission.
+    delivery: Delivery,
+    /// The source went idle (acknowledged, queue empty) in time.
+    idle: bool,
+    /// Acknowledgements the guest gave meanwhile.
+    acked: u64,
+    /// From the submission to the source's going idle.
+    took: Duration,
 }
 
 impl Ctx {
@@ -219,6 +249,27 @@ impl Ctx {
             self.notify(s)?;
         }
         Ok(d)
+    }
+
+    /// One record through one source, as firmware sends it: waits out
+    /// the guest's rate limit, submits (notifying the guest), then services
+    /// the engine until the source is idle again (10 s at most).
+    fn deliver(&mut self, src: SourceId, rec: &Record) -> Result<Delivered, OracleError> {
+        self.space();
+        let acked0 = self.eng.tally(src)?.acked;
+        let from = self.guest.mark();
+        let t0 = Instant::now();
+        let delivery = self.submit(src, rec)?;
+        let idle = self.pump(&[src], Duration::from_secs(10))?;
+        let took = t0.elapsed();
+        self.recent.push(Instant::now());
+        Ok(Delivered {
+            from,
+            delivery,
+            idle,
+            acked: self.eng.tally(src)?.acked - acked0,
+            took,
+        })
     }
 
     /// Services the engine until every source in `srcs` is idle (acked, queue
@@ -280,6 +331,49 @@ impl Ctx {
             .unwrap_or(u64::MAX))
     }
 
+    /// Checks that the guest's `HardwareCorrupted` grew by one 4 KiB page
+    /// since it read `hc0` kB.
+    fn one_more_corrupted_page(
+        &mut self,
+        c: &mut Check,
+        hc0: u64,
+        what: &str,
+    ) -> Result<(), OracleError> {
+        let hc1 = self.hardware_corrupted_kb()?;
+        c.ok(
+            hc1 == hc0 + 4,
+            format!("HardwareCorrupted {hc0} kB -> {hc1} kB{what}"),
+        );
+        Ok(())
+    }
+
+    /// One check per wanted line: printed by the guest since `from`
+    /// (waits up to 5 s).
+    fn expect_seen(&self, c: &mut Check, from: usize, want: &[String]) {
+        let missing = self.expect_lines(from, Duration::from_secs(5), want);
+        for w in want {
+            c.ok(!missing.contains(w), format!("guest: `{w}`"));
+        }
+    }
+
+    /// Sends `signal` (USR1, USR2) to the workload `pid` and waits up to
+    /// `timeout` for its answer, the first line `pred` accepts. Returns the
+    /// guest log's mark before the signal and the answer.
+    fn ask_workload(
+        &mut self,
+        signal: &str,
+        pid: impl fmt::Display,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<(usize, Option<String>), OracleError> {
+        let m = self.guest.mark();
+        self.guest
+            .run(&format!("kill -{signal} {pid}"), Duration::from_secs(5))?;
+        let answer = self.guest.wait_for(m, timeout, what, pred).ok();
+        Ok((m, answer.map(|(_, l)| l)))
+    }
+
     /// Waits until for each pattern some line from `from` contains it.
     fn expect_lines(&self, from: usize, timeout: Duration, patterns: &[String]) -> Vec<String> {
         let deadline = Instant::now() + timeout;
@@ -306,6 +400,14 @@ impl Ctx {
 
 fn mf_prefix(pa: u64) -> String {
     format!("Memory failure: {:#x}:", pa >> 12)
+}
+
+/// The line Linux's GHES driver starts a record's report with.
+fn ghes_header(src: SourceId) -> String {
+    format!(
+        "Hardware error from APEI Generic Hardware Error Source: {}",
+        src.0
+    )
 }
 
 fn pa_line(pa: u64) -> String {
@@ -519,36 +621,32 @@ fn s2_recoverable(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     };
     c.note(format!("workload pid {pid} page pa {:#x}", page.pa));
     let hc0 = ctx.hardware_corrupted_kb()?;
-    ctx.space();
     let src = ctx.eng.polled();
-    let acked0 = ctx.eng.tally(src)?.acked;
-    let from = ctx.guest.mark();
-    let t0 = Instant::now();
     let Some(rec) = Record::page(page.pa) else {
         c.fail("no granule");
         return Ok(c.finish());
     };
-    let d = ctx.submit(src, &rec)?;
+    let Delivered {
+        from,
+        delivery: d,
+        idle,
+        acked,
+        took,
+    } = ctx.deliver(src, &rec)?;
     c.ok(
         d == Delivery::Written,
         format!("engine wrote the record ({d:?})"),
     );
-    let idle = ctx.pump(&[src], Duration::from_secs(10))?;
-    ctx.recent.push(Instant::now());
-    let acked = ctx.eng.tally(src)?.acked - acked0;
     c.ok(
         idle && acked == 1,
         format!(
             "guest acked, ack register read non-zero again ({acked} ack, {:.2} s, POLLED {} ms)",
-            t0.elapsed().as_secs_f64(),
+            took.as_secs_f64(),
             POLL_MS
         ),
     );
     let want = vec![
-        format!(
-            "Hardware error from APEI Generic Hardware Error Source: {}",
-            src.0
-        ),
+        ghes_header(src),
         "event severity: recoverable".to_string(),
         "section_type: memory error".to_string(),
         pa_line(page.pa),
@@ -558,35 +656,21 @@ fn s2_recoverable(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
             mf_prefix(page.pa)
         ),
     ];
-    let missing = ctx.expect_lines(from, Duration::from_secs(5), &want);
-    for w in &want {
-        c.ok(!missing.contains(w), format!("guest: `{w}`"));
-    }
-    let hc1 = ctx.hardware_corrupted_kb()?;
-    c.ok(
-        hc1 == hc0 + 4,
-        format!("HardwareCorrupted {hc0} kB -> {hc1} kB"),
-    );
+    ctx.expect_seen(&mut c, from, &want);
+    ctx.one_more_corrupted_page(&mut c, hc0, "")?;
     // The owner reads the page again: the poisoned page is gone, SIGBUS.
-    let m2 = ctx.guest.mark();
-    ctx.guest
-        .run(&format!("kill -USR1 {pid}"), Duration::from_secs(5))?;
-    let sig = ctx
-        .guest
-        .wait_for(m2, Duration::from_secs(5), "SIGBUS", |l| {
-            l.contains("ORACLE SIGBUS") || l.contains("ORACLE TOUCHED")
-        });
+    let (_, sig) = ctx.ask_workload("USR1", pid, Duration::from_secs(5), "SIGBUS", |l| {
+        l.contains("ORACLE SIGBUS") || l.contains("ORACLE TOUCHED")
+    })?;
     match sig {
-        Ok((_, l)) => c.ok(
+        Some(l) => c.ok(
             l.contains("ORACLE SIGBUS") && l.contains("lsb=12"),
             format!("owner touching the page again: `{l}`"),
         ),
-        Err(_) => c.ok(false, "owner touching the page again reported nothing"),
+        None => c.ok(false, "owner touching the page again reported nothing"),
     };
     let lines = ctx.ghes_lines_since(from);
-    c.evidence(&lines);
-    let fw = firmware_complaints(&lines);
-    c.ok(fw.is_empty(), "no firmware complaint");
+    c.evidence_without_complaint(&lines);
     Ok(c.finish())
 }
 
@@ -667,11 +751,7 @@ fn s4_queue(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         order.len() == 2 && order[0] < order[1],
         "in submission order",
     );
-    c.evidence(&lines);
-    c.ok(
-        firmware_complaints(&lines).is_empty(),
-        "no firmware complaint",
-    );
+    c.evidence_without_complaint(&lines);
     Ok(c.finish())
 }
 
@@ -745,12 +825,8 @@ fn s5_burst(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         missing.is_empty() && seen.values().all(|n| *n == 1),
         format!("every page's `Memory failure` line exactly once: {seen:?}"),
     );
-    c.evidence(&lines);
     c.note("GHES prints at most 2 records per 5 s: the `[Hardware Error]` blocks are rate-limited, the `Memory failure` lines are not");
-    c.ok(
-        firmware_complaints(&lines).is_empty(),
-        "no firmware complaint",
-    );
+    c.evidence_without_complaint(&lines);
     Ok(c.finish())
 }
 
@@ -766,44 +842,23 @@ fn s6_soft_offline(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         return Ok(c.finish());
     };
     let hc0 = ctx.hardware_corrupted_kb()?;
-    ctx.space();
     let src = ctx.eng.polled();
-    let a0 = ctx.eng.tally(src)?.acked;
-    let from = ctx.guest.mark();
     let rec = Record::memory(granule, Severity::Corrected, true);
-    ctx.submit(src, &rec)?;
-    let idle = ctx.pump(&[src], Duration::from_secs(10))?;
-    ctx.recent.push(Instant::now());
-    c.ok(
-        idle && ctx.eng.tally(src)?.acked == a0 + 1,
-        "guest consumed and acked the record",
-    );
+    let Delivered {
+        from, idle, acked, ..
+    } = ctx.deliver(src, &rec)?;
+    c.ok(idle && acked == 1, "guest consumed and acked the record");
     let want = vec![
-        format!(
-            "Hardware error from APEI Generic Hardware Error Source: {}",
-            src.0
-        ),
+        ghes_header(src),
         "event severity: corrected".to_string(),
         pa_line(page.pa),
     ];
-    let missing = ctx.expect_lines(from, Duration::from_secs(5), &want);
-    for w in &want {
-        c.ok(!missing.contains(w), format!("guest: `{w}`"));
-    }
+    ctx.expect_seen(&mut c, from, &want);
     thread::sleep(Duration::from_millis(1000));
-    let hc1 = ctx.hardware_corrupted_kb()?;
-    c.ok(
-        hc1 == hc0 + 4,
-        format!("HardwareCorrupted {hc0} kB -> {hc1} kB (page soft-offlined)"),
-    );
-    let m = ctx.guest.mark();
-    ctx.guest
-        .run(&format!("kill -USR2 {pid}"), Duration::from_secs(5))?;
-    let _ = ctx
-        .guest
-        .wait_for(m, Duration::from_secs(5), "REPAGE", |l| {
-            l.contains("ORACLE REPAGE") && l.contains("idx=1")
-        });
+    ctx.one_more_corrupted_page(&mut c, hc0, " (page soft-offlined)")?;
+    let (m, _) = ctx.ask_workload("USR2", pid, Duration::from_secs(5), "REPAGE", |l| {
+        l.contains("ORACLE REPAGE") && l.contains("idx=1")
+    })?;
     let re = ctx
         .guest
         .lines_since(m)
@@ -823,11 +878,7 @@ fn s6_soft_offline(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         None => c.fail("workload did not re-print its pages"),
     }
     let lines = ctx.ghes_lines_since(from);
-    c.evidence(&lines);
-    c.ok(
-        firmware_complaints(&lines).is_empty(),
-        "no firmware complaint",
-    );
+    c.evidence_without_complaint(&lines);
     Ok(c.finish())
 }
 
@@ -853,26 +904,17 @@ fn s3_huge(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         return Ok(c.finish());
     };
     let hc0 = ctx.hardware_corrupted_kb()?;
-    ctx.space();
     let src = SourceId(1);
-    let a0 = ctx.eng.tally(src)?.acked;
-    let from = ctx.guest.mark();
     let rec = Record::memory(granule, Severity::Recoverable, false);
-    ctx.submit(src, &rec)?;
-    let idle = ctx.pump(&[src], Duration::from_secs(10))?;
-    ctx.recent.push(Instant::now());
-    c.ok(
-        idle && ctx.eng.tally(src)?.acked == a0 + 1,
-        "guest consumed and acked the record",
-    );
+    let Delivered {
+        from, idle, acked, ..
+    } = ctx.deliver(src, &rec)?;
+    c.ok(idle && acked == 1, "guest consumed and acked the record");
     let want = vec![
         pa_line(granule.base().raw_value()),
         format!("physical_address_mask: 0x{:016x}", granule.pa_mask()),
     ];
-    let missing = ctx.expect_lines(from, Duration::from_secs(5), &want);
-    for w in &want {
-        c.ok(!missing.contains(w), format!("guest: `{w}`"));
-    }
+    ctx.expect_seen(&mut c, from, &want);
     // Let memory_failure() finish (it runs from a workqueue).
     thread::sleep(Duration::from_millis(1500));
     let lines = ctx.ghes_lines_since(from);
@@ -886,15 +928,11 @@ fn s3_huge(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     let mut pfns = pfns;
     pfns.dedup();
     let thp_pid = dec_field(&thp, "pid=").unwrap_or(0);
-    let m = ctx.guest.mark();
-    ctx.guest
-        .run(&format!("kill -USR1 {thp_pid}"), Duration::from_secs(5))?;
-    let touch = ctx
-        .guest
-        .wait_for(m, Duration::from_secs(10), "THPTOUCH", |l| {
+    let (_, touch) =
+        ctx.ask_workload("USR1", thp_pid, Duration::from_secs(10), "THPTOUCH", |l| {
             l.contains("ORACLE THPTOUCH")
-        })
-        .map_or_else(|_| "(the workload did not answer)".into(), |(_, l)| l);
+        })?;
+    let touch = touch.unwrap_or_else(|| "(the workload did not answer)".into());
     c.evidence(slice::from_ref(&touch));
     c.ok(
         pfns.contains(&(granule.base().raw_value() >> 12)),
@@ -1076,28 +1114,21 @@ fn s8_shapes(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     ];
     let src = SourceId(1);
     for sh in shapes {
-        ctx.space();
-        let a0 = ctx.eng.tally(src)?.acked;
-        let from = ctx.guest.mark();
-        let d = ctx.submit(src, &sh.rec);
-        let d = match d {
+        let Delivered {
+            from,
+            delivery: d,
+            idle,
+            acked,
+            ..
+        } = match ctx.deliver(src, &sh.rec) {
             Ok(d) => d,
             Err(e) => {
                 c.fail(format!("{}: engine refused: {e}", sh.rec.desc));
                 continue;
             }
         };
-        let idle = ctx.pump(&[src], Duration::from_secs(10))?;
-        ctx.recent.push(Instant::now());
-        let acked = ctx.eng.tally(src)?.acked - a0;
         let mut want = sh.want.clone();
-        want.insert(
-            0,
-            format!(
-                "Hardware error from APEI Generic Hardware Error Source: {}",
-                src.0
-            ),
-        );
+        want.insert(0, ghes_header(src));
         let missing = ctx.expect_lines(from, Duration::from_secs(4), &want);
         thread::sleep(Duration::from_millis(300));
         let lines: Vec<String> = ctx
@@ -1123,27 +1154,24 @@ fn s8_shapes(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     // bit, and the guest ran memory_failure() on it. The kernel names the
     // type it read in its warning (`Unhandled processor error type 0x08:
     // bus error` on 6.1.176): that warning is expected and required here.
-    ctx.space();
-    let a0 = ctx.eng.tally(src)?.acked;
-    let from = ctx.guest.mark();
     let bus = Record::entry(
         "ARM processor, bus error with PA (type 0x08), recoverable",
         Section::ArmProcessor(arm(pages[4].pa, ArmErrorTypes::BUS)),
         Severity::Recoverable,
         EntryFlags::PRIMARY,
     );
-    let d = ctx.submit(src, &bus)?;
-    let idle = ctx.pump(&[src], Duration::from_secs(10))?;
-    ctx.recent.push(Instant::now());
-    let acked = ctx.eng.tally(src)?.acked - a0;
+    let Delivered {
+        from,
+        delivery: d,
+        idle,
+        acked,
+        ..
+    } = ctx.deliver(src, &bus)?;
     let missing = ctx.expect_lines(
         from,
         Duration::from_secs(4),
         &[
-            format!(
-                "Hardware error from APEI Generic Hardware Error Source: {}",
-                src.0
-            ),
+            ghes_header(src),
             "e19e3d16-bc11-11e4-9caa-c2051d5d46b0".into(),
             "Unhandled processor error type 0x08: bus error".into(),
         ],
