@@ -907,9 +907,7 @@ fn mce_nosetup() -> Result<Verdict, LabError> {
     vm.param(guest::P_CR4_MCE, 1);
     vm.param(guest::P_FINAL_DUMP, 1);
     let gpa = u64::from(DATA);
-    let values = McaMemoryError::new(McaErrorKind::ActionRequired, gpa, 12, vm.phys_bits())
-        .map_err(edge)?
-        .bank_values(CpuVendor::Intel);
+    let values = intel_srar(&vm, gpa)?;
     let before = kvm_mce::read_msr(&vcpu, msr::IA32_MCG_CAP).map_err(edge)?;
     let bank32 = kvm_mce::inject_unchecked(&vcpu, &values, 32);
     let (run, res) = run_inject_at_ready(&vm, &mut vcpu, values, BANK, true);
@@ -961,16 +959,34 @@ fn mce_nosetup() -> Result<Verdict, LabError> {
     Ok(c.verdict("without SETUP_MCE an uncorrected error is silently dropped"))
 }
 
+/// The fact words of an injection the edge refused (`refused`: the
+/// expected refusal's name, when it was that one), forced anyway with the
+/// raw `KVM_X86_SET_MCE` (`forced_ok`), then `KVM_RUN`.
+fn forced_injection(refused: Option<&str>, forced_ok: bool, shutdown: bool) -> String {
+    format!(
+        "edge_inject={} set_mce={} next_kvm_run={}",
+        refused.map_or_else(|| "other".to_string(), |r| format!("refused({r})")),
+        if forced_ok { "ok" } else { "error" },
+        if shutdown {
+            "KVM_EXIT_SHUTDOWN(triple-fault)"
+        } else {
+            "other"
+        }
+    )
+}
+
+/// Intel's layout of an action-required error on the 4 KiB page at `gpa`.
+fn intel_srar(vm: &Vm, gpa: u64) -> Result<McaBankValues, LabError> {
+    Ok(
+        McaMemoryError::new(McaErrorKind::ActionRequired, gpa, 12, vm.phys_bits())
+            .map_err(edge)?
+            .bank_values(CpuVendor::Intel),
+    )
+}
+
 fn mce_nocr4() -> Result<Verdict, LabError> {
     let (vm, mut vcpu, _) = mce_vm(None, true)?;
-    let values = McaMemoryError::new(
-        McaErrorKind::ActionRequired,
-        u64::from(DATA),
-        12,
-        vm.phys_bits(),
-    )
-    .map_err(edge)?
-    .bank_values(CpuVendor::Intel);
+    let values = intel_srar(&vm, u64::from(DATA))?;
     // The edge refuses (checked); then the raw ioctl shows why.
     let kvm_cr4 = Mutex::new(None);
     let refused = Mutex::new(None);
@@ -1000,24 +1016,15 @@ fn mce_nocr4() -> Result<Verdict, LabError> {
     fact(
         "mce-nocr4",
         format!(
-            "guest_read_cr4={:#x} kvm_sregs_cr4={:#x} edge_inject={} set_mce={} next_kvm_run={}",
+            "guest_read_cr4={:#x} kvm_sregs_cr4={:#x} {}",
             run.cr4.unwrap_or(0),
             kvm_cr4.unwrap_or(u64::MAX),
-            if matches!(refused, Some(Err(KvmMceError::MachineCheckDisabled))) {
-                "refused(MachineCheckDisabled)"
-            } else {
-                "other"
-            },
-            if matches!(raw, Some(Ok(()))) {
-                "ok"
-            } else {
-                "error"
-            },
-            if run.shutdown {
-                "KVM_EXIT_SHUTDOWN(triple-fault)"
-            } else {
-                "other"
-            }
+            forced_injection(
+                matches!(refused, Some(Err(KvmMceError::MachineCheckDisabled)))
+                    .then_some("MachineCheckDisabled"),
+                matches!(raw, Some(Ok(()))),
+                run.shutdown
+            )
         ),
     );
     c.check(
@@ -1049,14 +1056,7 @@ fn mce_mcip() -> Result<Verdict, LabError> {
     vm.param(guest::P_CR4_MCE, 1);
     vm.param(guest::P_POLL, 1);
     // The handler leaves MCG_STATUS.MCIP set (P_MC_CLEAR = 0).
-    let values = McaMemoryError::new(
-        McaErrorKind::ActionRequired,
-        u64::from(DATA),
-        12,
-        vm.phys_bits(),
-    )
-    .map_err(edge)?
-    .bank_values(CpuVendor::Intel);
+    let values = intel_srar(&vm, u64::from(DATA))?;
     let first = Mutex::new(None);
     let mcip = Mutex::new(None);
     let refused = Mutex::new(None);
@@ -1096,23 +1096,14 @@ fn mce_mcip() -> Result<Verdict, LabError> {
     fact(
         "mce-mcip",
         format!(
-            "mcip_seen_by_edge={} edge_inject={} set_mce={} next_kvm_run={}",
+            "mcip_seen_by_edge={} {}",
             matches!(mcip, Some(Ok(true))),
-            if matches!(refused, Some(Err(KvmMceError::MachineCheckInProgress))) {
-                "refused(MachineCheckInProgress)"
-            } else {
-                "other"
-            },
-            if matches!(raw, Some(Ok(()))) {
-                "ok"
-            } else {
-                "error"
-            },
-            if run.shutdown {
-                "KVM_EXIT_SHUTDOWN(triple-fault)"
-            } else {
-                "other"
-            }
+            forced_injection(
+                matches!(refused, Some(Err(KvmMceError::MachineCheckInProgress)))
+                    .then_some("MachineCheckInProgress"),
+                matches!(raw, Some(Ok(()))),
+                run.shutdown
+            )
         ),
     );
     c.check(
