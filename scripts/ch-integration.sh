@@ -54,6 +54,8 @@ export CHS_LAB=$CHINT_DIR CHS_LOG_PREFIX=ch-integration
 . "$ROOT/scripts/lib/ch-series.sh"
 . "$ROOT/scripts/lib/debian-archive.sh"
 . "$ROOT/scripts/lib/debian-rootfs.sh"
+LAB_LOG_PREFIX=ch-integration
+. "$ROOT/scripts/lib/lab-common.sh"
 
 CH_SRC= MICRO_HTTP= RETRIES=0 L1_TIMEOUT=7200 JOBS=1
 FILTER='test(=aarch64_acpi::test_simple_launch_acpi) | test(ras::)'
@@ -70,24 +72,21 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-log() { echo "ch-integration: $*" >&2; }
-die() { echo "ch-integration: ERROR: $*" >&2; exit 1; }
-skip() { echo "SKIP: $*"; exit 77; }
 
-[ -n "$CH_SRC" ] || skip "no Cloud Hypervisor checkout (--ch-src DIR)"
+[ -n "$CH_SRC" ] || lab_skip "no Cloud Hypervisor checkout (--ch-src DIR)"
 [ -f "$CH_SRC/cloud-hypervisor/tests/integration.rs" ] && [ -d "$CH_SRC/test_infra" ] ||
-    skip "$CH_SRC is not a Cloud Hypervisor checkout with integration tests"
+    lab_skip "$CH_SRC is not a Cloud Hypervisor checkout with integration tests"
 CH_SRC=$(cd "$CH_SRC" && pwd)
 grep -q '^mod ras {' "$CH_SRC/cloud-hypervisor/tests/integration.rs" ||
-    skip "$CH_SRC has no RAS integration tests (mod ras in cloud-hypervisor/tests/integration.rs)"
-command -v qemu-system-aarch64 >/dev/null || skip "qemu-system-aarch64 missing (scripts/lab/fetch.sh installs it)"
+    lab_skip "$CH_SRC has no RAS integration tests (mod ras in cloud-hypervisor/tests/integration.rs)"
+command -v qemu-system-aarch64 >/dev/null || lab_skip "qemu-system-aarch64 missing (scripts/lab/fetch.sh installs it)"
 need_host_packages gcc-aarch64-linux-gnu libc6-dev-arm64-cross e2fsprogs cpio xz-utils zstd kmod ||
-    skip "cannot install the host tools"
-command -v cargo-nextest >/dev/null || skip "cargo-nextest missing on the host (cargo install cargo-nextest --locked)"
+    lab_skip "cannot install the host tools"
+command -v cargo-nextest >/dev/null || lab_skip "cargo-nextest missing on the host (cargo install cargo-nextest --locked)"
 T=$CHS_AARCH64
 mkdir -p "$CHINT_DIR"
 exec 8>"$CHINT_DIR/.lock"
-flock -n 8 || die "another run holds $CHINT_DIR/.lock"
+flock -n 8 || lab_die "another run holds $CHINT_DIR/.lock"
 t_start=$SECONDS
 
 # ---- 1. Build, as CH's CI does, cross and static --------------------------
@@ -106,39 +105,39 @@ if [ -n "${CHINT_BIN_DIR:-}" ]; then
     # cloud-hypervisor/ (its tests included) reruns its build script
     # (git describe) and relinks it with LTO, ~30 min on a busy machine.
     REL=$(cd "$CHINT_BIN_DIR" && pwd)
-    log "using cloud-hypervisor, ch-remote and ras_guest from $REL (CHINT_BIN_DIR): $(ls -l --time-style=+%FT%T "$REL" | awk 'NR > 1 { print $7, $6 }' | tr '\n' ' ')"
+    lab_log "using cloud-hypervisor, ch-remote and ras_guest from $REL (CHINT_BIN_DIR): $(ls -l --time-style=+%FT%T "$REL" | awk 'NR > 1 { print $7, $6 }' | tr '\n' ' ')"
 else
-    log "building cloud-hypervisor, ch-remote (release, --features mshv) and ras_guest for $T"
+    lab_log "building cloud-hypervisor, ch-remote (release, --features mshv) and ras_guest for $T"
     chs_cargo "$CH_SRC" build --locked --release --target "$T" -p cloud-hypervisor --features mshv --bins >&2 ||
-        die "cloud-hypervisor build failed"
+        lab_die "cloud-hypervisor build failed"
     chs_cargo "$CH_SRC" build --locked --release --target "$T" -p test_infra --bins >&2 ||
-        die "test_infra build failed"
+        lab_die "test_infra build failed"
 fi
 for b in cloud-hypervisor ch-remote ras_guest; do
-    file -b "$REL/$b" | grep -q 'ARM aarch64.*statically linked' || die "$REL/$b: not a static aarch64 executable"
+    file -b "$REL/$b" | grep -q 'ARM aarch64.*statically linked' || lab_die "$REL/$b: not a static aarch64 executable"
 done
-log "building the integration test binary (test profile) into a nextest archive"
+lab_log "building the integration test binary (test profile) into a nextest archive"
 ARCHIVE=$CHINT_DIR/integration.tar.zst
 # A target directory of its own: the test profile shares nothing with the
 # release build, and the two can then be built at the same time.
 # (The --config arguments must follow `nextest archive`.)
 (cd "$CH_SRC" && CARGO_TARGET_DIR=$CHINT_DIR/target-test nice cargo nextest archive "${CHS_CARGO_CFG[@]}" \
     --locked --target "$T" -p cloud-hypervisor --test integration --archive-file "$ARCHIVE") >&2 ||
-    die "nextest archive failed"
-log "built in $((SECONDS - t0)) s"
+    lab_die "nextest archive failed"
+lab_log "built in $((SECONDS - t0)) s"
 
 # cargo-nextest for aarch64: the host's version, static.
 NV=$(cargo-nextest --version | awk '{ print $2; exit }')
 NX=$CHINT_DIR/nextest-$NV/bin/cargo-nextest
 if [ ! -x "$NX" ]; then
-    log "building cargo-nextest $NV for $T (once)"
+    lab_log "building cargo-nextest $NV for $T (once)"
     (
         unset CARGO_TARGET_DIR
         cd "$CHINT_DIR"
         nice cargo install --locked cargo-nextest --version "=$NV" --target "$T" \
             --no-default-features --features default-no-update \
             --root "$CHINT_DIR/nextest-$NV" --target-dir "$CHINT_DIR/nextest-target"
-    ) >&2 || die "cargo install cargo-nextest failed"
+    ) >&2 || lab_die "cargo install cargo-nextest failed"
 fi
 
 # ---- 2. Workload and firmware ---------------------------------------------
@@ -152,21 +151,21 @@ KVER=$(ls "$KDIR/m/lib/modules")
 
 # ---- 3. L1's root file system ---------------------------------------------
 APT_DIR=$CHINT_DIR/apt
-private_apt "$APT_DIR" "bookworm" || die "no archive URI in $DEBIAN_SOURCES"
+private_apt "$APT_DIR" "bookworm" || lab_die "no archive URI in $DEBIAN_SOURCES"
 if [ ! -e "$APT_DIR/.updated" ]; then
-    log "apt-get update (private lists in $APT_DIR)"
+    lab_log "apt-get update (private lists in $APT_DIR)"
     APT_CONFIG="$APT_DIR/apt.conf" apt-get -q update >/dev/null
     touch "$APT_DIR/.updated"
 fi
 S=$CHINT_DIR/l1root
 rm -rf "$S" && mkdir -p "$S"
 mapfile -t debs < <(rootfs_download "$APT_DIR" arm64 bookworm busybox-static bash dosfstools mtools)
-[ "${#debs[@]}" -gt 0 ] || die "no Debian packages for L1"
+[ "${#debs[@]}" -gt 0 ] || lab_die "no Debian packages for L1"
 rootfs_unpack "$S" "${debs[@]}"
 rootfs_merge_usr "$S"
 ln -sf busybox "$S/usr/bin/sh"
 mkdir -p "$S"/{proc,sys,dev,tmp,run,root/workloads/junit,chint}
-rootfs_check_libs "$S" || die "L1 root file system: libraries missing"
+rootfs_check_libs "$S" || lab_die "L1 root file system: libraries missing"
 # The workspace, at the checkout's own path.
 W=$S$CH_SRC
 mkdir -p "$W/cloud-hypervisor" "$W/target/$T/release"
@@ -190,8 +189,8 @@ IMG=$CHINT_DIR/l1root.img
 size_mb=$(( $(du -sm --apparent-size "$S" | cut -f1) + 2048 ))
 rm -f "$IMG"
 mke2fs -q -t ext4 -L chint-l1 -d "$S" -E root_owner=0:0 "$IMG" "${size_mb}M" >&2 ||
-    die "mke2fs failed"
-log "L1 root file system: $IMG (${size_mb} MiB, $(du -sm "$IMG" | cut -f1) MiB allocated)"
+    lab_die "mke2fs failed"
+lab_log "L1 root file system: $IMG (${size_mb} MiB, $(du -sm "$IMG" | cut -f1) MiB allocated)"
 
 # L1's initramfs: busybox, the modules for the root disk (virtio_blk, ext4)
 # and for the tests (tun: --net tap=; hwpoison_inject: corrupt-pfn).
@@ -227,8 +226,8 @@ chmod 755 "$I/init"
 
 # ---- 4. Run ------------------------------------------------------------------
 LOG=$CHINT_DIR/run-$(date +%Y%m%d-%H%M%S).log
-log "L1: Linux $KVER, 2 CPUs, ${L1_MEM:-4G}; guest: Linux $(cat "$WL_DIR/kernel.version"); firmware $FW; log $LOG"
-log "tests: $FILTER"
+lab_log "L1: Linux $KVER, 2 CPUs, ${L1_MEM:-4G}; guest: Linux $(cat "$WL_DIR/kernel.version"); firmware $FW; log $LOG"
+lab_log "tests: $FILTER"
 t1=$SECONDS
 set +e
 timeout "$L1_TIMEOUT" nice qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max \

@@ -29,6 +29,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 WL_DIR=${WL_DIR:-$ROOT/.lab/workload}
 . "$HERE/seed.sh"
 . "$ROOT/scripts/lib/debian-rootfs.sh"
+LAB_LOG_PREFIX=boot-workload
+. "$ROOT/scripts/lib/lab-common.sh"
 
 CH_BIN= CH_REMOTE= CH_SRC= BOOT_TIMEOUT=120 L1_TIMEOUT=1200 REBUILD=0 FW=
 while [ $# -gt 0 ]; do
@@ -45,20 +47,15 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-log() { echo "boot-workload: $*" >&2; }
-die() { echo "boot-workload: ERROR: $*" >&2; exit 1; }
-if [ -z "$CH_BIN" ] || [ ! -x "$CH_BIN" ]; then
-    echo "SKIP: no Cloud Hypervisor binary (--ch)"; exit 77
-fi
-if [ -z "$CH_SRC" ] || [ ! -d "$CH_SRC/test_infra" ]; then
-    echo "SKIP: no Cloud Hypervisor checkout with test_infra (--ch-src)"; exit 77
-fi
-command -v qemu-system-aarch64 >/dev/null || { echo "SKIP: qemu-system-aarch64 missing (scripts/lab/fetch.sh installs it)"; exit 77; }
+[ -n "$CH_BIN" ] && [ -x "$CH_BIN" ] || lab_skip "no Cloud Hypervisor binary (--ch)"
+[ -n "$CH_SRC" ] && [ -d "$CH_SRC/test_infra" ] ||
+    lab_skip "no Cloud Hypervisor checkout with test_infra (--ch-src)"
+command -v qemu-system-aarch64 >/dev/null || lab_skip "qemu-system-aarch64 missing (scripts/lab/fetch.sh installs it)"
 CH_BIN=$(readlink -f "$CH_BIN")
 CH_SRC=$(cd "$CH_SRC" && pwd)
 [ -n "$CH_REMOTE" ] || CH_REMOTE=$(dirname "$CH_BIN")/ch-remote
-[ -x "$CH_REMOTE" ] || die "no ch-remote ($CH_REMOTE)"
-file -b "$CH_BIN" | grep -q 'ARM aarch64' || die "$CH_BIN is not an aarch64 binary"
+[ -x "$CH_REMOTE" ] || lab_die "no ch-remote ($CH_REMOTE)"
+file -b "$CH_BIN" | grep -q 'ARM aarch64' || lab_die "$CH_BIN is not an aarch64 binary"
 
 # 1. Image, firmware, seed.
 if [ "$REBUILD" = 1 ] || [ ! -s "$WL_DIR/ch-workload-arm64.raw" ]; then
@@ -91,7 +88,7 @@ edition = "2024"
 test_infra = { path = "$CH_SRC/test_infra" }
 EOF
 [ -e "$P/Cargo.lock" ] || cp "$CH_SRC/Cargo.lock" "$P/Cargo.lock"
-log "building the test_infra probe (aarch64, static)"
+lab_log "building the test_infra probe (aarch64, static)"
 (cd "$P" && nice cargo build -q --offline --release --target aarch64-unknown-linux-gnu \
     --config 'target.aarch64-unknown-linux-gnu.linker="aarch64-linux-gnu-gcc"' \
     --config 'target.aarch64-unknown-linux-gnu.rustflags=["-C","target-feature=+crt-static"]')
@@ -118,7 +115,7 @@ printf 'GUEST_IP=%s\nHOST_IP=%s\nGUEST_MAC=%s\nPORT=%s\nBOOT_TIMEOUT=%s\n' \
 
 # 4. Boot L1.
 LOG=$WL_DIR/boot-$(date +%Y%m%d-%H%M%S).log
-log "L1: Linux $KVER, guest: Linux $(cat "$WL_DIR/kernel.version"), CH $CH_BIN, image $WL_DIR/ch-workload-arm64.raw, firmware $FW; log $LOG"
+lab_log "L1: Linux $KVER, guest: Linux $(cat "$WL_DIR/kernel.version"), CH $CH_BIN, image $WL_DIR/ch-workload-arm64.raw, firmware $FW; log $LOG"
 set +e
 timeout "$L1_TIMEOUT" nice qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max \
     -smp 2 -m 3G -nographic -no-reboot -nic none \
@@ -130,7 +127,7 @@ timeout "$L1_TIMEOUT" nice qemu-system-aarch64 -M virt,virtualization=on,gic-ver
 qrc=${PIPESTATUS[0]}
 set -e
 ln -sf "$(basename "$LOG")" "$WL_DIR/boot-latest.log"
-grep -q '^BOOTCHECK SUMMARY' "$LOG" || die "no summary from L1 (qemu status $qrc; 124 = timeout); see $LOG"
+grep -q '^BOOTCHECK SUMMARY' "$LOG" || lab_die "no summary from L1 (qemu status $qrc; 124 = timeout); see $LOG"
 failed=$(grep -c '^BOOTCHECK RESULT .* FAIL' "$LOG" || true)
 passed=$(grep -c '^BOOTCHECK RESULT .* PASS' "$LOG" || true)
 echo "$passed passed, $failed failed"

@@ -13,7 +13,7 @@
 #      --event-monitor): their guest commands, then test_power_button_acpi's
 #      `ch-remote power-button`: the guest powers off, the VMM exits with 0
 #   C  only when the binary has --ras: whether it accepts --ras with the
-#      firmware as --kernel (R1), then a --firmware --ras on boot and the
+#      firmware as --kernel (R1), then a --firmware --ras boot and the
 #      RAS tests' guest side: HEST parsed, GHES bound to 3 sources, two
 #      injected corrected errors logged by the guest
 # Prints "BOOTCHECK ..." lines; powers off at the end.
@@ -56,6 +56,18 @@ check() { # name expected-regex command
     say "  FAIL: $1: '$3' -> status $st: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
     return 1
 }
+# launch TAG ARG...: fresh disks, then cloud-hypervisor ARG... in the
+# background ($ch, started at $t0 ms), its output in $W/TAG.{out,err};
+# status 0 when the guest said "booted" within BOOT_TIMEOUT ($W/TAG.boot).
+launch() {
+    tag=$1; shift
+    fresh_disks
+    say "$(echo "$tag" | tr a-z A-Z): cloud-hypervisor $*"
+    t0=$(up_ms)
+    /wl/cloud-hypervisor "$@" >"$W/$tag.out" 2>"$W/$tag.err" </dev/null &
+    ch=$!
+    /wl/probe wait-boot "$PORT" "$GUEST_IP" "$BOOT_TIMEOUT" >"$W/$tag.boot" 2>&1
+}
 dump() { # on failure: the VMM's output
     say "  serial/stdout (last 30 lines):"; tail -n 30 "$W/$1.out" | tr -d '\r' | sed 's/^/    | /'
     say "  VMM stderr (last 15 lines):"; tail -n 15 "$W/$1.err" | sed 's/^/    | /'
@@ -63,15 +75,9 @@ dump() { # on failure: the VMM's output
 NET="tap=,mac=$GUEST_MAC,ip=$HOST_IP,mask=255.255.255.128"
 
 # ---- A: test_simple_launch_acpi ---------------------------------------------
-fresh_disks
-set -- --cpus boot=1 --memory size=512M --kernel /wl/CLOUDHV_EFI.fd \
+if launch a --cpus boot=1 --memory size=512M --kernel /wl/CLOUDHV_EFI.fd \
     --disk "path=$W/osdisk.img,image_type=raw" --disk "path=$W/cloudinit,image_type=raw" \
-    --net "$NET" --serial tty --console off -v
-say "A: cloud-hypervisor $*"
-t0=$(up_ms)
-/wl/cloud-hypervisor "$@" >"$W/a.out" 2>"$W/a.err" </dev/null &
-ch=$!
-if /wl/probe wait-boot "$PORT" "$GUEST_IP" "$BOOT_TIMEOUT" >"$W/a.boot" 2>&1; then
+    --net "$NET" --serial tty --console off -v; then
     t1=$(up_ms)
     say "FIGURE boot_ms=$((t1 - t0)) (VMM start, firmware, kernel, init -> 'booted' at the listener; $(cat "$W/a.boot"))"
     ok=1
@@ -105,16 +111,10 @@ kill "$ch" 2>/dev/null; wait "$ch" 2>/dev/null
 say "  console lines: $(grep -ac 'ch-workload' "$W/a.out") 'ch-workload:' lines, firmware banner: $(grep -ac 'Cloud Hypervisor' "$W/a.out" || true)"
 
 # ---- B: the RAS tests' shape (without --ras), then the power button --------
-fresh_disks
-set -- --cpus boot=2 --memory size=512M --kernel /wl/CLOUDHV_EFI.fd \
+if launch b --cpus boot=2 --memory size=512M --kernel /wl/CLOUDHV_EFI.fd \
     --disk "path=$W/osdisk.img,image_type=raw" --disk "path=$W/cloudinit,image_type=raw" \
     --net "$NET" --serial tty --console off --api-socket "$W/api.sock" \
-    --event-monitor "path=$W/events.json" -v
-say "B: cloud-hypervisor $*"
-t0=$(up_ms)
-/wl/cloud-hypervisor "$@" >"$W/b.out" 2>"$W/b.err" </dev/null &
-ch=$!
-if /wl/probe wait-boot "$PORT" "$GUEST_IP" "$BOOT_TIMEOUT" >"$W/b.boot" 2>&1; then
+    --event-monitor "path=$W/events.json" -v; then
     t1=$(up_ms)
     say "FIGURE boot_ms_2vcpu=$((t1 - t0))"
     ok=1
@@ -150,25 +150,19 @@ if /wl/cloud-hypervisor --help 2>&1 | grep -q -- '--ras'; then
     # The tests of patch 0010 pass the firmware as --kernel; say whether
     # this binary accepts --ras that way (issue 12, R1).
     timeout 20 /wl/cloud-hypervisor --cpus boot=2 --memory size=512M --kernel /wl/CLOUDHV_EFI.fd \
-        --ras on --api-socket "$W/r1.sock" >"$W/r1.out" 2>&1 </dev/null &
+        --ras --api-socket "$W/r1.sock" >"$W/r1.out" 2>&1 </dev/null &
     r1=$!
     sleep 3
     if kill -0 "$r1" 2>/dev/null; then
-        say "NOTE --kernel CLOUDHV_EFI.fd --ras on: accepted"; kill "$r1"
+        say "NOTE --kernel CLOUDHV_EFI.fd --ras: accepted"; kill "$r1"
     else
-        say "NOTE --kernel CLOUDHV_EFI.fd --ras on: refused: $(grep -a -i -m1 'ras\|error' "$W/r1.out")"
+        say "NOTE --kernel CLOUDHV_EFI.fd --ras: refused: $(grep -a -i -m1 'ras\|error' "$W/r1.out")"
     fi
     wait "$r1" 2>/dev/null
-    fresh_disks
-    set -- --cpus boot=2 --memory size=512M --firmware /wl/CLOUDHV_EFI.fd \
+    if launch c --cpus boot=2 --memory size=512M --firmware /wl/CLOUDHV_EFI.fd \
         --disk "path=$W/osdisk.img,image_type=raw" --disk "path=$W/cloudinit,image_type=raw" \
-        --net "$NET" --serial tty --console off --ras on --api-socket "$W/api.sock" \
-        --event-monitor "path=$W/events.json" -v
-    say "C: cloud-hypervisor $*"
-    t0=$(up_ms)
-    /wl/cloud-hypervisor "$@" >"$W/c.out" 2>"$W/c.err" </dev/null &
-    ch=$!
-    if /wl/probe wait-boot "$PORT" "$GUEST_IP" "$BOOT_TIMEOUT" >"$W/c.boot" 2>&1; then
+        --net "$NET" --serial tty --console off --ras --api-socket "$W/api.sock" \
+        --event-monitor "path=$W/events.json" -v; then
         say "FIGURE boot_ms_2vcpu_ras=$(( $(up_ms) - t0 ))"
         ok=1
         # test_ras_ghes_probe_acpi, exactly
@@ -177,7 +171,7 @@ if /wl/cloud-hypervisor --help 2>&1 | grep -q -- '--ras'; then
         # test_ras_inject_error_acpi's guest side
         gpa=0x48000000
         /wl/ch-remote --api-socket="$W/api.sock" inject-error "type=memory,gpa=$gpa,severity=corrected" &&
-            /wl/ch-remote --api-socket="$W/api.sock" inject-error "type=arm-processor,arm_error=cache,severity=corrected" &&
+            /wl/ch-remote --api-socket="$W/api.sock" inject-error "type=arm_processor,arm_error=cache,severity=corrected" &&
             say "  ok: two corrected errors injected" || { say "  FAIL: inject-error refused"; ok=0; }
         n=0
         while [ "$n" -lt 10 ]; do

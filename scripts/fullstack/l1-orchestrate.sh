@@ -210,6 +210,14 @@ middle_page() {
     echo "$best"
 }
 guest_pid() { grep -a "RASTEST ready tag=$1 " "$SER" | tail -n1 | sed 's/.*pid=\([0-9]*\).*/\1/'; }
+# hold_page TAG PAGES CPU: a guest process TAG holding PAGES pages on CPU;
+# sets gpa (its first page's GPA) and pid, and says so.
+hold_page() {
+    gbg "rastest hold $1 $2 $3"
+    wait_log "RASTEST ready tag=$1 " 60
+    gpa=$(guest_gpa "$1" 0); pid=$(guest_pid "$1")
+    ev "guest page $1/0 at GPA $gpa (pid $pid)"
+}
 # poison GPA: corrupt-pfn on the host page behind it (sets PFN, HVA)
 poison() {
     out=$("$RT" hostpfn "$CHPID" "$1" "$GUEST_RAM_BASE" "$GUEST_MEM_BYTES" ${MEM_FILE:+"$MEM_FILE"})
@@ -420,10 +428,7 @@ if want 1 || want 3 || want 7 || want 9; then
         fi
         if want 3; then
             say "--- scenario 3: asynchronous (poisoned, not yet touched -> async source -> guest offlines)"
-            gbg "rastest hold s3 2 1"
-            wait_log "RASTEST ready tag=s3 " 60
-            gpa=$(guest_gpa s3 0); pid=$(guest_pid s3)
-            ev "guest page s3/0 at GPA $gpa (pid $pid)"
+            hold_page s3 2 1
             if [ -n "$gpa" ] && poison "$gpa"; then
                 gpfn=$(printf '0x%x' $((gpa >> 12)))
                 wait_log "Memory failure: $gpfn" 10 || true
@@ -565,10 +570,7 @@ if want 2 || want 4 || want 5; then
         if want 2; then
             say "--- scenario 2: synchronous recovery (guest process consumes a poisoned page)"
             gbg "rastest spin w2 0 >/tmp/w2.log 2>&1"
-            gbg "rastest hold s2 1 0"
-            wait_log "RASTEST ready tag=s2 " 60
-            gpa=$(guest_gpa s2 0); pid=$(guest_pid s2)
-            ev "guest page s2/0 at GPA $gpa (pid $pid)"
+            hold_page s2 1 0
             if [ -n "$gpa" ] && poison "$gpa"; then
                 S2GPA=$gpa
                 gpfn=$(printf '0x%x' $((gpa >> 12)))
@@ -770,9 +772,7 @@ if want 8; then
     if vm_boot; then
         BOOT_BASE=$BOOT_MS; vmm_mem; RSS_BASE=$RSS; HWM_BASE=$HWM
         say "--- scenario 8: baseline consumption without $RAS_FLAG"
-        gbg "rastest hold s8 1 0"
-        wait_log "RASTEST ready tag=s8 " 60
-        gpa=$(guest_gpa s8 0); pid=$(guest_pid s8)
+        hold_page s8 1 0
         if [ -n "$gpa" ] && poison "$gpa"; then
             # The VMM must survive the poisoning itself (no early kill by
             # default): the death counted here is the guest's consumption.

@@ -18,6 +18,12 @@ LAB_COMMON_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 lab_log() { echo "${LAB_LOG_PREFIX:-lab}: $*" >&2; }
 
+# lab_die WHY: a failure that stops the caller (status 1).
+lab_die() {
+    echo "${LAB_LOG_PREFIX:-lab}: ERROR: $*" >&2
+    exit 1
+}
+
 # lab_skip WHY: the suite cannot run here (exit status 77, as scripts/test.sh
 # expects).
 lab_skip() {
