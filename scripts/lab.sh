@@ -47,6 +47,7 @@ fetch() {
 }
 
 build() {
+    command -v aarch64-linux-gnu-gcc >/dev/null || fetch host-tools || return 1
     if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
         rustup target add "$TARGET"
     fi
@@ -141,6 +142,7 @@ fullstack() {
 ch_build() {
     [ -n "$CH_SRC" ] || return 0
     local d t0=$SECONDS
+    fetch host-tools || return 1
     d=$(CHS_LOG_PREFIX=lab chs_build_static "$CH_SRC" "$MICRO_HTTP" main) || return 1
     log "Cloud Hypervisor ready in $((SECONDS - t0)) s: $d"
     CHS_LOG_PREFIX=lab chs_smoke "$d" || return 1
@@ -170,8 +172,8 @@ done
 
 case ${STEP:-all} in
     fetch) fetch ;;
-    build) fetch host-tools && build && ch_build ;;
+    build) build && ch_build ;;
     run) ch_build && run && fullstack ;;
     all) fetch && build && ch_build && run && fullstack ;;
-    ch-build) [ -n "$CH_SRC" ] || usage; fetch host-tools && ch_build ;;
+    ch-build) [ -n "$CH_SRC" ] || usage; ch_build ;;
 esac

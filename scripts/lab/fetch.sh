@@ -5,8 +5,8 @@
 # URIs of the machine's own /etc/apt/sources.list.d/debian.sources (no host
 # name is written into any file of this repository).
 #
-#   - qemu-system-arm and qemu-user-static (amd64, installed) from
-#     <codename>-backports
+#   - qemu-system-arm (and, in host-tools mode, qemu-user-static) (amd64,
+#     installed) from <codename>-backports
 #   - linux-image-arm64 (7.x) from trixie-backports and bookworm's 6.1 arm64
 #     kernel, busybox-static:arm64: downloaded and unpacked with dpkg -x
 #
@@ -16,7 +16,7 @@
 # `fetch.sh host-tools` only installs the host's tools (QEMU system and
 # user, the aarch64 cross compiler and static libc, cpio, xz): what
 # building and checking Cloud Hypervisor for the lab needs (lab.sh
-# ch-build).
+# --ch-src); nothing is installed when they are all there.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,9 +38,11 @@ apt_arm64() { APT_CONFIG="$APT_DIR/apt.conf" "$@"; }
 install_host_tools() {
     local need=()
     command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
-    # lab.sh --ch-src runs the static Cloud Hypervisor it builds once under
-    # qemu-user before using it (chs_smoke).
-    command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
+    # host-tools mode (lab.sh --ch-src): the static Cloud Hypervisor it
+    # builds runs once under qemu-user before it is used (chs_smoke).
+    if [ "$MODE" = host-tools ]; then
+        command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
+    fi
     command -v cpio >/dev/null || need+=(cpio)
     command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
     [ -e /usr/aarch64-linux-gnu/lib/libc.a ] || need+=(libc6-dev-arm64-cross)
@@ -115,9 +117,10 @@ fetch_busybox() {
     rm -rf "$x"
 }
 
-write_apt_config
+MODE=${1:-all}
 install_host_tools
-[ "${1:-}" = host-tools ] && exit 0
+[ "$MODE" = host-tools ] && exit 0
+write_apt_config
 if [ ! -s "$LAB_DIR/k73/vmlinuz" ] || [ ! -s "$LAB_DIR/k61/vmlinuz" ] || [ ! -s "$LAB_DIR/busybox" ]; then
     log "updating private package lists"
     apt_arm64 apt-get -q update >/dev/null

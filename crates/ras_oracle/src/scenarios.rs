@@ -253,23 +253,33 @@ impl Ctx {
 
     /// One record through one source, as firmware sends it: waits out
     /// the guest's rate limit, submits (notifying the guest), then services
-    /// the engine until the source is idle again (10 s at most).
-    fn deliver(&mut self, src: SourceId, rec: &Record) -> Result<Delivered, OracleError> {
+    /// the engine until the source is idle again (10 s at most). The
+    /// inner error is the submission's (the engine or the notification
+    /// refused the record: nothing was delivered); the outer one, a failure
+    /// of the engine's bookkeeping or of servicing it.
+    fn deliver(
+        &mut self,
+        src: SourceId,
+        rec: &Record,
+    ) -> Result<Result<Delivered, OracleError>, OracleError> {
         self.space();
         let acked0 = self.eng.tally(src)?.acked;
         let from = self.guest.mark();
         let t0 = Instant::now();
-        let delivery = self.submit(src, rec)?;
+        let delivery = match self.submit(src, rec) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
+        };
         let idle = self.pump(&[src], Duration::from_secs(10))?;
         let took = t0.elapsed();
         self.recent.push(Instant::now());
-        Ok(Delivered {
+        Ok(Ok(Delivered {
             from,
             delivery,
             idle,
             acked: self.eng.tally(src)?.acked - acked0,
             took,
-        })
+        }))
     }
 
     /// Services the engine until every source in `srcs` is idle (acked, queue
@@ -632,7 +642,7 @@ fn s2_recoverable(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         idle,
         acked,
         took,
-    } = ctx.deliver(src, &rec)?;
+    } = ctx.deliver(src, &rec)??;
     c.ok(
         d == Delivery::Written,
         format!("engine wrote the record ({d:?})"),
@@ -846,7 +856,7 @@ fn s6_soft_offline(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     let rec = Record::memory(granule, Severity::Corrected, true);
     let Delivered {
         from, idle, acked, ..
-    } = ctx.deliver(src, &rec)?;
+    } = ctx.deliver(src, &rec)??;
     c.ok(idle && acked == 1, "guest consumed and acked the record");
     let want = vec![
         ghes_header(src),
@@ -908,7 +918,7 @@ fn s3_huge(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
     let rec = Record::memory(granule, Severity::Recoverable, false);
     let Delivered {
         from, idle, acked, ..
-    } = ctx.deliver(src, &rec)?;
+    } = ctx.deliver(src, &rec)??;
     c.ok(idle && acked == 1, "guest consumed and acked the record");
     let want = vec![
         pa_line(granule.base().raw_value()),
@@ -1120,7 +1130,7 @@ fn s8_shapes(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
             idle,
             acked,
             ..
-        } = match ctx.deliver(src, &sh.rec) {
+        } = match ctx.deliver(src, &sh.rec)? {
             Ok(d) => d,
             Err(e) => {
                 c.fail(format!("{}: engine refused: {e}", sh.rec.desc));
@@ -1166,7 +1176,7 @@ fn s8_shapes(ctx: &mut Ctx) -> Result<ScenarioResult, OracleError> {
         idle,
         acked,
         ..
-    } = ctx.deliver(src, &bus)?;
+    } = ctx.deliver(src, &bus)??;
     let missing = ctx.expect_lines(
         from,
         Duration::from_secs(4),

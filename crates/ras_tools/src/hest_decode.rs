@@ -551,7 +551,7 @@ impl fmt::Display for HestWarning {
 }
 
 /// A generic error source's fields, common to GHES and GHESv2 (their first
-/// 64 bytes share one layout, ACPI 6.5 Tables 18.10 and 18.11), plus
+/// 64 bytes share one layout, ACPI 6.5 §18.3.2.7 and §18.3.2.8), plus
 /// GHESv2's read-ack triple: what Linux checks and what `rasctl decode`
 /// prints. [`HestEntry::generic`] gives it.
 #[derive(Clone, Copy, Debug)]
