@@ -350,14 +350,10 @@ impl RasEvent {
                 origin: Origin::Sigbus,
                 ..
             } => EventKind::SigbusAr,
-            RasEvent::Announced {
-                found_by: FoundBy::HostSignal,
-                ..
-            } => EventKind::SigbusAo,
-            RasEvent::Announced {
-                found_by: FoundBy::VmmCopy,
-                ..
-            } => EventKind::PoisonFound,
+            RasEvent::Announced { found_by, .. } => match found_by {
+                FoundBy::HostSignal => EventKind::SigbusAo,
+                FoundBy::VmmCopy => EventKind::PoisonFound,
+            },
             RasEvent::InjectRequested { .. } => EventKind::InjectRequested,
             RasEvent::RecordWritten { .. } => EventKind::RecordWritten,
             RasEvent::RecordQueued { .. } => EventKind::RecordQueued,

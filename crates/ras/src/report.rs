@@ -23,10 +23,9 @@ pub enum Origin {
 }
 
 /// Who found memory lost before anyone consumed it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FoundBy {
     /// The host kernel: `SIGBUS` `BUS_MCEERR_AO` (early kill).
-    #[default]
     HostSignal,
     /// The VMM: the kernel refused its copy of guest memory (a snapshot,
     /// a migration, a device's I/O: `EFAULT`, no signal) and the VMM found
