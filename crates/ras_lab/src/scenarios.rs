@@ -23,8 +23,7 @@ use ras_edge::kvm::aarch64::sea::{self as kvm_sea, AbortInjector, KVM_CAP_ARM_SE
 use ras_lab_runner::Checks;
 pub use ras_lab_runner::Verdict;
 use ras_lab_runner::hwpoison::{
-    CORRUPT_PFN, HELPER_ID, MADV_HWPOISON, PAGE, kernel_release, pfn_of, poison_madvise,
-    with_hugetlb,
+    CORRUPT_PFN, HELPER_ID, PAGE, kernel_release, pfn_of, poison_madvise, with_hugetlb,
 };
 use vm_memory::{Address, Bytes, GuestAddress};
 
@@ -710,7 +709,7 @@ pub fn child_nonram() -> i32 {
             // poison it and read it: the SIGBUS handler must stop us.
             unsafe {
                 p.cast::<u64>().write_volatile(7);
-                libc::madvise(p, PAGE as usize, MADV_HWPOISON);
+                libc::madvise(p, PAGE as usize, libc::MADV_HWPOISON);
                 let _ = p.cast::<u64>().read_volatile();
             }
             println!("still running after touching a poisoned VMM page");

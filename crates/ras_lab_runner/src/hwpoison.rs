@@ -14,8 +14,6 @@ use crate::lab_error::{LabError, edge};
 
 /// The page size poison is made in.
 pub const PAGE: u64 = 4096;
-/// `MADV_HWPOISON` (include/uapi/asm-generic/mman-common.h).
-pub const MADV_HWPOISON: i32 = 100;
 /// SIGBUS-capture slot id of the poisoning helper threads.
 pub const HELPER_ID: u32 = 900;
 /// hwpoison-inject's file (debugfs): a page frame number written there is
@@ -54,7 +52,7 @@ pub fn poison_madvise(hva: u64) -> Result<Option<SigbusRecord>, LabError> {
             libc::madvise(
                 (hva & !(PAGE - 1)) as *mut libc::c_void,
                 PAGE as usize,
-                MADV_HWPOISON,
+                libc::MADV_HWPOISON,
             )
         };
         if r != 0 {
