@@ -31,19 +31,21 @@ setup_packages() {
 	local conf
 	conf=$(host_backports_apt "$LAB/apt") || { log "no Debian archive URI in $DEBIAN_SOURCES"; return 1; }
 	APT_OPTS=(-c "$conf")
-	if [[ ! -e "$LAB/apt/.updated" ]]; then
-		log "apt-get update"
-		apt-get "${APT_OPTS[@]}" update -qq
-		touch "$LAB/apt/.updated"
-	fi
 	local need=()
 	command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 	command -v cpio >/dev/null || need+=(cpio)
 	command -v gcc >/dev/null || need+=(gcc libc6-dev)
 	[[ -e /usr/lib/x86_64-linux-gnu/libc.a ]] || need+=(libc6-dev)
+	# The lists are updated once: by the install when there is one (it
+	# updates first), else here; the kernel downloads below read them.
 	if ((${#need[@]})); then
 		log "installing ${need[*]} (qemu-system-x86 from bookworm-backports)"
 		install_from_backports "$conf" "${need[@]}" || { log "could not install ${need[*]}"; return 1; }
+		touch "$LAB/apt/.updated"
+	elif [[ ! -e "$LAB/apt/.updated" ]]; then
+		log "apt-get update"
+		apt-get "${APT_OPTS[@]}" update -qq
+		touch "$LAB/apt/.updated"
 	fi
 	mkdir -p "$LAB/debs"
 	if [[ ! -e "$LAB/kernel/vmlinuz" ]]; then

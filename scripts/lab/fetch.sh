@@ -118,6 +118,10 @@ fetch_busybox() {
 }
 
 MODE=${1:-all}
+case $MODE in
+    all | host-tools) ;;
+    *) echo "usage: $0 [all|host-tools]" >&2; exit 2 ;;
+esac
 install_host_tools
 [ "$MODE" = host-tools ] && exit 0
 write_apt_config
