@@ -307,11 +307,17 @@ impl Lab {
     /// it: queued records into freed sources, and the pages of a lost
     /// granule when they are due. The events it applied.
     pub fn service_now(&self) -> Result<Vec<String>> {
+        self.service_at(ReportTime::now().monotonic_ms)
+    }
+
+    /// The engine's service as if the clock said `now_ms` (the engine's
+    /// monotonic milliseconds): what is due then, whatever the time is.
+    pub fn service_at(&self, now_ms: u64) -> Result<Vec<String>> {
         let outcome = self
             .engine
             .lock()
             .unwrap()
-            .service(&self.mem, ReportTime::now().monotonic_ms)
+            .service(&self.mem, now_ms)
             .map_err(engine_err)?;
         Ok(self.apply(None, outcome)?.1)
     }
