@@ -284,6 +284,48 @@ fn records_queue_until_the_guest_acks() {
     assert_eq!(read_u64(&mem, ack_register(1)), 1);
 }
 
+/// Poison the VMM's own copy of guest memory found (a snapshot, a
+/// migration, a device's I/O) is decided as the host's announcement, but
+/// its event says who found it: `poison-found`, not `sigbus-ao`.
+#[test]
+fn poison_the_vmm_found_is_told_as_found_not_as_a_signal() {
+    let a = g(RAM, 12);
+    let outcome = |found_by| {
+        let mem = memory();
+        let mut e = engine(RasConfig::default(), 1, &mem);
+        e.handle(
+            &at(
+                ErrorCause::Announced {
+                    granule: a,
+                    found_by,
+                },
+                0,
+            ),
+            &mem,
+        )
+        .unwrap()
+    };
+    let found = outcome(FoundBy::VmmCopy);
+    let signalled = outcome(FoundBy::HostSignal);
+    assert_eq!(
+        found.events[0],
+        RasEvent::Announced {
+            granule: a,
+            found_by: FoundBy::VmmCopy
+        }
+    );
+    assert_eq!(found.events[0].kind().name(), "poison-found");
+    assert_eq!(signalled.events[0].kind().name(), "sigbus-ao");
+    // The rest is the same: the record on the async source, the page
+    // poisoned, the source signalled.
+    assert_eq!(found.events[1..], signalled.events[1..]);
+    assert_eq!(
+        found.events[1..],
+        [written(1, SourceTarget::Async, a), poisoned(a)]
+    );
+    assert!(found.notify_async && signalled.notify_async);
+}
+
 #[test]
 fn async_source_is_signalled_only_when_a_record_is_written() {
     let mem = memory();
