@@ -247,7 +247,7 @@ if want 10; then
                 alive || why="$why VMM-gone(${CH_STATUS:-?}${stopped:+, vm-stopped $stopped})"
                 [ -n "$w1" ] && [ -n "$w0" ] && [ "$w1" -gt "$w0" ] || why="$why workload-stopped($w0->${w1:-none})"
                 [ "${lost:-0}" -eq 512 ] || why="$why guest-offlined-${lost:-?}/512-pages-of-the-lost-2MiB"
-                [ "${overflow:-0}" = 0 ] || why="$why guest-memory-failure-queue-overflowed-${overflow}-times"
+                [ "${overflow:-?}" = 0 ] || why="$why guest-memory-failure-queue-overflowed-${overflow:-?}-times"
                 echo "$thp" | grep -q 'aligned=1 contiguous=512/512' || why="$why the-guest-did-not-give-the-process-a-whole-2MiB('${thp:-none}')"
                 verdict 10 hugetlb "$sig; workload $w0 -> $w1; the guest offlined all 512 pages of the 2 MiB at $hbase; sigbus-ar=$nar records=$nrec" "; sigbus-ar=$nar records=$nrec"
             else
