@@ -36,7 +36,7 @@ use crate::error_source::{
 use crate::event::RasEvent;
 use crate::granule::GpaGranule;
 use crate::poison::{Insertion, PoisonError, PoisonRegistry};
-use crate::policy::{self, Action, Decision, PolicyConfig, PolicyState, StopReason};
+use crate::policy::{self, Action, Decision, PolicyConfig, PolicyState, StopReason, SyncDelivery};
 use crate::report::{ErrorCause, ErrorReport};
 use crate::storm::StormTracker;
 
@@ -74,6 +74,10 @@ pub enum EngineError {
     /// An injection for the asynchronous source with `async=off`.
     #[error("The asynchronous error source is disabled (--ras async=off)")]
     AsyncDisabled,
+    /// A synchronous injection where the architecture has no synchronous
+    /// error source ([`SyncDelivery::MachineCheck`]).
+    #[error("This VM has no synchronous error source: inject into the asynchronous one")]
+    NoSyncSource,
     /// An injection whose record does not fit an error status block.
     #[error(
         "The record takes {len} bytes, more than the {block_len}-byte error status block (--ras block_size)"
@@ -103,6 +107,9 @@ pub struct Outcome {
     /// The vCPU that must take the abort before it runs on (only ever the
     /// vCPU that reported the consumption, on its own thread).
     pub abort: Option<u32>,
+    /// With [`SyncDelivery::MachineCheck`]: the 4 KiB page the abort must
+    /// name (the page the vCPU accessed), when the report gave one.
+    pub abort_page: Option<GpaGranule>,
     /// Signal the asynchronous source: a record was written there.
     pub notify_async: bool,
     /// Stop the VM.
@@ -139,6 +146,7 @@ impl Outcome {
         let Outcome {
             mut events,
             abort,
+            abort_page: _,
             notify_async,
             mut stop,
             queued: _,
@@ -210,13 +218,28 @@ impl RasEngine {
         region_base: vm_memory::GuestAddress,
         num_vcpus: u32,
     ) -> Result<Self, EngineError> {
+        Self::with_sync_delivery(config, region_base, num_vcpus, SyncDelivery::ErrorSource)
+    }
+
+    /// [`RasEngine::new`], for an architecture whose synchronous errors
+    /// are delivered as `sync` says: with [`SyncDelivery::MachineCheck`]
+    /// there is no synchronous source (`sea_sources` is not used), only the
+    /// asynchronous one, and a consumption's [`Outcome`] names the page the
+    /// abort must carry.
+    pub fn with_sync_delivery(
+        config: RasConfig,
+        region_base: vm_memory::GuestAddress,
+        num_vcpus: u32,
+        sync: SyncDelivery,
+    ) -> Result<Self, EngineError> {
         config.validate()?;
         if num_vcpus == 0 {
             return Err(EngineError::NoVcpus);
         }
-        let num_sync = match config.sea_sources {
-            SeaSources::PerVcpu => num_vcpus,
-            SeaSources::Shared => 1,
+        let num_sync = match (sync, config.sea_sources) {
+            (SyncDelivery::MachineCheck, _) => 0,
+            (SyncDelivery::ErrorSource, SeaSources::PerVcpu) => num_vcpus,
+            (SyncDelivery::ErrorSource, SeaSources::Shared) => 1,
         };
         let layout = RegionLayout::new(region_base, num_sync, config.block_size)?;
         // A page's entry (data entry header and memory section): 152 bytes.
@@ -227,7 +250,10 @@ impl RasEngine {
             StatusBlock::memory_errors(&[page], Severity::Recoverable, 0).encoded_len() - header;
         let fit = (layout.block_len() as usize).saturating_sub(header) / entry;
         Ok(Self {
-            policy: PolicyConfig::from(&config),
+            policy: PolicyConfig {
+                sync,
+                ..PolicyConfig::from(&config)
+            },
             sources: ErrorSources::new(layout, config.queue_depth as usize),
             poison: PoisonRegistry::new(config.max_poisoned as usize),
             storm: StormTracker::new(),
@@ -287,6 +313,9 @@ impl RasEngine {
             return Ok(());
         };
         match target {
+            SourceTarget::Sync { .. } if self.policy.sync == SyncDelivery::MachineCheck => {
+                return Err(EngineError::NoSyncSource);
+            }
             SourceTarget::Sync { vcpu } if *vcpu >= self.num_vcpus => {
                 return Err(EngineError::NoSuchVcpu {
                     vcpu: *vcpu,
@@ -330,12 +359,20 @@ impl RasEngine {
             self.storm.observe(observation, self.policy.storm_window_ms);
         }
         let mut async_written = false;
-        // The pages this decision's records name: told already.
+        // The page a machine check names (the page the vCPU accessed).
+        let abort_page = match (&report.cause, self.policy.sync) {
+            (ErrorCause::Consumed { page, granule, .. }, SyncDelivery::MachineCheck) => {
+                page.or(granule.filter(|g| g.shift() == PAGE_SHIFT))
+            }
+            _ => None,
+        };
+        // The pages this decision's records or abort name: told already.
         let told: Vec<GpaGranule> = decision
             .actions
             .iter()
             .filter_map(|a| match a {
                 Action::Record { granule, .. } => *granule,
+                Action::InjectAbort { .. } => abort_page,
                 _ => None,
             })
             .collect();
@@ -355,7 +392,10 @@ impl RasEngine {
                     let written = self.record(mem, target, &block, granule, &mut out);
                     async_written |= written && target == SourceTarget::Async;
                 }
-                Action::InjectAbort { vcpu } => out.abort = Some(vcpu),
+                Action::InjectAbort { vcpu } => {
+                    out.abort = Some(vcpu);
+                    out.abort_page = abort_page;
+                }
                 // Signal only a record now in the block: a queued one is
                 // signalled when `service` writes it, a dropped one never.
                 Action::NotifyAsync => out.notify_async |= async_written,

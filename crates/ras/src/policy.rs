@@ -11,7 +11,9 @@
 //!   `BUS_MCEERR_AR`, or `KVM_EXIT_ARM_SEA` with the GPA-valid flag): record
 //!   a *recoverable* platform-memory error for the whole granule on the
 //!   vCPU's synchronous source, mark the granule poisoned, make the vCPU
-//!   take the abort. A granule inside a known poisoned one is reported as
+//!   take the abort. With [`SyncDelivery::MachineCheck`] (x86: the machine
+//!   check carries the address, and there are no synchronous sources) the
+//!   same without the record. A granule inside a known poisoned one is reported as
 //!   the known, larger one (a guest told about 4 KiB of a lost 2 MiB page
 //!   touches the rest and loops: QEMU's kdump loops).
 //! - **Consumption without an address**: [`NoGpaPolicy`]: the abort without
@@ -22,6 +24,8 @@
 //!   is polled. Poison already known is ignored.
 //! - **Injected**: record what was asked on the source asked; a synchronous
 //!   target also takes an abort. A simulation: nothing is marked poisoned.
+//!   A synchronous target without synchronous sources
+//!   ([`SyncDelivery::MachineCheck`]) is ignored.
 //! - **Storms**: more than `storm_limit` consumptions of the same granule
 //!   (or, without an address, on the same vCPU) within `storm_window_ms`,
 //!   or more than `rate_limit` host-reported errors in that window, stop
@@ -47,7 +51,22 @@ use crate::poison::PoisonRegistry;
 use crate::report::{ErrorCause, ErrorReport};
 use crate::storm::{Observation, StormKey, StormTracker};
 
-/// The knobs of the policy (a subset of [`RasConfig`]).
+/// How a vCPU that consumed poison learns where: not an option, but what
+/// the architecture offers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SyncDelivery {
+    /// A CPER record in the vCPU's synchronous error source, then the
+    /// abort (arm64: a GHESv2 source with SEA notification per vCPU, ACPI
+    /// 6.5 18.3.2.9).
+    #[default]
+    ErrorSource,
+    /// The abort itself names the page (x86: a machine check whose
+    /// `IA32_MCi_ADDR` holds it): no synchronous source, no record.
+    MachineCheck,
+}
+
+/// The knobs of the policy (a subset of [`RasConfig`], and how the
+/// architecture delivers synchronous errors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PolicyConfig {
     /// Consumption without a guest-physical address.
@@ -60,6 +79,8 @@ pub struct PolicyConfig {
     pub storm_window_ms: u32,
     /// Limit on host-reported errors of any kind in the window; 0 = none.
     pub rate_limit: u32,
+    /// How a consuming vCPU learns the address.
+    pub sync: SyncDelivery,
 }
 
 impl From<&RasConfig> for PolicyConfig {
@@ -70,6 +91,7 @@ impl From<&RasConfig> for PolicyConfig {
             storm_limit: c.storm_limit,
             storm_window_ms: c.storm_window_ms,
             rate_limit: c.rate_limit,
+            sync: SyncDelivery::ErrorSource,
         }
     }
 }
@@ -176,6 +198,9 @@ pub enum IgnoreReason {
     },
     /// An injection for the asynchronous source with `async=off`.
     AsyncDisabled,
+    /// An injection for a synchronous source the VM does not have
+    /// ([`SyncDelivery::MachineCheck`]).
+    NoSyncSource,
 }
 
 impl IgnoreReason {
@@ -184,6 +209,7 @@ impl IgnoreReason {
         match self {
             IgnoreReason::AlreadyPoisoned { .. } => "already-poisoned",
             IgnoreReason::AsyncDisabled => "async-disabled",
+            IgnoreReason::NoSyncSource => "no-sync-source",
         }
     }
 }
@@ -265,7 +291,9 @@ pub fn decide(report: &ErrorReport, state: &PolicyState<'_>, cfg: &PolicyConfig)
                     // loss: Linux acts on the record's address only.
                     let named = page.filter(|p| g.contains(p.base()) && p.len() < g.len());
                     let record = named.unwrap_or(g);
-                    actions.push(memory_record(SourceTarget::Sync { vcpu }, record, report));
+                    if cfg.sync == SyncDelivery::ErrorSource {
+                        actions.push(memory_record(SourceTarget::Sync { vcpu }, record, report));
+                    }
                     actions.extend(new_poison.map(Action::MarkPoisoned));
                     actions.push(Action::InjectAbort { vcpu });
                 }
@@ -312,6 +340,9 @@ pub fn decide(report: &ErrorReport, state: &PolicyState<'_>, cfg: &PolicyConfig)
                 granule: reported_granule(entry),
             };
             let actions = match (target, cfg.async_mode) {
+                (SourceTarget::Sync { .. }, _) if cfg.sync == SyncDelivery::MachineCheck => {
+                    vec![Action::Ignore(IgnoreReason::NoSyncSource)]
+                }
                 (SourceTarget::Sync { vcpu }, _) => {
                     vec![record, Action::InjectAbort { vcpu: *vcpu }]
                 }

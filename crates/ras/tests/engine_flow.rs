@@ -24,7 +24,7 @@ use ras::cper::{DataEntry, EntryFlags, Guid, MemoryErrorSection, RawSection, Sec
 use ras::engine::{Done, EngineError, Outcome, RasEngine};
 use ras::error_source::{ErrorSourceError, SourceId, SourceTarget};
 use ras::event::RasEvent;
-use ras::policy::{IgnoreReason, StopReason};
+use ras::policy::{IgnoreReason, StopReason, SyncDelivery};
 use ras::report::{ErrorCause, FoundBy, Origin};
 use vm_memory::{Bytes, GuestAddress};
 
@@ -44,6 +44,7 @@ fn sigbus_consumption_writes_the_record_and_asks_for_the_abort() {
                 poisoned(lost),
             ],
             abort: Some(2),
+            abort_page: None,
             notify_async: false,
             stop: None,
             // The other 511 pages of the 2 MiB wait to be told.
@@ -882,6 +883,7 @@ fn finishing_an_outcome_orders_the_events_and_stops_on_a_missed_abort() {
     let outcome = |abort: Option<u32>, notify_async: bool, stop: Option<StopReason>| Outcome {
         events: vec![consumed.clone()],
         abort,
+        abort_page: None,
         notify_async,
         stop,
         queued: false,
@@ -963,4 +965,116 @@ fn finishing_an_outcome_orders_the_events_and_stops_on_a_missed_abort() {
             Some(storm)
         )
     );
+}
+
+/// An engine whose vCPUs learn the address from the abort itself (x86
+/// machine checks): only the asynchronous source exists.
+fn machine_check_engine(vcpus: u32, mem: &vm_memory::GuestMemoryMmap) -> RasEngine {
+    let mut e = RasEngine::with_sync_delivery(
+        RasConfig::default(),
+        GuestAddress(REGION),
+        vcpus,
+        SyncDelivery::MachineCheck,
+    )
+    .unwrap();
+    e.init(mem).unwrap();
+    e
+}
+
+#[test]
+fn machine_check_consumption_names_the_page_and_writes_no_record() {
+    let mem = memory();
+    let mut e = machine_check_engine(4, &mem);
+    // One source, the asynchronous one: its registers at REGION, its block
+    // at REGION + 64 (ACPI 6.5 18.3.2.8: one GHESv2 entry, GPIO notification
+    // = 7, ACPI 6.5 Table 18.14, at byte 32 of the entry, after the
+    // 36-byte header and the count).
+    assert_eq!(e.layout().num_sources(), 1);
+    let hest = e.hest().unwrap();
+    assert_eq!(hest.len(), 40 + 92);
+    assert_eq!(u32::from_le_bytes(hest[36..40].try_into().unwrap()), 1);
+    assert_eq!(hest[40 + 32], 7);
+    let page = g(RAM + 0x3000, 12);
+    let report = at(
+        ErrorCause::Consumed {
+            vcpu: 1,
+            origin: Origin::Sigbus,
+            granule: Some(page),
+            page: Some(page),
+            gva: None,
+        },
+        10,
+    );
+    assert_eq!(
+        e.handle(&report, &mem).unwrap(),
+        Outcome {
+            events: vec![consumed_event(1, page), poisoned(page)],
+            abort: Some(1),
+            abort_page: Some(page),
+            ..Outcome::default()
+        }
+    );
+    assert_empty_block(&mem, REGION + 64);
+    assert_eq!(read_u64(&mem, ack_register(0)), 1);
+    assert!(e.poison().covering(&page).is_some());
+}
+
+#[test]
+fn machine_check_in_a_lost_huge_page_names_the_accessed_page() {
+    let mem = memory();
+    let mut e = machine_check_engine(2, &mem);
+    let lost = g(RAM + 0x20_0000, 21);
+    let page = g(RAM + 0x20_5000, 12);
+    let report = at(
+        ErrorCause::Consumed {
+            vcpu: 0,
+            origin: Origin::Sigbus,
+            granule: Some(lost),
+            page: Some(page),
+            gva: None,
+        },
+        10,
+    );
+    let out = e.handle(&report, &mem).unwrap();
+    assert_eq!(out.abort, Some(0));
+    assert_eq!(out.abort_page, Some(page));
+    // The other 511 pages are told through the asynchronous source later.
+    assert!(out.queued);
+    // Without the accessed page, a huge granule names no page: the VMM
+    // cannot make a machine check for it.
+    let mut e = machine_check_engine(2, &mem);
+    let out = e.handle(&sigbus(0, lost, 10), &mem).unwrap();
+    assert_eq!(out.abort, Some(0));
+    assert_eq!(out.abort_page, None);
+}
+
+#[test]
+fn machine_check_vms_refuse_synchronous_injections() {
+    let mem = memory();
+    let mut e = machine_check_engine(2, &mem);
+    let entry = DataEntry::new(
+        Section::Memory(MemoryErrorSection {
+            validation_bits: 0x4006,
+            physical_address: RAM,
+            physical_address_mask: MASK_4K,
+            error_type: 3,
+            ..Default::default()
+        }),
+        Severity::Recoverable,
+    );
+    let sync = injected(SourceTarget::Sync { vcpu: 0 }, entry.clone());
+    assert!(matches!(
+        e.check_injection(&sync),
+        Err(EngineError::NoSyncSource)
+    ));
+    let out = e.handle(&sync, &mem).unwrap();
+    assert!(out.events.contains(&RasEvent::Ignored {
+        reason: IgnoreReason::NoSyncSource
+    }));
+    assert_eq!(out.abort, None);
+    // The asynchronous source takes it.
+    let asynchronous = injected(SourceTarget::Async, entry);
+    e.check_injection(&asynchronous).unwrap();
+    let out = e.handle(&asynchronous, &mem).unwrap();
+    assert!(out.notify_async);
 }

@@ -21,7 +21,9 @@ use ras::cper::{
 use ras::error_source::SourceTarget;
 use ras::granule::GpaGranule;
 use ras::poison::PoisonRegistry;
-use ras::policy::{Action, Decision, IgnoreReason, PolicyConfig, PolicyState, StopReason, decide};
+use ras::policy::{
+    Action, Decision, IgnoreReason, PolicyConfig, PolicyState, StopReason, SyncDelivery, decide,
+};
 use ras::report::{ErrorCause, ErrorReport, FoundBy, Origin};
 use ras::storm::{Observation, StormKey, StormTracker};
 use vm_memory::GuestAddress;
@@ -136,6 +138,7 @@ fn config(storm_limit: u32, rate_limit: u32) -> PolicyConfig {
         storm_limit,
         storm_window_ms: 1000,
         rate_limit,
+        sync: SyncDelivery::ErrorSource,
     }
 }
 
@@ -246,13 +249,16 @@ fn configs() -> Vec<PolicyConfig> {
             for storm_limit in [0, 1, 3] {
                 for rate_limit in [0, 2, 6] {
                     for storm_window_ms in [1, 1000] {
-                        v.push(PolicyConfig {
-                            no_gpa,
-                            async_mode,
-                            storm_limit,
-                            storm_window_ms,
-                            rate_limit,
-                        });
+                        for sync in [SyncDelivery::ErrorSource, SyncDelivery::MachineCheck] {
+                            v.push(PolicyConfig {
+                                no_gpa,
+                                async_mode,
+                                storm_limit,
+                                storm_window_ms,
+                                rate_limit,
+                                sync,
+                            });
+                        }
                     }
                 }
             }
@@ -316,7 +322,8 @@ fn expected_consumption(
     let actions = match (storm_rule(cfg, s, Some(vcpu), key), known.or(granule)) {
         (Some(reason), _) => mark.into_iter().chain([Action::StopVm(reason)]).collect(),
         // The record names the accessed page when it lies inside a larger
-        // loss, the loss otherwise.
+        // loss, the loss otherwise; a machine check carries the address
+        // itself and there is no synchronous source to record in.
         (None, Some(lost)) => [memory_record(
             SourceTarget::Sync { vcpu },
             match page {
@@ -325,6 +332,7 @@ fn expected_consumption(
             },
         )]
         .into_iter()
+        .filter(|_| cfg.sync == SyncDelivery::ErrorSource)
         .chain(mark)
         .chain([Action::InjectAbort { vcpu }])
         .collect(),
@@ -390,6 +398,9 @@ fn expected_injected(
         granule,
     };
     let actions = match (target, cfg.async_mode) {
+        (SourceTarget::Sync { .. }, _) if cfg.sync == SyncDelivery::MachineCheck => {
+            vec![Action::Ignore(IgnoreReason::NoSyncSource)]
+        }
         (SourceTarget::Sync { vcpu }, _) => vec![record, Action::InjectAbort { vcpu }],
         (SourceTarget::Async, AsyncMode::Gpio) => vec![record, Action::NotifyAsync],
         (SourceTarget::Async, AsyncMode::Polled) => vec![record],
