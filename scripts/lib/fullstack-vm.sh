@@ -1,0 +1,171 @@
+# SPDX-License-Identifier: Apache-2.0
+#
+# Driving one Cloud Hypervisor VM from inside L1 (busybox sh: POSIX only;
+# source it). The pieces of the arm64 full-stack orchestrator
+# (scripts/fullstack/l1-orchestrate.sh) that do not depend on the guest's
+# architecture or on how it boots, for the x86 full stack
+# (scripts/fullstack-x86/l1-orchestrate.sh); the arm64 orchestrator keeps
+# its own copies for now.
+#
+# The caller sets, before using them:
+#   CH   the cloud-hypervisor binary     RT  the rastest binary (pty, hostpfn,
+#   W    a scratch directory                 now; tests/fullstack/rastest.c)
+#   FSV_PREFIX  the prefix of every line said (default FULLSTACK)
+#   GUEST_RAM_BASE GUEST_MEM_BYTES  GPA and size of the VMM's one mapping
+#       of guest RAM (rastest hostpfn finds it by its size)
+# and starts a VM with fsv_dir NAME + fsv_spawn CH-ARGS... (which set VM,
+# D, SER, EVT, API, CHPID, SEQ). The guest runs the console agent of
+# scripts/fullstack/guest-init.sh ("RASGUEST ready", "<id> <cmd>" lines in,
+# "RASCMD-END <id> rc=<n>" out).
+
+fsv_say() { echo "${FSV_PREFIX:-FULLSTACK} $*"; }
+fsv_ev() { echo "    | $*"; }
+fsv_nap() { sleep 0.2 2>/dev/null || sleep 1; }
+fsv_now_ms() { "$RT" now; }
+
+# fsv_dir NAME: a fresh directory for VM NAME (sets VM, D, SER, EVT, API).
+fsv_dir() {
+    VM=$1
+    G_DEAD=0
+    D=$W/$VM
+    rm -rf "$D"; mkdir -p "$D"
+    SER=$D/serial.log; EVT=$D/events.json; API=$D/api.sock
+    mkfifo "$D/in"; : >"$SER"
+}
+
+# fsv_spawn CH-ARGS...: start the VMM with its API socket and event monitor
+# (sets CHPID, SEQ=0, T_START). Its stdin/stdout on a pseudo-terminal
+# (`--serial tty` reads input only from a terminal): output -> $SER, lines
+# written to fd 3 -> its input.
+fsv_spawn() {
+    set -- --api-socket "path=$API" --event-monitor "path=$EVT" "$@"
+    echo "$CH $*" >"$D/cmdline"
+    fsv_ev "start $VM: cloud-hypervisor $*"
+    SEQ=0
+    T_START=$(fsv_now_ms)
+    "$RT" pty "$SER" "$D/in" "$CH" "$@" 2>"$D/ch.log" &
+    CHPID=$!
+    exec 3>"$D/in"
+}
+
+fsv_alive() { kill -0 "$CHPID" 2>/dev/null; }
+
+# fsv_wait_log PATTERN SECONDS [FILE]: grep -E in the serial log (or FILE)
+# until it matches (0), the time passes or the VMM is gone (1).
+fsv_wait_log() {
+    _n=0; _f=${3:-$SER}
+    while ! grep -aqE -- "$1" "$_f" 2>/dev/null; do
+        fsv_alive || { grep -aqE -- "$1" "$_f" 2>/dev/null; return $?; }
+        _n=$((_n + 1)); [ "$_n" -le $(($2 * 5)) ] || return 1
+        fsv_nap
+    done
+}
+
+# fsv_boot SECONDS: wait for the guest's agent; sets BOOT_MS (VMM start ->
+# "RASGUEST ready") and GUEST_UPTIME (the guest kernel's uptime then).
+fsv_boot() {
+    if fsv_wait_log "RASGUEST ready" "$1"; then
+        BOOT_MS=$(( $(fsv_now_ms) - T_START ))
+        GUEST_UPTIME=$(grep -a -m1 'RASGUEST ready' "$SER" | sed -n 's/.*uptime=\([0-9.]*\).*/\1/p')
+        fsv_ev "guest agent up after ${BOOT_MS} ms (guest uptime ${GUEST_UPTIME:-?} s)"
+        return 0
+    fi
+    fsv_ev "guest did not come up in $1 s; VMM alive: $(fsv_alive && echo yes || echo no)"
+    tail -n 30 "$SER" | tr -d '\r' | sed 's/^/    serial: /'
+    tail -n 20 "$D/ch.log" | sed 's/^/    ch: /'
+    return 1
+}
+
+# g CMD...: run a shell command in the guest, wait for it (GTIMEOUT, 180 s)
+# and print its output (also left in $D/g.out; sets G_RC). Never call it in
+# $(...): SEQ must advance in this shell. After one time-out the agent is
+# taken as gone and the next calls return at once (G_RC=dead).
+g() {
+    SEQ=$((SEQ + 1))
+    if [ "${G_DEAD:-0}" = 1 ]; then
+        G_RC=dead; : >"$D/g.out"; fsv_ev "guest agent gone: not sent: $*"
+        return 0
+    fi
+    _before=$(wc -l <"$SER")
+    echo "$SEQ $*" >&3
+    if fsv_wait_log "RASCMD-END $SEQ " "${GTIMEOUT:-180}"; then
+        G_RC=$(grep -a "RASCMD-END $SEQ " "$SER" | tail -n1 | sed 's/.*rc=\([0-9]*\).*/\1/')
+    else
+        G_RC=timeout; G_DEAD=1
+        if fsv_alive; then
+            fsv_ev "guest agent did not answer command $SEQ in ${GTIMEOUT:-180} s: taken as gone"
+        else
+            fsv_ev "VMM gone: command $SEQ not answered"
+        fi
+    fi
+    tail -n +"$((_before + 1))" "$SER" | tr -d '\r' | grep -av '^RASCMD-END' | sed 's/^/    guest: /' >"$D/g.out"
+    cat "$D/g.out"
+    return 0
+}
+# gbg CMD: start a background command in the guest (no wait).
+gbg() { SEQ=$((SEQ + 1)); echo "$SEQ $* &" >&3; }
+# gsend CMD: send a command without waiting for its end (the guest may die).
+gsend() { SEQ=$((SEQ + 1)); echo "$SEQ $*" >&3; }
+
+# fsv_hold TAG PAGES CPU: a guest process TAG ("rastest hold") holding
+# PAGES pages; sets gpa (its first page's GPA) and pid.
+fsv_hold() {
+    gbg "rastest hold $1 $2 $3"
+    fsv_wait_log "RASTEST ready tag=$1 " "${HOLD_TIMEOUT:-120}"
+    gpa=$(grep -a "RASTEST page tag=$1 .*page=0 " "$SER" | tail -n1 | sed 's/.*gpa=\(0x[0-9a-f]*\).*/\1/')
+    pid=$(grep -a "RASTEST ready tag=$1 " "$SER" | tail -n1 | sed 's/.*pid=\([0-9]*\).*/\1/')
+    fsv_ev "guest page $1/0 at GPA ${gpa:-?} (pid ${pid:-?})"
+}
+
+# fsv_poison GPA: debugfs hwpoison/corrupt-pfn on the host page behind GPA
+# (GPA -> the VMM's address through its mapping of guest RAM -> its
+# /proc/PID/pagemap -> PFN); sets PFN, HVA.
+fsv_poison() {
+    _out=$("$RT" hostpfn "$CHPID" "$1" "$GUEST_RAM_BASE" "$GUEST_MEM_BYTES")
+    fsv_ev "$_out"
+    PFN=$(echo "$_out" | sed -n 's/.* pfn=\(0x[0-9a-f]*\).*/\1/p')
+    HVA=$(echo "$_out" | sed -n 's/.* hva=\(0x[0-9a-f]*\).*/\1/p')
+    [ -n "$PFN" ] || return 1
+    _t=$(fsv_now_ms)
+    echo "$PFN" >/sys/kernel/debug/hwpoison/corrupt-pfn || return 1
+    fsv_ev "corrupt-pfn $PFN written ($(( $(fsv_now_ms) - _t )) ms); host: $(dmesg | grep -a 'emory failure' | tail -n1)"
+}
+
+# fsv_kill: end the VMM: SIGTERM, SIGKILL after 10 s; sets CH_STATUS.
+fsv_kill() {
+    kill "$CHPID" 2>/dev/null
+    _n=0; while fsv_alive && [ $_n -lt 50 ]; do fsv_nap; _n=$((_n + 1)); done
+    fsv_alive && { fsv_ev "VMM $VM ignored SIGTERM for 10 s: SIGKILL"; kill -9 "$CHPID" 2>/dev/null; }
+    fsv_reap
+}
+# fsv_reap: wait for the exited VMM once (sets CH_STATUS; a second call
+# keeps the status the first one got).
+fsv_reap() {
+    [ "${FSV_REAPED:-}" = "$CHPID" ] && return 0
+    wait "$CHPID" 2>/dev/null; CH_STATUS=$?
+    FSV_REAPED=$CHPID
+}
+# fsv_stop: guest poweroff, then the VMM's exit (or fsv_kill); sets CH_STATUS.
+fsv_stop() {
+    if fsv_alive; then
+        echo "$((SEQ + 1)) poweroff -f" >&3
+        _n=0; while fsv_alive && [ $_n -lt 150 ]; do fsv_nap; _n=$((_n + 1)); done
+    fi
+    if fsv_alive; then fsv_kill; else fsv_reap; fi
+    exec 3>&-
+    fsv_ev "VMM $VM exit status $CH_STATUS"
+}
+# fsv_wait_exit SECONDS: wait for the VMM to exit; sets CH_STATUS (or
+# "running", status 1).
+fsv_wait_exit() {
+    _n=0; while fsv_alive && [ $_n -lt $(($1 * 5)) ]; do fsv_nap; _n=$((_n + 1)); done
+    if fsv_alive; then CH_STATUS=running; return 1; fi
+    fsv_reap
+    return 0
+}
+
+# fsv_events: the event monitor's RAS events, one compact object a line.
+fsv_events() {
+    tr -d ' \t\n' <"$EVT" 2>/dev/null | awk '{ gsub(/\}\{"timestamp"/, "}\n{\"timestamp\""); print }' |
+        grep -a '"source":"ras"'
+}
