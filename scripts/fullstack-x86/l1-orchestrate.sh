@@ -121,7 +121,7 @@ no_ras_why="$([ "$FSX_RAS" = off ] && echo 'RAS turned off' || echo "cloud-hyper
 # scenario_boot: the checks of scenario 1 on the current VM.
 scenario_boot() {
     say "--- scenario 1: boot ($([ -n "$RAS_ARGS" ] && echo "$RAS_ARGS: HEST + GHES" || echo 'no --ras'))"
-    g "uname -r; echo kvm-guest=\$(grep -c hypervisor /proc/cpuinfo) cpus=\$(nproc)"
+    g "uname -r; echo kvm-guest=\$(grep -c hypervisor /proc/cpuinfo) cpus=\$(nproc) acpi-tables: \$(ls /sys/firmware/acpi/tables 2>/dev/null | tr '\n' ' ')"
     kern=$(grep -a -m1 '^    guest: [0-9]' "$D/g.out" | sed 's/^    guest: //')
     if [ -z "$RAS_ARGS" ]; then
         result 1 boot PASS "guest $kern reached its init in ${BOOT_MS} ms (VMM start -> agent), no --ras"
@@ -147,7 +147,7 @@ scenario_boot() {
 }
 
 if [ "$RAS" = 1 ] && { want 1 || want 4; }; then
-    say "=== VM ras-a: $(ras_args "$RAS_OPTS") (scenarios 1, 4)"
+    say "=== VM ras-a: $(ras_args "$RAS_OPTS") (scenarios$(want 1 && echo ' 1')$(want 4 && echo ' 4'))"
     vm_start ras-a "$(ras_args "$RAS_OPTS")"
     if vm_up; then
         want 1 && scenario_boot
@@ -238,7 +238,7 @@ fi
 
 # ---- scenario 3 (and 1 without RAS): VM base, no --ras --------------------
 if want 3 || { [ "$RAS" = 0 ] && want 1; }; then
-    say "=== VM base: no $RAS_FLAG (scenarios $([ "$RAS" = 0 ] && want 1 && echo '1, ')3)"
+    say "=== VM base: no $RAS_FLAG (scenarios$([ "$RAS" = 0 ] && want 1 && echo ' 1')$(want 3 && echo ' 3'))"
     vm_start base ""
     if vm_up; then
         [ "$RAS" = 0 ] && want 1 && scenario_boot
