@@ -70,6 +70,10 @@ pub enum GuestRamError {
     Memslot(#[source] kvm_ioctls::Error),
 }
 
+/// log2 of the default hugetlb page size on the lab's kernels (x86_64, and
+/// arm64 with 4 KiB pages): 2 MiB.
+const HUGE_SHIFT: u8 = 21;
+
 /// Maps `specs` and makes each mapping memslot `i` (its index) of `vm`.
 /// The mappings live as long as the returned memory; the caller keeps it
 /// together with `vm`.
@@ -96,6 +100,11 @@ pub fn map(
             hva: Hva(r.as_ptr() as u64),
             len: r.len(),
             gpa: r.start_addr(),
+            page_shift: if specs.iter().any(|s| s.gpa == r.start_addr().0 && s.huge) {
+                HUGE_SHIFT
+            } else {
+                12
+            },
         });
     }
     Ok((mem, ranges))

@@ -69,12 +69,17 @@ pub struct RamRange {
     pub len: u64,
     /// First guest-physical address.
     pub gpa: GuestAddress,
+    /// log2 of the host pages backing the range: 12, or a hugetlb huge
+    /// page's shift. Host memory fails in whole host pages, so a loss in
+    /// the range is at least this large, whatever `si_addr_lsb` says
+    /// (x86 KVM reports 12 for a lost huge page).
+    pub page_shift: u8,
 }
 
 /// Errors of this module.
 #[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
 pub enum GuestRamError {
-    /// Empty, wrapping, or unaligned range.
+    /// Empty or wrapping range, or a host page size outside 4 KiB..16 GiB.
     #[error("Invalid guest RAM range {hva:#x}+{len:#x}")]
     InvalidRange {
         /// Start.
@@ -112,6 +117,19 @@ struct Slot {
     hva: AtomicU64,
     len: AtomicU64,
     gpa: AtomicU64,
+    page_shift: AtomicU8,
+}
+
+impl Slot {
+    /// The range in the slot (its state checked by the caller).
+    fn range(&self) -> RamRange {
+        RamRange {
+            hva: Hva(self.hva.load(Ordering::Relaxed)),
+            len: self.len.load(Ordering::Relaxed),
+            gpa: GuestAddress(self.gpa.load(Ordering::Relaxed)),
+            page_shift: self.page_shift.load(Ordering::Relaxed),
+        }
+    }
 }
 
 static SLOTS: [Slot; MAX_RANGES] = [const {
@@ -120,6 +138,7 @@ static SLOTS: [Slot; MAX_RANGES] = [const {
         hva: AtomicU64::new(0),
         len: AtomicU64::new(0),
         gpa: AtomicU64::new(0),
+        page_shift: AtomicU8::new(MIN_GRANULE_SHIFT),
     }
 }; MAX_RANGES];
 
@@ -129,13 +148,8 @@ fn find(hva: Hva) -> Option<RamRange> {
         if s.state.load(Ordering::Acquire) != LIVE {
             return None;
         }
-        let start = s.hva.load(Ordering::Relaxed);
-        let len = s.len.load(Ordering::Relaxed);
-        (hva.0 >= start && hva.0 - start < len).then(|| RamRange {
-            hva: Hva(start),
-            len,
-            gpa: GuestAddress(s.gpa.load(Ordering::Relaxed)),
-        })
+        let r = s.range();
+        (hva.0 >= r.hva.0 && hva.0 - r.hva.0 < r.len).then_some(r)
     })
 }
 
@@ -150,20 +164,30 @@ pub fn translate(hva: Hva) -> Option<GuestAddress> {
     find(hva).map(|r| r.gpa.unchecked_add(hva.0 - r.hva.0))
 }
 
-/// The guest-physical granule lost at `hva` with `si_addr_lsb` = `lsb`
-/// (raised to 12 if smaller: the kernel reports at least a page). `hva`
-/// lies inside the lost granule (some kernels give the accessed address,
-/// others the huge page's start), so its guest-physical address is
-/// rounded down by `lsb`. That is the lost range as long as guest RAM is
-/// mapped at guest-physical addresses aligned like its host mapping, as
-/// Cloud Hypervisor maps hugetlb-backed RAM.
+/// The guest-physical granule lost at `hva` with `si_addr_lsb` = `lsb`,
+/// raised to the range's host page size ([`RamRange::page_shift`]: the
+/// kernel loses whole host pages, and x86 KVM says 12 for a huge one) and
+/// to 12 (the kernel reports at least a page). `hva` lies inside the lost
+/// granule (some kernels give the accessed address, others the huge
+/// page's start), so its guest-physical address is rounded down. That is
+/// the lost range as long as guest RAM is mapped at guest-physical
+/// addresses aligned like its host mapping, as Cloud Hypervisor maps
+/// hugetlb-backed RAM.
 pub fn granule(hva: Hva, lsb: u8) -> Result<GpaGranule, GuestRamError> {
-    let lsb = lsb.max(MIN_GRANULE_SHIFT);
     if lsb > MAX_GRANULE_SHIFT {
         return Err(GuestRamError::GranuleOutOfRange(lsb));
     }
-    let gpa = translate(hva).ok_or(GuestRamError::NotGuestRam(hva))?;
+    let r = find(hva).ok_or(GuestRamError::NotGuestRam(hva))?;
+    let lsb = lsb.max(r.page_shift).max(MIN_GRANULE_SHIFT);
+    let gpa = r.gpa.unchecked_add(hva.0 - r.hva.0);
     GpaGranule::containing(gpa, lsb).ok_or(GuestRamError::GranuleOutOfRange(lsb))
+}
+
+/// The guest-physical 4 KiB page of `hva` (the page a vCPU accessed).
+pub fn page(hva: Hva) -> Result<GpaGranule, GuestRamError> {
+    let gpa = translate(hva).ok_or(GuestRamError::NotGuestRam(hva))?;
+    GpaGranule::containing(gpa, MIN_GRANULE_SHIFT)
+        .ok_or(GuestRamError::GranuleOutOfRange(MIN_GRANULE_SHIFT))
 }
 
 fn validate(r: &RamRange) -> Result<(), GuestRamError> {
@@ -171,7 +195,11 @@ fn validate(r: &RamRange) -> Result<(), GuestRamError> {
         hva: r.hva,
         len: r.len,
     };
-    if r.len == 0 || r.hva.0.checked_add(r.len).is_none() || r.gpa.checked_add(r.len).is_none() {
+    if r.len == 0
+        || r.hva.0.checked_add(r.len).is_none()
+        || r.gpa.checked_add(r.len).is_none()
+        || !(MIN_GRANULE_SHIFT..=MAX_GRANULE_SHIFT).contains(&r.page_shift)
+    {
         return Err(invalid);
     }
     Ok(())
@@ -206,6 +234,7 @@ fn publish(slot: usize, r: &RamRange) {
     s.hva.store(r.hva.0, Ordering::Relaxed);
     s.len.store(r.len, Ordering::Relaxed);
     s.gpa.store(r.gpa.raw_value(), Ordering::Relaxed);
+    s.page_shift.store(r.page_shift, Ordering::Relaxed);
     s.state.store(LIVE, Ordering::Release);
 }
 
@@ -264,17 +293,7 @@ impl GuestRam {
 
     /// The ranges registered through this handle.
     pub fn ranges(&self) -> Vec<RamRange> {
-        self.slots
-            .iter()
-            .map(|&i| {
-                let s = &SLOTS[i];
-                RamRange {
-                    hva: Hva(s.hva.load(Ordering::Relaxed)),
-                    len: s.len.load(Ordering::Relaxed),
-                    gpa: GuestAddress(s.gpa.load(Ordering::Relaxed)),
-                }
-            })
-            .collect()
+        self.slots.iter().map(|&i| SLOTS[i].range()).collect()
     }
 }
 
@@ -303,6 +322,7 @@ mod tests {
             hva: Hva(BASE + hva),
             len,
             gpa: GuestAddress(gpa),
+            page_shift: 12,
         }
     }
 
@@ -353,6 +373,31 @@ mod tests {
     }
 
     #[test]
+    fn huge_host_pages_widen_the_granule_not_the_page() {
+        let _s = TEST_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        // 4 MiB of guest RAM on 2 MiB hugetlb pages at GPA 0x4000_0000.
+        let _ram = GuestRam::register(&[RamRange {
+            page_shift: 21,
+            ..range(0x20_0000, 0x40_0000, 0x4000_0000)
+        }])
+        .unwrap();
+        let accessed = Hva(BASE + 0x20_0000 + 0x21_5678);
+        // x86 KVM reports lsb 12 for a lost huge page: the whole 2 MiB
+        // host page is lost, the second one of the range.
+        let g = granule(accessed, 12).unwrap();
+        assert_eq!((g.base(), g.shift()), (GuestAddress(0x4020_0000), 21));
+        // arm64 KVM already says 21; an lsb above the page size is kept.
+        assert_eq!(granule(accessed, 21).unwrap(), g);
+        assert_eq!(granule(accessed, 30).unwrap().shift(), 30);
+        // The accessed page is still the 4 KiB one.
+        let p = page(accessed).unwrap();
+        assert_eq!((p.base(), p.shift()), (GuestAddress(0x4021_5000), 12));
+        assert_eq!(page(Hva(BASE)), Err(GuestRamError::NotGuestRam(Hva(BASE))));
+        // ranges() gives the page size back.
+        assert_eq!(_ram.ranges()[0].page_shift, 21);
+    }
+
+    #[test]
     fn overlap_is_refused_and_changes_nothing() {
         let _s = TEST_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let mut ram = GuestRam::register(&[range(0, 0x1000, 0x1000)]).unwrap();
@@ -381,6 +426,16 @@ mod tests {
                 hva: Hva(u64::MAX),
                 len: 2,
                 gpa: GuestAddress(0),
+                page_shift: 12,
+            },
+            // Host pages below 4 KiB or above 16 GiB do not exist.
+            RamRange {
+                page_shift: 11,
+                ..range(0x4000, 0x1000, 0)
+            },
+            RamRange {
+                page_shift: 35,
+                ..range(0x4000, 0x1000, 0)
             },
         ] {
             assert!(matches!(

@@ -50,7 +50,6 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
 use std::{io, ptr};
 
 use libc::{BUS_MCEERR_AO, BUS_MCEERR_AR, SIGBUS, siginfo_t};
-use ras::granule::MIN_GRANULE_SHIFT;
 use ras::report::{ErrorCause, ErrorReport, FoundBy, Origin};
 use thiserror::Error;
 
@@ -130,7 +129,7 @@ impl SigbusRecord {
                 // si_addr is the accessed address where the kernel gives it
                 // (KVM's stage-2 fault on arm64), the huge page's start
                 // elsewhere: its page either way.
-                page: Some(guest_ram::granule(hva, MIN_GRANULE_SHIFT)?),
+                page: Some(guest_ram::page(hva)?),
                 gva: None,
             },
             SigbusRecord::ActionOptional { hva, lsb } => ErrorCause::Announced {
@@ -610,6 +609,7 @@ mod tests {
             hva: Hva(hva),
             len,
             gpa: GuestAddress(0x4000_0000),
+            page_shift: 12,
         }])
         .unwrap()
     }
