@@ -80,7 +80,7 @@ vm_up() {
 guest_panicked() {
     grep -aqE 'Kernel panic|Fatal machine check' "$SER" || [ "$(grep -ac 'RASGUEST ready' "$SER")" -gt 1 ]
 }
-panic_line() { grep -aE -m1 'Kernel panic|Fatal machine check|Uncorrected error' "$SER" | tr -d '\r'; }
+panic_line() { grep -aE 'Kernel panic|Fatal machine check|Machine check: ' "$SER" | head -n 2 | tr -d '\r' | tr '\n' ' '; }
 # guest_log PATTERN: the guest's dmesg lines matching PATTERN (grep -E), in
 # $D/g.out; status 0 when there is one.
 guest_log() {
@@ -157,7 +157,7 @@ if [ "$RAS" = 1 ] && { want 1 || want 4; }; then
             if [ -n "$gpa" ] && fsv_poison "$gpa"; then
                 gpfn=$(printf '0x%x' $((gpa >> 12)))
                 n=0 mf=0
-                while [ $n -lt 12 ] && fsv_alive; do
+                while [ $n -lt 12 ] && fsv_alive && ! guest_panicked; do
                     if guest_log "Memory failure: $gpfn"; then mf=1; break; fi
                     sleep 5; n=$((n + 1))
                 done
@@ -165,8 +165,9 @@ if [ "$RAS" = 1 ] && { want 1 || want 4; }; then
                 g "rastest kpf $gpfn"
                 off=$(grep -a "RASTEST kpf pfn=$gpfn " "$D/g.out" | tail -n1 | grep -c 'hwpoison=1')
                 gsend "kill -USR1 $pid"
-                fsv_wait_log "RASTEST (sigbus|read-ok) tag=s4 " 60 || true
+                fsv_wait_log "RASTEST (sigbus|read-ok) tag=s4 |Kernel panic" 60 || true
                 sleep 2
+                guest_panicked && { G_DEAD=1; ev "guest panicked: $(panic_line)"; }
                 sig=$(grep -a "RASTEST sigbus tag=s4 " "$SER" | tail -n1 | tr -d '\r' | sed 's/.*\(RASTEST \)/\1/')
                 bad=$(grep -a "RASTEST read-ok tag=s4 " "$SER" | grep -cvE 'content=intact')
                 g "echo agent-ok"
@@ -204,9 +205,15 @@ if want 2; then
                 gpfn=$(printf '0x%x' $((gpa >> 12)))
                 sleep 2
                 alive_after_poison=$(fsv_alive && echo y || echo n)
+                # FSX_TRACE=1: the ioctls of the VMM's threads around the error.
+                [ "${FSX_TRACE:-0}" = 1 ] && fsv_trace_on
                 gsend "kill -USR1 $pid"
                 fsv_wait_log "RASTEST (sigbus|read-ok) tag=s2 |Kernel panic" 120 || true
                 sleep 3
+                [ "${FSX_TRACE:-0}" = 1 ] && fsv_trace_ioctls
+                # A guest that panicked (and rebooted: panic=-1) has no agent
+                # for these commands: do not wait for it.
+                guest_panicked && { G_DEAD=1; ev "guest panicked: $(panic_line)"; }
                 sig=$(grep -a "RASTEST sigbus tag=s2 " "$SER" | tail -n1 | tr -d '\r' | sed 's/.*\(RASTEST \)/\1/')
                 readok=$(grep -ac "RASTEST read-ok tag=s2 " "$SER")
                 if fsv_alive && ! guest_panicked && spin_progress s2w; then spin=y; else spin=n; fi

@@ -29,7 +29,9 @@
 # Environment: FSX_DIR (cache, default .lab/fullstack-x86), LAB_X86_DIR
 # (scripts/lab-x86.sh's cache, default .lab/x86), L1_MEM (3G), GUEST_MEM /
 # GUEST_MEM_BYTES (256M / 0x10000000), GUEST_CPUS (1), GUEST_CMDLINE,
-# BOOT_TIMEOUT (seconds for one L2 boot, 900), CH_EXTRA (extra VMM words).
+# BOOT_TIMEOUT (seconds for one L2 boot, 900), CH_EXTRA (extra VMM words,
+# e.g. "--seccomp log"), FSX_TRACE=1 (scenario 2 prints the ioctls the
+# VMM's threads issue around the error, from the L1 kernel's trace).
 #
 # Prints the evidence, one "RESULT <n> <name> PASS|FAIL|SKIP (...)" per
 # scenario and "FULLSTACK-X86 SUMMARY N passed, M failed, K skipped".
@@ -105,6 +107,16 @@ if [ ! -x "$RT" ] || [ "$ROOT/tests/fullstack/rastest.c" -nt "$RT" ]; then
     strip "$RT.tmp" && mv "$RT.tmp" "$RT"
 fi
 
+# kvmhold (scripts/fullstack-x86/kvmhold.c): one empty KVM VM held open in
+# L1 for the whole run, so that the scenarios' VMs do not toggle the
+# kernel's preempt-notifier static key (text patching of __schedule).
+KH=$FSX_DIR/kvmhold
+if [ ! -x "$KH" ] || [ "$HERE/kvmhold.c" -nt "$KH" ]; then
+    gcc -static -O2 -Wall -Wextra -o "$KH.tmp" "$HERE/kvmhold.c" ||
+        lab_skip "cannot build a static kvmhold (linux-libc-dev, libc6-dev missing?)"
+    strip "$KH.tmp" && mv "$KH.tmp" "$KH"
+fi
+
 # 3. The L2 guest's initramfs: busybox, rastest, the console agent of the
 # arm64 full stack (scripts/fullstack/guest-init.sh, architecture-neutral).
 G=$FSX_DIR/guest
@@ -119,7 +131,7 @@ R=$FSX_DIR/l1
 initramfs_skeleton "$R" "$BUSYBOX" "$HERE/l1-init.sh"
 mkdir -p "$R"/{proc,sys,dev,tmp,fullstack}
 cp -r "$K/modules" "$R/modules"
-install -m 0755 "$HERE/l1-orchestrate.sh" "$CH_BIN" "$RT" "$R/fullstack/"
+install -m 0755 "$HERE/l1-orchestrate.sh" "$CH_BIN" "$RT" "$KH" "$R/fullstack/"
 [ "$(basename "$CH_BIN")" = cloud-hypervisor ] || mv "$R/fullstack/$(basename "$CH_BIN")" "$R/fullstack/cloud-hypervisor"
 [ -n "$CH_REMOTE" ] && install -m 0755 "$CH_REMOTE" "$R/fullstack/ch-remote"
 install -m 0644 "$ROOT/scripts/lib/fullstack-vm.sh" "$R/fullstack/fullstack-vm.sh"
@@ -128,7 +140,7 @@ cp "$FSX_DIR/initrd.gz" "$R/fullstack/initrd.gz"
 {
     printf 'ONLY=%q\nexport FSX_RAS=%q\n' "$ONLY" "$FSX_RAS"
     for v in RAS_FLAG RAS_OPTS RAS_OPTS_SYNC GUEST_MEM GUEST_MEM_BYTES GUEST_CPUS GUEST_CMDLINE \
-        BOOT_TIMEOUT CH_SERIAL CH_EXTRA; do
+        BOOT_TIMEOUT CH_SERIAL CH_EXTRA FSX_TRACE; do
         [ -n "${!v+x}" ] && printf 'export %s=%q\n' "$v" "${!v}"
     done
 } >"$R/fullstack/run.env"

@@ -76,6 +76,22 @@ fsv_boot() {
     return 1
 }
 
+# fsv_wait_answer SEQ SECONDS: wait for "RASCMD-END SEQ"; every 10 s
+# without it, an empty line to the agent (which ignores it): a guest's 8250
+# driver can leave its transmitter idle with output queued when the
+# kernel's own console writes (machine-check messages) cut into it; the
+# interrupt of received input restarts it.
+fsv_wait_answer() {
+    _left=$2
+    while [ "$_left" -gt 0 ]; do
+        _s=10; [ "$_left" -lt 10 ] && _s=$_left
+        fsv_wait_log "RASCMD-END $1 " "$_s" && return 0
+        fsv_alive || return 1
+        _left=$((_left - _s))
+        [ "$_left" -gt 0 ] && { echo >&3; fsv_ev "no answer to command $1 yet: nudged the guest's serial input"; }
+    done
+    return 1
+}
 # g CMD...: run a shell command in the guest, wait for it (GTIMEOUT, 180 s)
 # and print its output (also left in $D/g.out; sets G_RC). Never call it in
 # $(...): SEQ must advance in this shell. After one time-out the agent is
@@ -88,7 +104,7 @@ g() {
     fi
     _before=$(wc -l <"$SER")
     echo "$SEQ $*" >&3
-    if fsv_wait_log "RASCMD-END $SEQ " "${GTIMEOUT:-180}"; then
+    if fsv_wait_answer "$SEQ" "${GTIMEOUT:-180}"; then
         G_RC=$(grep -a "RASCMD-END $SEQ " "$SER" | tail -n1 | sed 's/.*rc=\([0-9]*\).*/\1/')
     else
         G_RC=timeout; G_DEAD=1
@@ -168,4 +184,29 @@ fsv_wait_exit() {
 fsv_events() {
     tr -d ' \t\n' <"$EVT" 2>/dev/null | awk '{ gsub(/\}\{"timestamp"/, "}\n{\"timestamp\""); print }' |
         grep -a '"source":"ras"'
+}
+
+# Diagnostics: the ioctls the VMM's threads issue around an error, from the
+# kernel's own trace (raw_syscalls sys_enter, ioctl = 16 on x86_64, 29 on
+# arm64: FSV_IOCTL_NR). fsv_trace_on before, fsv_trace_ioctls after: one
+# line per distinct (thread name, ioctl request), with its count.
+FSV_TRACE=/sys/kernel/debug/tracing
+fsv_trace_on() {
+    [ -d "$FSV_TRACE/events/raw_syscalls" ] || { fsv_ev "no raw_syscalls trace events in this kernel"; return 1; }
+    _tids=$(ls /proc/"$CHPID"/task 2>/dev/null | tr '\n' ' ')
+    echo 0 >"$FSV_TRACE/tracing_on"; : >"$FSV_TRACE/trace"
+    echo 4096 >"$FSV_TRACE/buffer_size_kb"
+    echo "$_tids" >"$FSV_TRACE/set_event_pid"
+    echo "id == ${FSV_IOCTL_NR:-16}" >"$FSV_TRACE/events/raw_syscalls/sys_enter/filter"
+    echo 1 >"$FSV_TRACE/events/raw_syscalls/sys_enter/enable"
+    echo 1 >"$FSV_TRACE/tracing_on"
+}
+fsv_trace_ioctls() {
+    echo 0 >"$FSV_TRACE/tracing_on"
+    echo 0 >"$FSV_TRACE/events/raw_syscalls/sys_enter/enable"
+    echo 0 >"$FSV_TRACE/events/raw_syscalls/sys_enter/filter"
+    : >"$FSV_TRACE/set_event_pid"
+    # "  vcpu0-123  [000] .....  12.3: sys_enter: NR 16 (b, ae80, 0, ...)"
+    sed -n 's/^ *\(.*\)-[0-9]* *\[.*sys_enter: NR [0-9]* ([0-9a-f]*, \([0-9a-f]*\),.*/\1 ioctl=0x\2/p' "$FSV_TRACE/trace" |
+        sort | uniq -c | sed 's/^ */    ioctls: /'
 }
