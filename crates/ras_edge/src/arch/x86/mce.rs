@@ -49,11 +49,15 @@
 //!   (`MCACOD` 0xC0 memory scrubbing, `UC|S`, no `AR`) is "Action optional:
 //!   memory scrubbing error": `memory_failure(pfn, 0)` from the notifier.
 //! - AMD flavour. `mce_severity_amd()` does not read `S`/`AR`/`MCACOD`: `PCC`
-//!   panics, `UC` in the kernel panics, `UC` in a user process is
-//!   action-required when the CPU reports `OverflowRecov` (CPUID
-//!   0x8000_0007 EBX bit 0), otherwise `MCE_UC_SEVERITY`: then
-//!   `do_machine_check()` acts only if `RIPV` is clear (it kills the task
-//!   after `memory_failure()`), else it just logs. The address is
+//!   panics, and so does every `UC` error unless the CPU reports SUCCOR
+//!   (CPUID 0x8000_0007 EBX bit 1; "Uncorrected error without MCA
+//!   Recovery": KVM never reports it, the VMM must) and, with `OVER`,
+//!   `OverflowRecov` (bit 0); then `UC` in the kernel panics and `UC` in a
+//!   user process is action-required: `kill_me_maybe()` runs
+//!   `memory_failure()` on the address (`MF_MUST_KILL` too when `RIPV` is
+//!   clear). Older kernels took a `UC` without
+//!   `OverflowRecov` as `MCE_UC_SEVERITY` and acted only if `RIPV` was
+//!   clear. The address is
 //!   usable (`amd_mce_usable_address()`) when the `Poison` bit (43) is set
 //!   (bank 4 is the legacy northbridge bank: avoid it). An action-optional
 //!   error is a deferred error (`Deferred`, bit 44, no `UC`): no #MC, the
