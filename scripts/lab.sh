@@ -21,7 +21,9 @@
 #   --ch-src: build that binary (and ch-remote) first, static aarch64, from a
 #   Cloud Hypervisor git checkout the user gives (only read: a scratch clone
 #   under .lab/ch-build/src gets vendor-patches/main/ at its BASE) and use
-#   it as --ch; cached per (BASE, patch files). --micro-http: a clone of
+#   it as --ch; cached per (BASE, patch files). Static x86_64 binaries of
+#   the same tree are built too, and the x86 full stack
+#   (scripts/fullstack-x86/run.sh) runs them after the arm64 one. --micro-http: a clone of
 #   micro-http holding the commit CH's Cargo.lock locks (else cargo's git
 #   cache; nothing is downloaded). `ch-build` only builds and checks them
 #   (docs/series.md).
@@ -126,28 +128,41 @@ run() {
     return $fail
 }
 
-# fullstack: the full-stack scenarios with a patched Cloud Hypervisor, or a
-# SKIP line without one. Prints its own `N passed, M failed` line.
+# fullstack: the full-stack scenarios with a patched Cloud Hypervisor (the
+# arm64 one, and the x86 one when ch_build made x86_64 binaries too), or a
+# SKIP line without one. Each prints its own summary line.
 fullstack() {
     if [ -z "$CH_BIN" ]; then
         echo "SKIP: no Cloud Hypervisor binary (full-stack scenarios; give one with --ch)"
         return 0
     fi
-    "$ROOT/scripts/fullstack/run.sh" --ch "$CH_BIN" ${CH_REMOTE:+--ch-remote "$CH_REMOTE"}
+    local rc=0
+    "$ROOT/scripts/fullstack/run.sh" --ch "$CH_BIN" ${CH_REMOTE:+--ch-remote "$CH_REMOTE"} || rc=$?
+    if [ -n "$CH_X86_DIR" ]; then
+        "$ROOT/scripts/fullstack-x86/run.sh" --ch "$CH_X86_DIR/cloud-hypervisor" \
+            --ch-remote "$CH_X86_DIR/ch-remote" || rc=$((rc ? rc : $?))
+    fi
+    return $rc
 }
 
-# ch_build: with --ch-src, the static aarch64 cloud-hypervisor and ch-remote
-# of that checkout + vendor-patches/main/ (scripts/lib/ch-series.sh; a
-# rerun with the same base and patches is instant), checked under qemu-user.
+# ch_build: with --ch-src, the static aarch64 and x86_64 cloud-hypervisor
+# and ch-remote of that checkout + vendor-patches/main/
+# (scripts/lib/ch-series.sh; a rerun with the same base and patches is
+# instant), run once (aarch64 under qemu-user).
 ch_build() {
     [ -n "$CH_SRC" ] || return 0
     local d t0=$SECONDS
     fetch host-tools || return 1
     d=$(CHS_LOG_PREFIX=lab chs_build_static "$CH_SRC" "$MICRO_HTTP" main) || return 1
-    log "Cloud Hypervisor ready in $((SECONDS - t0)) s: $d"
+    log "Cloud Hypervisor (aarch64) ready in $((SECONDS - t0)) s: $d"
     CHS_LOG_PREFIX=lab chs_smoke "$d" || return 1
     CH_BIN=$d/cloud-hypervisor
     CH_REMOTE=$d/ch-remote
+    t0=$SECONDS
+    d=$(CHS_LOG_PREFIX=lab chs_build_static "$CH_SRC" "$MICRO_HTTP" main "$CHS_X86") || return 1
+    log "Cloud Hypervisor (x86_64) ready in $((SECONDS - t0)) s: $d"
+    CHS_LOG_PREFIX=lab chs_smoke "$d" "$CHS_X86" || return 1
+    CH_X86_DIR=$d
 }
 
 usage() {
@@ -155,7 +170,7 @@ usage() {
     exit 2
 }
 
-CH_BIN= CH_REMOTE= CH_SRC= MICRO_HTTP= STEP=
+CH_BIN= CH_REMOTE= CH_X86_DIR= CH_SRC= MICRO_HTTP= STEP=
 while [ $# -gt 0 ]; do
     case $1 in
         --ch) CH_BIN=${2:?--ch needs the path of a cloud-hypervisor binary}; shift 2

@@ -387,20 +387,26 @@ chs_target_env() {
     fi
 }
 
-# ---- static aarch64 binaries (scripts/lab.sh --ch-src) -----------------------
+# ---- static binaries (scripts/lab.sh --ch-src) -------------------------------
 
-# chs_build_static DIR USER_MICRO_HTTP SERIES: static aarch64 cloud-hypervisor
-# and ch-remote of DIR + the series; prints the directory holding them.
-# Cached under $CHS_LAB/ch-build/bin/<key> (key: base + patch files).
+# chs_build_static DIR USER_MICRO_HTTP SERIES [TARGET]: static cloud-hypervisor
+# and ch-remote of DIR + the series for TARGET ($CHS_AARCH64 by default, or
+# $CHS_X86); prints the directory holding them. Cached under
+# $CHS_LAB/ch-build/bin/<key> for aarch64, <key>.x86_64 for x86_64 (key:
+# base + patch files).
 chs_build_static() {
-    local dir=$1 mh=${2:-} series=${3:-main} sdir base key out src t0
+    local dir=$1 mh=${2:-} series=${3:-main} target=${4:-$CHS_AARCH64} sdir base key out src t0
     local -a patches
     sdir=$(chs_series_dir "$series") || chs_die "no series $series"
     base=$(chs_series_base "$series") || chs_die "series $series: no base"
     mapfile -t patches < <(chs_series_patches "$sdir") || true
     [ "${#patches[@]}" -gt 0 ] || chs_die "no patches in $sdir/series"
     key=$(chs_cache_key "$base" "${patches[@]}")
-    out=$CHS_LAB/ch-build/bin/$key
+    case $target in
+        "$CHS_AARCH64") out=$CHS_LAB/ch-build/bin/$key ;;
+        "$CHS_X86") out=$CHS_LAB/ch-build/bin/$key.x86_64 ;;
+        *) chs_die "no static build for $target" ;;
+    esac
     if [ -x "$out/cloud-hypervisor" ] && [ -x "$out/ch-remote" ]; then
         chs_log "cached build $key (base ${base:0:12}, ${#patches[@]} patches): $out"
         echo "$out"
@@ -412,21 +418,21 @@ chs_build_static() {
     chs_log "applying ${#patches[@]} patches of $sdir onto ${base:0:12}"
     chs_apply "$src" "${patches[@]}"
     chs_git_deps "$src" "$mh"
-    chs_rust_target "$CHS_AARCH64"
-    chs_log "building static cloud-hypervisor + ch-remote for $CHS_AARCH64 (release, default features)"
-    # As CH's release job builds its aarch64 binaries (--release, default
+    chs_rust_target "$target"
+    chs_log "building static cloud-hypervisor + ch-remote for $target (release, default features)"
+    # As CH's release job builds its binaries (--release, default
     # features), with glibc's static runtime instead of musl (the lab's
-    # toolchain) and the Debian cross linker.
+    # toolchain) and, for aarch64, the Debian cross linker.
     (
         export CARGO_TARGET_DIR=$CHS_LAB/ch-build/target
         export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
         export RUSTFLAGS="${CHS_RUSTFLAGS:-} -C target-feature=+crt-static"
-        chs_cargo "$src" build --locked --release --target "$CHS_AARCH64" \
+        chs_cargo "$src" build --locked --release --target "$target" \
             --bin cloud-hypervisor --bin ch-remote
     ) >&2 || chs_die "build failed (tree: $src)"
     rm -rf "$out.tmp" && mkdir -p "$out.tmp"
-    cp "$CHS_LAB/ch-build/target/$CHS_AARCH64/release/cloud-hypervisor" \
-        "$CHS_LAB/ch-build/target/$CHS_AARCH64/release/ch-remote" "$out.tmp/"
+    cp "$CHS_LAB/ch-build/target/$target/release/cloud-hypervisor" \
+        "$CHS_LAB/ch-build/target/$target/release/ch-remote" "$out.tmp/"
     {
         echo "base $base"
         echo "head $(git -C "$src" rev-parse HEAD)"
@@ -439,23 +445,32 @@ chs_build_static() {
     echo "$out"
 }
 
-# chs_smoke BINDIR: the binaries are static aarch64 executables that run
-# (under qemu-user here): --version of both, and whether --help lists --ras.
+# chs_smoke BINDIR [TARGET]: the binaries are static executables for TARGET
+# ($CHS_AARCH64 by default: run under qemu-user here; $CHS_X86: run as they
+# are, they touch no KVM) that run: --version of both, and whether --help
+# lists --ras.
 chs_smoke() {
-    local d=$1 q v r h
-    file -b "$d/cloud-hypervisor" | grep -q 'ARM aarch64.*statically linked' ||
-        { chs_log "not a static aarch64 executable: $(file -b "$d/cloud-hypervisor")"; return 1; }
-    read -r q _ <<<"$CHS_QEMU_USER"
-    if ! command -v "$q" >/dev/null; then
-        chs_log "no $q: not running the binaries"
-        return 0
+    local d=$1 target=${2:-$CHS_AARCH64} q v r h run pattern
+    case $target in
+        "$CHS_AARCH64") run=$CHS_QEMU_USER pattern='ARM aarch64.*statically linked' ;;
+        "$CHS_X86") run= pattern='x86-64.*static' ;;
+        *) chs_log "no smoke test for $target"; return 1 ;;
+    esac
+    file -b "$d/cloud-hypervisor" | grep -q "$pattern" ||
+        { chs_log "not a static $target executable: $(file -b "$d/cloud-hypervisor")"; return 1; }
+    if [ -n "$run" ]; then
+        read -r q _ <<<"$run"
+        if ! command -v "$q" >/dev/null; then
+            chs_log "no $q: not running the binaries"
+            return 0
+        fi
     fi
-    v=$($CHS_QEMU_USER "$d/cloud-hypervisor" --version) || return 1
+    v=$($run "$d/cloud-hypervisor" --version) || return 1
     v=${v%%$'\n'*}
-    r=$($CHS_QEMU_USER "$d/ch-remote" --version) || return 1
-    chs_log "runs under qemu-user: $v; $r"
+    r=$($run "$d/ch-remote" --version) || return 1
+    chs_log "runs${run:+ under qemu-user}: $v; $r"
     # The whole help first: grep -q would close the pipe early.
-    h=$($CHS_QEMU_USER "$d/cloud-hypervisor" --help) || return 1
+    h=$($run "$d/cloud-hypervisor" --help) || return 1
     if grep -q -- '--ras' <<<"$h"; then
         chs_log "cloud-hypervisor --help lists --ras"
     else
