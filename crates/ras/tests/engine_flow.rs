@@ -83,16 +83,7 @@ fn a_lost_huge_page_is_told_page_by_page_on_the_async_source() {
     let mem = memory();
     let mut e = engine(RasConfig::default(), 1, &mem);
     let lost = g(RAM + 0x20_0000, 21);
-    let report = at(
-        ErrorCause::Consumed {
-            vcpu: 0,
-            origin: Origin::Sigbus,
-            granule: Some(lost),
-            page: Some(g(RAM + 0x20_5000, 12)),
-            gva: None,
-        },
-        0,
-    );
+    let report = sigbus_page(0, lost, g(RAM + 0x20_5000, 12), 0);
     let out = e.handle(&report, &mem).unwrap();
     assert!(out.queued && !out.notify_async);
     assert_block(&mem, block(2, 0), &recoverable(RAM + 0x20_5000, MASK_4K));
@@ -995,16 +986,7 @@ fn machine_check_consumption_names_the_page_and_writes_no_record() {
     assert_eq!(u32::from_le_bytes(hest[36..40].try_into().unwrap()), 1);
     assert_eq!(hest[40 + 32], 7);
     let page = g(RAM + 0x3000, 12);
-    let report = at(
-        ErrorCause::Consumed {
-            vcpu: 1,
-            origin: Origin::Sigbus,
-            granule: Some(page),
-            page: Some(page),
-            gva: None,
-        },
-        10,
-    );
+    let report = sigbus_page(1, page, page, 10);
     assert_eq!(
         e.handle(&report, &mem).unwrap(),
         Outcome {
@@ -1025,16 +1007,7 @@ fn machine_check_in_a_lost_huge_page_names_the_accessed_page() {
     let mut e = machine_check_engine(2, &mem);
     let lost = g(RAM + 0x20_0000, 21);
     let page = g(RAM + 0x20_5000, 12);
-    let report = at(
-        ErrorCause::Consumed {
-            vcpu: 0,
-            origin: Origin::Sigbus,
-            granule: Some(lost),
-            page: Some(page),
-            gva: None,
-        },
-        10,
-    );
+    let report = sigbus_page(0, lost, page, 10);
     let out = e.handle(&report, &mem).unwrap();
     assert_eq!(out.abort, Some(0));
     assert_eq!(out.abort_page, Some(page));

@@ -177,6 +177,21 @@ pub fn sigbus(vcpu: u32, granule: GpaGranule, t: u64) -> ErrorReport {
     )
 }
 
+/// A `SIGBUS` consumption of `granule` that names the 4 KiB `page` the
+/// vCPU accessed (si_addr's page).
+pub fn sigbus_page(vcpu: u32, granule: GpaGranule, page: GpaGranule, t: u64) -> ErrorReport {
+    at(
+        ErrorCause::Consumed {
+            vcpu,
+            origin: Origin::Sigbus,
+            granule: Some(granule),
+            page: Some(page),
+            gva: None,
+        },
+        t,
+    )
+}
+
 pub fn ao(granule: GpaGranule, t: u64) -> ErrorReport {
     at(
         ErrorCause::Announced {
