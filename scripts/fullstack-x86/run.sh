@@ -13,22 +13,25 @@
 #       [--ras-sync-opts OPTS] [--suite SUITE]
 #
 #   --only         scenarios to run (default all: 1 boot, 2 consume,
-#                  3 baseline, 4 ao)
+#                  3 baseline, 4 ao, 5 two-vcpus, 6 reboot,
+#                  7 snapshot-restore, 8 drill; 7 and 8 need ch-remote)
 #   --timeout      seconds for the whole L1 boot (default 3600)
-#   --no-ras       never pass --ras (scenario 1 boots without it; 2, 4 SKIP);
+#   --no-ras       never pass --ras (scenario 1 boots without it; 2, 4-8 SKIP);
 #                  by default --ras is used when `cloud-hypervisor --help`
 #                  lists it (--ras is accepted and means that default)
-#   --negative     negative control: scenarios 2 and 4 run, but their VMs
+#   --negative     negative control: scenarios 2 and 4-8 run, but their VMs
 #                  get no --ras (with a VMM that recovers nothing they must
 #                  FAIL; scenario 1 then boots without --ras)
-#   --ras-opts     options after --ras for scenarios 1 and 4 (default none:
-#                  a bare --ras)
-#   --ras-sync-opts  the same for scenario 2 (default early_kill=off)
+#   --ras-opts     options after --ras for scenarios 1, 4 and 8 (default
+#                  none: a bare --ras; 7 always uses --ras async=off)
+#   --ras-sync-opts  the same for scenarios 2, 5 and 6 (default
+#                  early_kill=off)
 #   --suite        Debian suite of the L1 and L2 kernel (default
 #                  trixie-backports; bookworm works too)
 # Environment: FSX_DIR (cache, default .lab/fullstack-x86), LAB_X86_DIR
 # (scripts/lab-x86.sh's cache, default .lab/x86), L1_MEM (3G), GUEST_MEM /
-# GUEST_MEM_BYTES (256M / 0x10000000), GUEST_CPUS (1), GUEST_CMDLINE,
+# GUEST_MEM_BYTES (256M / 0x10000000), GUEST_CPUS (1; scenarios 5 and 6
+# always 2), GUEST_CMDLINE,
 # BOOT_TIMEOUT (seconds for one L2 boot, 900), CH_EXTRA (extra VMM words,
 # e.g. "--seccomp log"), FSX_TRACE=1 (scenario 2 prints the ioctls the
 # VMM's threads issue around the error, from the L1 kernel's trace).
@@ -48,7 +51,7 @@ SUITE=${FSX_SUITE:-trixie-backports}
 FSX_DIR=${FSX_DIR:-$ROOT/.lab/fullstack-x86}
 LAB_X86=${LAB_X86_DIR:-$ROOT/.lab/x86}
 L1_MEM=${L1_MEM:-3G}
-SCENARIOS=("1 boot" "2 consume" "3 baseline" "4 ao")
+SCENARIOS=("1 boot" "2 consume" "3 baseline" "4 ao" "5 two-vcpus" "6 reboot" "7 snapshot-restore" "8 drill")
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -62,7 +65,7 @@ while [ $# -gt 0 ]; do
         --ras-opts) export RAS_OPTS=$2; shift 2 ;;
         --ras-sync-opts) export RAS_OPTS_SYNC=$2; shift 2 ;;
         --suite) SUITE=$2; shift 2 ;;
-        -h|--help) sed -n '3,39p' "$0"; exit 0 ;;
+        -h|--help) sed -n '3,42p' "$0"; exit 0 ;;
         -*) lab_die "unknown option $1" ;;
         *) CH_BIN=$1; shift ;;
     esac
@@ -82,7 +85,7 @@ if command -v file >/dev/null; then
     file -b "$CH_BIN" | grep -qE 'statically linked|static-pie linked' ||
         lab_log "warning: $CH_BIN is not statically linked (L1 has no shared libraries)"
 fi
-case $ONLY in *[!0-9\ ]*) lab_die "--only takes scenario numbers (1-4), e.g. --only \"1 3\"" ;; esac
+case $ONLY in *[!0-9\ ]*) lab_die "--only takes scenario numbers (1-8), e.g. --only \"1 3\"" ;; esac
 
 # 1. QEMU, the Debian amd64 kernel with kvm-amd + hwpoison-inject, busybox:
 # scripts/lab-x86.sh's own fetch (its cache, .lab/x86; exits 77 with a

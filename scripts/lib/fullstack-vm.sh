@@ -85,7 +85,9 @@ fsv_wait_answer() {
     _left=$2
     while [ "$_left" -gt 0 ]; do
         _s=10; [ "$_left" -lt 10 ] && _s=$_left
-        fsv_wait_log "RASCMD-END $1 " "$_s" && return 0
+        # rc= and a digit: the line can stop short of its status when the
+        # transmitter stalls (below), and the nudge then brings the rest.
+        fsv_wait_log "RASCMD-END $1 rc=[0-9]" "$_s" && return 0
         fsv_alive || return 1
         _left=$((_left - _s))
         [ "$_left" -gt 0 ] && { echo >&3; fsv_ev "no answer to command $1 yet: nudged the guest's serial input"; }
@@ -209,4 +211,36 @@ fsv_trace_ioctls() {
     # "  vcpu0-123  [000] .....  12.3: sys_enter: NR 16 (b, ae80, 0, ...)"
     sed -n 's/^ *\(.*\)-[0-9]* *\[.*sys_enter: NR [0-9]* ([0-9a-f]*, \([0-9a-f]*\),.*/\1 ioctl=0x\2/p' "$FSV_TRACE/trace" |
         sort | uniq -c | sed 's/^ */    ioctls: /'
+}
+
+# fsv_events_with NAME KEY=VALUE...: the RAS events NAME whose properties
+# include every "KEY":"VALUE" given, one a line; fsv_has_event: whether
+# there is one; fsv_count_event: how many.
+fsv_events_with() {
+    _name=$1; shift
+    _objs=$(fsv_events | grep -a "\"event\":\"$_name\"")
+    for _kv in "$@"; do
+        _objs=$(echo "$_objs" | grep -aF "\"${_kv%%=*}\":\"${_kv#*=}\"")
+    done
+    echo "$_objs" | grep -a .
+}
+fsv_has_event() { fsv_events_with "$@" >/dev/null; }
+fsv_count_event() { fsv_events_with "$@" | grep -c .; }
+
+# fsv_reboot: the guest reboots itself (`reboot -f` through the agent);
+# fsv_rebooted SECONDS: wait for the next "RASGUEST ready" (0) or not (1);
+# the agent is taken as alive again.
+fsv_reboot() {
+    FSV_NREADY=$(grep -ac "RASGUEST ready" "$SER")
+    T_START=$(fsv_now_ms)
+    gsend "reboot -f"
+}
+fsv_rebooted() {
+    _n=0
+    while [ "$(grep -ac 'RASGUEST ready' "$SER")" -le "$FSV_NREADY" ] && fsv_alive && [ $_n -lt $(($1 * 5)) ]; do
+        fsv_nap; _n=$((_n + 1))
+    done
+    [ "$(grep -ac 'RASGUEST ready' "$SER")" -gt "$FSV_NREADY" ] || return 1
+    BOOT_MS=$(( $(fsv_now_ms) - T_START )); G_DEAD=0
+    fsv_ev "guest rebooted: agent up again after ${BOOT_MS} ms"
 }
