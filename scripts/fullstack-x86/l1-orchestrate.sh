@@ -61,19 +61,9 @@ CH_SERIAL=${CH_SERIAL:---serial tty --console off}
 export GUEST_RAM_BASE GUEST_MEM_BYTES
 . "$FSD/fullstack-vm.sh"
 mkdir -p "$W"
-PASSED=0 FAILED=0 SKIPPED=0
 
 say() { fsv_say "$@"; }
 ev() { fsv_ev "$@"; }
-result() { # N NAME PASS|FAIL|SKIP WHY
-    case $3 in
-        PASS) PASSED=$((PASSED + 1)) ;;
-        SKIP) SKIPPED=$((SKIPPED + 1)) ;;
-        *) FAILED=$((FAILED + 1)) ;;
-    esac
-    say "RESULT $1 $2 $3${4:+ ($4)}"
-}
-want() { [ -z "$ONLY" ] || echo " $ONLY " | grep -q " $1 "; }
 ras_args() { [ "$FSX_RAS" = negative ] || echo "$RAS_FLAG${1:+ $1}"; }
 
 # vm_start NAME RASARGS [CPUS]: a VM booting $FSD/vmlinuz directly
@@ -242,11 +232,7 @@ scenario_drill() {
     [ "$c2" = "$c1" ] || why="$why sync-changed-counters"
     [ "$e2" = "$e1" ] || why="$why sync-published-events($e1->$e2)"
     fsv_alive && ! guest_panicked || why="$why vmm-or-guest-dead"
-    if [ -z "$why" ]; then
-        result 8 drill PASS "async: ch-remote rc 0, answer lists ${ans% }; guest 'Memory failure: $gpfn' + $((b1 - b0)) new 'Bank 255' line(s) (ADDR line: $addr, kpageflags hwpoison=$off); counters $(counter_changes "$c0" "$c1" | sed "s/ $//"); sync: ch-remote rc $rs, HTTP $st, counters and events unchanged"
-    else
-        result 8 drill FAIL "failed:$why"
-    fi
+    verdict 8 drill "async: ch-remote rc 0, answer lists ${ans% }; guest 'Memory failure: $gpfn' + $((b1 - b0)) new 'Bank 255' line(s) (ADDR line: $addr, kpageflags hwpoison=$off); counters $(counter_changes "$c0" "$c1" | sed "s/ $//"); sync: ch-remote rc $rs, HTTP $st, counters and events unchanged"
 }
 
 # scenario_reboot: scenario 6 on the current VM (RAS without early kill):
@@ -303,11 +289,7 @@ scenario_reboot() {
             grep -aqE 'Kernel panic|Fatal machine check' "$SER" && why="$why guest-panic($(panic_line))"
             [ "$G_RC" = 0 ] || why="$why agent=$G_RC"
             fsv_alive || why="$why vmm-dead"
-            if [ -z "$why" ]; then
-                result 6 reboot PASS "before: ${sig:-killed}; guest rebooted in ${BOOT_MS} ms; poison-repaired gpa=$gpa; $hw; GPA $use; host page readable, not poisoned ($(echo "$pte" | sed 's/.*\(pfn=[^ ]*\).*/\1/'))"
-            else
-                result 6 reboot FAIL "failed:$why"
-            fi
+            verdict 6 reboot "before: ${sig:-killed}; guest rebooted in ${BOOT_MS} ms; poison-repaired gpa=$gpa; $hw; GPA $use; host page readable, not poisoned ($(echo "$pte" | sed 's/.*\(pfn=[^ ]*\).*/\1/'))"
         else
             tail -n 20 "$SER" | tr -d '\r' | sed 's/^/    serial: /'
             evidence
@@ -471,11 +453,7 @@ if want 5 || want 6; then
                     [ "$lives" -ge 1 ] || why="$why guest-not-answering"
                     guest_panicked && why="$why guest-panic($(panic_line))"
                     if fsv_alive; then :; else fsv_wait_exit 1; why="$why vmm-dead(status-$CH_STATUS)"; fi
-                    if [ -z "$why" ]; then
-                        result 5 two-vcpus PASS "$sigs; guest killed both (Memory failure lines for $ga $gb); events sigbus-ar + abort-injected for vcpu 0 and 1 ($nab abort-injected); workload and VMM alive"
-                    else
-                        result 5 two-vcpus FAIL "failed:$why"
-                    fi
+                    verdict 5 two-vcpus "$sigs; guest killed both (Memory failure lines for $ga $gb); events sigbus-ar + abort-injected for vcpu 0 and 1 ($nab abort-injected); workload and VMM alive"
                 else
                     result 5 two-vcpus FAIL "no GPA, same GPA twice ($ga $gb) or poisoning failed"
                 fi
@@ -554,11 +532,7 @@ if want 7; then
                 else
                     why="$why pause-rc=$p_ snapshot-rc=$s_"
                 fi
-                if [ -z "$why" ]; then
-                    result 7 snapshot-restore PASS "$s7gpa known poisoned to the VMM (page-poisoned, guest not told); pause/snapshot/kill/restore/resume ok; after restore: $touched; restored guest runs on"
-                else
-                    result 7 snapshot-restore FAIL "failed:$why"
-                fi
+                verdict 7 snapshot-restore "$s7gpa known poisoned to the VMM (page-poisoned, guest not told); pause/snapshot/kill/restore/resume ok; after restore: $touched; restored guest runs on"
             else
                 result 7 snapshot-restore FAIL "no GPA or poisoning failed"
             fi
@@ -584,22 +558,10 @@ if want 3 || { [ "$RAS" = 0 ] && want 1; }; then
             say "--- scenario 3: baseline consumption without $RAS_FLAG"
             fsv_hold s3 1 0
             if [ -n "$gpa" ] && fsv_poison "$gpa"; then
-                # No early kill by default: the VMM survives the poisoning;
-                # the death counted is the guest's consumption.
-                sleep 2
-                alive_after_poison=$(fsv_alive && echo y || echo n)
-                gsend "kill -USR1 $pid"
-                fsv_wait_exit 120 || true
-                touched=$(grep -ac "RASTEST touch tag=s3 " "$SER")
-                readok=$(grep -ac "RASTEST read-ok tag=s3 " "$SER")
-                tail -n 4 "$SER" | tr -d '\r' | sed 's/^/    serial: /'
-                tail -n 3 "$D/ch.log" | sed 's/^/    ch: /'
-                host_mf
-                ev "VMM status after the guest read the poisoned page: $CH_STATUS (135 = killed by SIGBUS)"
-                if [ "$CH_STATUS" = 135 ] && [ "$alive_after_poison" = y ] && [ "$touched" -ge 1 ] && [ "$readok" -eq 0 ]; then
+                if fsv_baseline s3 120; then
                     result 3 baseline PASS "without $RAS_FLAG the VMM survives the poisoning and is killed by SIGBUS (status 135) when the guest reads the page"
                 else
-                    result 3 baseline FAIL "VMM status $CH_STATUS (expected 135, SIGBUS), alive after poisoning=$alive_after_poison, guest touch lines=$touched, read-ok lines=$readok"
+                    result 3 baseline FAIL "$FSV_BASELINE"
                 fi
             else
                 result 3 baseline FAIL "no GPA or poisoning failed"

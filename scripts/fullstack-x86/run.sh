@@ -45,6 +45,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 LAB_LOG_PREFIX=fullstack-x86
 . "$ROOT/scripts/lib/lab-common.sh"
+. "$ROOT/scripts/lib/fullstack-host.sh"
 
 CH_BIN= CH_REMOTE= ONLY=${ONLY:-} L1_TIMEOUT=${L1_TIMEOUT:-3600} FSX_RAS=auto
 SUITE=${FSX_SUITE:-trixie-backports}
@@ -54,11 +55,9 @@ L1_MEM=${L1_MEM:-3G}
 SCENARIOS=("1 boot" "2 consume" "3 baseline" "4 ao" "5 two-vcpus" "6 reboot" "7 snapshot-restore" "8 drill")
 
 while [ $# -gt 0 ]; do
+    fullstack_opt "$@"
+    if [ "$FS_SHIFT" -gt 0 ]; then shift "$FS_SHIFT"; continue; fi
     case "$1" in
-        --ch) CH_BIN=${2:-}; shift 2 ;;
-        --ch-remote) CH_REMOTE=${2:-}; shift 2 ;;
-        --only) ONLY=$2; shift 2 ;;
-        --timeout) L1_TIMEOUT=$2; shift 2 ;;
         --ras) FSX_RAS=auto; shift ;;
         --no-ras) FSX_RAS=off; shift ;;
         --negative) FSX_RAS=negative; shift ;;
@@ -66,8 +65,7 @@ while [ $# -gt 0 ]; do
         --ras-sync-opts) export RAS_OPTS_SYNC=$2; shift 2 ;;
         --suite) SUITE=$2; shift 2 ;;
         -h|--help) sed -n '3,42p' "$0"; exit 0 ;;
-        -*) lab_die "unknown option $1" ;;
-        *) CH_BIN=$1; shift ;;
+        *) lab_die "unknown option $1" ;;
     esac
 done
 
@@ -76,10 +74,7 @@ if [ -z "$CH_BIN" ] || [ ! -x "$CH_BIN" ]; then
     echo "FULLSTACK-X86 SUMMARY 0 passed, 0 failed, ${#SCENARIOS[@]} skipped"
     lab_skip "no Cloud Hypervisor binary${CH_BIN:+ (not executable: $CH_BIN)} (give --ch BIN)"
 fi
-CH_BIN=$(readlink -f "$CH_BIN")
-if [ -z "$CH_REMOTE" ] && [ -x "$(dirname "$CH_BIN")/ch-remote" ]; then
-    CH_REMOTE=$(dirname "$CH_BIN")/ch-remote
-fi
+fullstack_bins
 if command -v file >/dev/null; then
     file -b "$CH_BIN" | grep -q 'x86-64' || lab_die "$CH_BIN is not an x86_64 binary"
     file -b "$CH_BIN" | grep -qE 'statically linked|static-pie linked' ||

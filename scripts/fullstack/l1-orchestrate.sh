@@ -17,6 +17,12 @@ set -u
 trap '' PIPE
 FSD=${FSD:-/fullstack}
 . "$FSD/config.sh"
+# The VM-driving helpers and the scenarios' bookkeeping shared with the x86
+# full stack (scripts/lib/fullstack-vm.sh; run.sh copies it here). This
+# lab's guests never needed fsv_wait_answer's nudge of their serial input;
+# fsv_hold waits 60 s, a poweroff 20 s.
+FSV_NUDGE=0 HOLD_TIMEOUT=60 FSV_STOP_WAIT=20
+. "$FSD/fullstack-vm.sh"
 CH=$FSD/cloud-hypervisor
 CHR=$FSD/ch-remote
 FW=$FSD/CLOUDHV_EFI.fd
@@ -25,58 +31,25 @@ RT=$FSD/rastest
 W=${W:-/tmp/fs}
 ONLY=${ONLY:-}
 mkdir -p "$W"
-PASSED=0
-FAILED=0
-SKIPPED=0
 FIG=$W/figures
 : >"$FIG"
 
-say() { echo "FULLSTACK $*"; }
-ev() { echo "    | $*"; }
-nap() { sleep 0.2 2>/dev/null || sleep 1; }
-now_ms() { "$RT" now; }
+say() { fsv_say "$@"; }
+ev() { fsv_ev "$@"; }
 figure() { echo "$*" >>"$FIG"; say "FIGURE $*"; }
-result() { # n name PASS|FAIL|SKIP why
-    case $3 in
-        PASS) PASSED=$((PASSED + 1)) ;;
-        SKIP) SKIPPED=$((SKIPPED + 1)) ;;
-        *) FAILED=$((FAILED + 1)) ;;
-    esac
-    say "RESULT $1 $2 $3${4:+ ($4)}"
-}
-# verdict N NAME PASS-TEXT [FAIL-TEXT]: PASS with PASS-TEXT when the checks
-# left no reason in $why, else FAIL with the reasons (and FAIL-TEXT).
-verdict() {
-    if [ -z "$why" ]; then result "$1" "$2" PASS "$3"; else result "$1" "$2" FAIL "failed:$why${4:-}"; fi
-}
-want() { [ -z "$ONLY" ] || echo " $ONLY " | grep -q " $1 "; }
 # neg N: scenario N runs with its feature disabled (FS_NEGATIVE="11 16 ...",
 # the negative control: it must then FAIL; each scenario says how).
 neg() { echo " ${FS_NEGATIVE:-} " | grep -q " $1 "; }
 
 # ---- one VMM instance -----------------------------------------------------
-# vm_dir NAME: a fresh directory for VMM NAME (sets VM, D, SER, EVT, API).
-vm_dir() {
-    VM=$1
-    G_DEAD=0
-    D=$W/$VM
-    rm -rf "$D"; mkdir -p "$D"
-    SER=$D/serial.log; EVT=$D/events.json; API=$D/api.sock
-    mkfifo "$D/in"; : >"$SER"
-}
-# vm_spawn SEQ CH-ARGS...: start the VMM with its API socket, its event
-# monitor, CH_EXTRA and CH-ARGS (sets CHPID, SEQ). Its stdin/stdout on a
-# pseudo-terminal (--serial tty only reads input from a terminal): output
-# -> $SER, lines written to fd 3 -> input.
+# vm_spawn SEQ CH-ARGS...: fsv_spawn with CH_EXTRA (extra VMM words,
+# diagnostics, e.g. "--seccomp log"); the agent's commands numbered from
+# SEQ.
 vm_spawn() {
-    SEQ=$1; shift
-    # shellcheck disable=SC2086 # CH_EXTRA: extra VMM words (diagnostics, e.g. "--seccomp log")
-    set -- --api-socket "path=$API" --event-monitor "path=$EVT" ${CH_EXTRA:-} "$@"
-    echo "$CH $*" >"$D/cmdline"
-    ev "start $VM: cloud-hypervisor $*"
-    "$RT" pty "$SER" "$D/in" "$CH" "$@" 2>"$D/ch.log" &
-    CHPID=$!
-    exec 3>"$D/in"
+    _seq=$1; shift
+    # shellcheck disable=SC2086 # CH_EXTRA: several words
+    fsv_spawn ${CH_EXTRA:-} "$@"
+    SEQ=$_seq
 }
 # vm_start NAME RASARGS|"" [extra CH args]   (sets VM, CHPID, SER, EVT, API)
 # RASARGS: "$(ras_args OPTS)" ("--ras" or "--ras OPTS"), "" for no --ras
@@ -84,7 +57,7 @@ vm_spawn() {
 # boot disk instead of $ESP.
 vm_start() {
     ras=$2
-    vm_dir "$1"; shift 2
+    fsv_dir "$1"; shift 2
     if [ "$MEM_BACKING" = file ]; then
         # Guest RAM in a named file: the VMM's mapping is found by its path.
         MEM_FILE=$D/guest-ram
@@ -100,17 +73,16 @@ vm_start() {
         $CH_SERIAL "$@"
     # shellcheck disable=SC2086 # "--ras" or "--ras OPTS": two words
     [ -n "$ras" ] && set -- "$@" $ras
-    T_START=$(now_ms)
     vm_spawn 0 "$@"
 }
 vm_restore() { # NAME SNAPDIR
-    vm_dir "$1"
+    fsv_dir "$1"
     vm_spawn 100 --restore "source_url=file://$2"
 }
 # vm_dest NAME: a VMM without a VM, to receive a migration (its serial on
 # a pseudo-terminal too: the migrated guest's --serial tty is its stdin).
 vm_dest() {
-    vm_dir "$1"
+    fsv_dir "$1"
     vm_spawn 300
 }
 # vm_save KEY / vm_switch KEY: remember the current VMM's variables, make a
@@ -123,81 +95,17 @@ vm_switch() {
     eval "VM=\$SV_${1}_VM D=\$SV_${1}_D SER=\$SV_${1}_SER EVT=\$SV_${1}_EVT API=\$SV_${1}_API CHPID=\$SV_${1}_PID SEQ=\$SV_${1}_SEQ MEM_FILE=\$SV_${1}_MF"
     exec 3>"$D/in"
 }
-alive() { kill -0 "$CHPID" 2>/dev/null; }
-# vm_kill: end the current VMM: SIGTERM, then SIGKILL after 10 s (a VMM
-# busy in receive-migration never gets to its SIGTERM: seen in scenario 14).
-vm_kill() {
-    kill "$CHPID" 2>/dev/null
-    n=0; while alive && [ $n -lt 50 ]; do nap; n=$((n + 1)); done
-    alive && { ev "VMM $VM ignored SIGTERM for 10 s: SIGKILL"; kill -9 "$CHPID" 2>/dev/null; }
-    wait "$CHPID" 2>/dev/null; CH_STATUS=$?
+vm_boot() { # fsv_boot BOOT_TIMEOUT; the boot time joins BOOTS_RAS or BOOTS_BASE
+    fsv_boot "$BOOT_TIMEOUT" || return 1
+    if [ -n "$ras" ]; then BOOTS_RAS="${BOOTS_RAS:-} $BOOT_MS"; else BOOTS_BASE="${BOOTS_BASE:-} $BOOT_MS"; fi
 }
-# wait_log PATTERN SECONDS [FILE]: grep -E in the serial log (or FILE)
-wait_log() {
-    n=0; f=${3:-$SER}
-    while ! grep -aqE -- "$1" "$f" 2>/dev/null; do
-        alive || { grep -aqE -- "$1" "$f" 2>/dev/null; return $?; }
-        n=$((n + 1)); [ "$n" -le $(($2 * 5)) ] || return 1
-        nap
-    done
-}
-vm_boot() { # wait for the agent; sets BOOT_MS
-    if wait_log "RASGUEST ready" "$BOOT_TIMEOUT"; then
-        BOOT_MS=$(( $(now_ms) - T_START ))
-        ev "guest agent up after ${BOOT_MS} ms"
-        if [ -n "$ras" ]; then BOOTS_RAS="${BOOTS_RAS:-} $BOOT_MS"; else BOOTS_BASE="${BOOTS_BASE:-} $BOOT_MS"; fi
-        return 0
-    fi
-    ev "guest did not come up; VMM alive: $(alive && echo yes || echo no)"
-    tail -n 20 "$SER" | tr -d '\r' | sed 's/^/    serial: /'
-    tail -n 20 "$D/ch.log" | sed 's/^/    ch: /'
-    return 1
-}
-# g CMD...: run a shell command in the guest, wait for it, print its output
-# (also left in $D/g.out; never call g in $(...): SEQ must advance here)
-# After one command timed out the agent is taken as gone (a guest kernel
-# oops, a hung guest): the next ones return at once (G_RC=dead) instead of
-# waiting their timeout each; vm_start/vm_restore/vm_dest/vm_switch reset it.
-g() {
-    SEQ=$((SEQ + 1))
-    if [ "${G_DEAD:-0}" = 1 ]; then
-        G_RC=dead; : >"$D/g.out"; ev "guest agent gone: not sent: $*"
-        return 0
-    fi
-    before=$(wc -l <"$SER")
-    echo "$SEQ $*" >&3
-    # 180 s: a whole `dmesg` (longer with efi=debug) crosses the emulated
-    # serial port in well over a minute when the machine is loaded.
-    if wait_log "RASCMD-END $SEQ " "${GTIMEOUT:-180}"; then
-        G_RC=$(grep -a "RASCMD-END $SEQ " "$SER" | tail -n1 | sed 's/.*rc=\([0-9]*\).*/\1/')
-    else
-        G_RC=timeout; G_DEAD=1
-        ev "guest agent did not answer command $SEQ in ${GTIMEOUT:-180} s: taken as gone"
-    fi
-    tail -n +"$((before + 1))" "$SER" | tr -d '\r' | grep -av '^RASCMD-END' | sed 's/^/    guest: /' >"$D/g.out"
-    cat "$D/g.out"
-    return 0
-}
-# gbg CMD: start a background command in the guest (no wait)
-gbg() { SEQ=$((SEQ + 1)); echo "$SEQ $* &" >&3; }
 guest_gpa() { # TAG PAGE -> GPA printed by "rastest hold"
     grep -a "RASTEST page tag=$1 .*page=$2 " "$SER" | tail -n1 | sed 's/.*gpa=\(0x[0-9a-f]*\).*/\1/'
 }
-# guest_reboot: the guest agent reboots the guest (reboot -f);
-# guest_rebooted SEQ: waits (BOOT_TIMEOUT) for the rebooted guest's agent,
-# which numbers its commands from SEQ; status 0 when it came back.
-guest_reboot() {
-    nready=$(grep -ac "RASGUEST ready" "$SER")
-    T_START=$(now_ms)
-    SEQ=$((SEQ + 1))
-    echo "$SEQ reboot -f" >&3
-}
-guest_rebooted() {
-    n=0; while [ "$(grep -ac 'RASGUEST ready' "$SER")" -le "$nready" ] && alive && [ $n -lt $((BOOT_TIMEOUT * 5)) ]; do nap; n=$((n + 1)); done
-    [ "$(grep -ac 'RASGUEST ready' "$SER")" -gt "$nready" ] || return 1
-    ev "guest rebooted in $(( $(now_ms) - T_START )) ms"
-    SEQ=$1
-}
+# guest_rebooted SEQ: after fsv_reboot, waits (BOOT_TIMEOUT) for the
+# rebooted guest's agent, whose commands are then numbered from SEQ;
+# status 0 when it came back.
+guest_rebooted() { fsv_rebooted "$BOOT_TIMEOUT" || return 1; SEQ=$1; }
 # middle_page TAG: of the pages "rastest hold TAG" printed, the GPA nearest
 # the middle of guest RAM (the guest kernel's early, top-down allocations
 # take the top: after a reboot the guest program can own that GPA again).
@@ -210,25 +118,6 @@ middle_page() {
     echo "$best"
 }
 guest_pid() { grep -a "RASTEST ready tag=$1 " "$SER" | tail -n1 | sed 's/.*pid=\([0-9]*\).*/\1/'; }
-# hold_page TAG PAGES CPU: a guest process TAG holding PAGES pages on CPU;
-# sets gpa (its first page's GPA) and pid, and says so.
-hold_page() {
-    gbg "rastest hold $1 $2 $3"
-    wait_log "RASTEST ready tag=$1 " 60
-    gpa=$(guest_gpa "$1" 0); pid=$(guest_pid "$1")
-    ev "guest page $1/0 at GPA $gpa (pid $pid)"
-}
-# poison GPA: corrupt-pfn on the host page behind it (sets PFN, HVA)
-poison() {
-    out=$("$RT" hostpfn "$CHPID" "$1" "$GUEST_RAM_BASE" "$GUEST_MEM_BYTES" ${MEM_FILE:+"$MEM_FILE"})
-    ev "$out"
-    PFN=$(echo "$out" | sed -n 's/.* pfn=\(0x[0-9a-f]*\).*/\1/p')
-    HVA=$(echo "$out" | sed -n 's/.* hva=\(0x[0-9a-f]*\).*/\1/p')
-    [ -n "$PFN" ] || return 1
-    t=$(now_ms)
-    echo "$PFN" >/sys/kernel/debug/hwpoison/corrupt-pfn || return 1
-    ev "corrupt-pfn $PFN written ($(( $(now_ms) - t )) ms); host: $(dmesg | grep -a 'emory failure' | tail -n1)"
-}
 # The vCPU threads' system calls around one error, from the kernel's own
 # trace (raw_syscalls and signal_deliver, ftrace): vcpu_trace_on before the
 # guest consumes, vcpu_trace_off FILE after; vcpu_trace_figure FILE prints,
@@ -309,30 +198,8 @@ vmm_mem() { # VmRSS/VmHWM in kB
     HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$CHPID/status" 2>/dev/null)
 }
 ras_events() { # print the RAS events (evidence), one compact object a line
-    ras_event_objs | grep -a '"source":"ras"' | sed 's/^/    event: /' | tail -n "${1:-20}"
+    fsv_events | sed 's/^/    event: /' | tail -n "${1:-20}"
 }
-# has_event NAME: the event monitor wrote {"source": "ras", "event": NAME}
-# (pretty-printed JSON, one key a line: match on the file with white space
-# removed).
-has_event() { tr -d ' \t\n' <"$EVT" 2>/dev/null | grep -aq "\"source\":\"ras\",\"event\":\"$1\""; }
-# ras_event_objs: the event file, white space removed, one JSON object a
-# line (objects start with {"timestamp"; properties are nested objects).
-ras_event_objs() {
-    tr -d ' \t\n' <"$EVT" 2>/dev/null | awk '{ gsub(/\}\{"timestamp"/, "}\n{\"timestamp\""); print }'
-}
-# ras_events_with NAME KEY=VALUE...: the current VMM's RAS events NAME
-# whose properties include every "KEY":"VALUE" given (in any order), one a
-# line; has_event_with: whether there is one; count_event_with: how many.
-ras_events_with() {
-    name=$1; shift
-    objs=$(ras_event_objs | grep -a "\"source\":\"ras\",\"event\":\"$name\"")
-    for kv in "$@"; do
-        objs=$(echo "$objs" | grep -aF "\"${kv%%=*}\":\"${kv#*=}\"")
-    done
-    echo "$objs" | grep -a .
-}
-has_event_with() { ras_events_with "$@" >/dev/null; }
-count_event_with() { ras_events_with "$@" | grep -c .; }
 # The RASTEST part of a serial line: the guest kernel's console output can
 # land inside a line written by rastest (printk bypasses the tty buffer).
 rastest_part() { tr -d '\r' | sed 's/.*\(RASTEST \)/\1/; s/\(dt_us=[0-9]*\).*/\1/'; }
@@ -340,21 +207,6 @@ rastest_part() { tr -d '\r' | sed 's/.*\(RASTEST \)/\1/; s/\(dt_us=[0-9]*\).*/\1
 # (all messages stay in the guest's dmesg, which the scenarios read), so
 # that printk cannot split the agent's and rastest's lines.
 quiet_console() { g "dmesg -n 1; echo console-quiet"; }
-vm_stop() { # graceful: guest poweroff, then VMM exit; sets CH_STATUS
-    if alive; then
-        echo "$((SEQ + 1)) poweroff -f" >&3
-        n=0; while alive && [ $n -lt 100 ]; do nap; n=$((n + 1)); done
-    fi
-    if alive; then vm_kill; else wait "$CHPID" 2>/dev/null; CH_STATUS=$?; fi
-    exec 3>&-
-    ev "VMM $VM exit status $CH_STATUS"
-}
-vm_wait_exit() { # seconds -> CH_STATUS (if it exited)
-    n=0; while alive && [ $n -lt $(($1 * 5)) ]; do nap; n=$((n + 1)); done
-    if alive; then CH_STATUS=running; return 1; fi
-    wait "$CHPID" 2>/dev/null; CH_STATUS=$?
-    return 0
-}
 gdmesg_ras() { g "dmesg | grep -aiE 'hardware error|memory failure|physical_address|section_type|event severity|GHES|HEST|APEI|SIGBUS|error_type|ARM processor' | tail -n 40"; }
 # ACPI/APEI errors in a raw guest dmesg (`dmesg -r`, lines "<level>..."):
 # messages at level err or worse (0-3) about ACPI/APEI/HEST/GHES, plus
@@ -373,7 +225,7 @@ if [ "${SELFTEST:-0}" = 1 ]; then
     D=$W/selftest; mkdir -p "$D"; SER=$D/out.log; : >"$SER"
     "$RT" hold st 37 0 >"$SER" 2>&1 &
     CHPID=$!
-    wait_log "RASTEST ready tag=st " 20
+    fsv_wait_log "RASTEST ready tag=st " 20
     va0=$(grep -a "RASTEST page tag=st .*page=0 " "$SER" | sed 's/.*va=\(0x[0-9a-f]*\).*/\1/')
     va5=$(grep -a "RASTEST page tag=st .*page=5 " "$SER" | sed 's/.*va=\(0x[0-9a-f]*\).*/\1/')
     own=$(grep -a "RASTEST page tag=st .*page=5 " "$SER" | sed 's/.*gpa=\(0x[0-9a-f]*\).*/\1/')
@@ -384,8 +236,8 @@ if [ "${SELFTEST:-0}" = 1 ]; then
     if [ -n "$PFN" ] && [ $((PFN * 4096)) -eq $((own)) ]; then say "SELFTEST hostpfn matches the process's own pagemap: ok"; else say "SELFTEST hostpfn: FAIL"; fi
     # Touch page 5 after poisoning it: the reader of page 0 is fine, page 5
     # is read by SIGUSR2 (all pages).
-    t=$(now_ms); echo "$PFN" >/sys/kernel/debug/hwpoison/corrupt-pfn; r=$?
-    ev "corrupt-pfn $PFN: rc $r in $(( $(now_ms) - t )) ms; $(dmesg | grep -a 'emory failure' | tail -n 2 | tr '\n' ' ')"
+    t=$(fsv_now_ms); echo "$PFN" >/sys/kernel/debug/hwpoison/corrupt-pfn; r=$?
+    ev "corrupt-pfn $PFN: rc $r in $(( $(fsv_now_ms) - t )) ms; $(dmesg | grep -a 'emory failure' | tail -n 2 | tr '\n' ' ')"
     kill -USR1 "$CHPID"; sleep 1; kill -USR2 "$CHPID"; sleep 1
     tr -d '\r' <"$SER" | grep -aE 'touch|read-ok|sigbus' | sed 's/^/    rastest: /'
     if grep -aq "RASTEST sigbus tag=st .*code=BUS_MCEERR_AR.*addr=$va5 lsb=12" "$SER"; then
@@ -428,10 +280,10 @@ if want 1 || want 3 || want 7 || want 9; then
         fi
         if want 3; then
             say "--- scenario 3: asynchronous (poisoned, not yet touched -> async source -> guest offlines)"
-            hold_page s3 2 1
-            if [ -n "$gpa" ] && poison "$gpa"; then
+            fsv_hold s3 2 1
+            if [ -n "$gpa" ] && fsv_poison "$gpa"; then
                 gpfn=$(printf '0x%x' $((gpa >> 12)))
-                wait_log "Memory failure: $gpfn" 10 || true
+                fsv_wait_log "Memory failure: $gpfn" 10 || true
                 sleep 3
                 gdmesg_ras
                 g "rastest kpf $gpfn"
@@ -439,10 +291,10 @@ if want 1 || want 3 || want 7 || want 9; then
                 g "kill -USR1 $pid; sleep 2"
                 ras_events
                 got=$(grep -a "RASTEST sigbus tag=s3 " "$SER" | tail -n1)
-                if [ "$off" = 1 ] && alive && has_event async-notified; then
+                if [ "$off" = 1 ] && fsv_alive && fsv_has_event async-notified; then
                     result 3 async PASS "guest page $gpfn offlined before use (kpageflags hwpoison=1); later touch: ${got:-no SIGBUS}"
                 else
-                    result 3 async FAIL "hwpoison=$off alive=$(alive && echo y || echo n) async-notified=$(has_event async-notified && echo y || echo n) record-written=$(has_event record-written && echo y || echo n)"
+                    result 3 async FAIL "hwpoison=$off alive=$(fsv_alive && echo y || echo n) async-notified=$(fsv_has_event async-notified && echo y || echo n) record-written=$(fsv_has_event record-written && echo y || echo n)"
                 fi
             else
                 result 3 async FAIL "no GPA or poisoning failed"
@@ -452,14 +304,14 @@ if want 1 || want 3 || want 7 || want 9; then
             say "--- scenario 7: operator drill (ch-remote inject-error)"
             if [ -x "$CHR" ]; then
                 gbg "rastest hold s7 1 0"
-                wait_log "RASTEST ready tag=s7 " 60
+                fsv_wait_log "RASTEST ready tag=s7 " 60
                 gpa=$(guest_gpa s7 0)
                 mem_args=$(echo "$INJECT_MEM_ARGS" | sed "s/@GPA@/$gpa/g")
                 # Scenario 3 ran in this VM: count what is new.
                 g "dmesg" >/dev/null; cp "$D/g.out" "$D/dmesg-before-drill.txt"
                 mem0=$(grep -aic 'section_type: memory error' "$D/dmesg-before-drill.txt")
                 arm0=$(grep -aic 'section_type: ARM processor error' "$D/dmesg-before-drill.txt")
-                inj0=$(ras_event_objs | grep -ac '"source":"ras","event":"inject-requested"')
+                inj0=$(fsv_events | grep -ac '"source":"ras","event":"inject-requested"')
                 ev "ch-remote inject-error $mem_args"
                 "$CHR" --api-socket "$API" inject-error $mem_args >"$D/inject-mem.out" 2>&1; rm_=$?
                 sed 's/^/    ch-remote: /' "$D/inject-mem.out"
@@ -474,9 +326,9 @@ if want 1 || want 3 || want 7 || want 9; then
                 memok=$(( $(grep -aic 'section_type: memory error' "$D/dmesg-drill.txt") - mem0 ))
                 armok=$(( $(grep -aic 'section_type: ARM processor error' "$D/dmesg-drill.txt") - arm0 ))
                 pa_ok=$(grep -aic "physical_address: 0x0*${gpa#0x}" "$D/dmesg-drill.txt")
-                injok=$(( $(ras_event_objs | grep -ac '"source":"ras","event":"inject-requested"') - inj0 ))
+                injok=$(( $(fsv_events | grep -ac '"source":"ras","event":"inject-requested"') - inj0 ))
                 if [ $rm_ -eq 0 ] && [ $ra_ -eq 0 ] && [ "$memok" -ge 1 ] && [ "$armok" -ge 1 ] &&
-                    [ "$pa_ok" -ge 1 ] && [ "$injok" -eq 2 ] && alive; then
+                    [ "$pa_ok" -ge 1 ] && [ "$injok" -eq 2 ] && fsv_alive; then
                     result 7 drill PASS "new in the guest log: $memok memory error(s) at $gpa, $armok ARM processor error(s); inject-requested events: $injok"
                 else
                     result 7 drill FAIL "ch-remote rc mem=$rm_ arm=$ra_, new guest memory sections=$memok (PA $gpa logged: $pa_ok) arm sections=$armok inject-requested=$injok"
@@ -553,11 +405,11 @@ if want 1 || want 3 || want 7 || want 9; then
             ev "host (L1) FEAT_S2FWB: $(dmesg | grep -ai 'Stage-2 Force Write-Back' | head -n1 | grep . || echo 'not reported by the L1 kernel')"
             verdict 9 firmware-memmap "Reserved+WB entry $RAS_REGION_BASE-$end (size $(printf 0x%x "$size")) covers $nregs GHES registers; guest mappings:${attrs:- not traced}; HEST parsed, $nbound/$nsrc GHES bound"
         fi
-        vm_stop
+        fsv_stop
     else
         BOOT_RAS=
         for s in 1 3 7 9; do want $s && result $s boot-ras-a FAIL "guest did not boot"; done
-        vm_stop
+        fsv_stop
     fi
 fi
 
@@ -570,8 +422,8 @@ if want 2 || want 4 || want 5; then
         if want 2; then
             say "--- scenario 2: synchronous recovery (guest process consumes a poisoned page)"
             gbg "rastest spin w2 0 >/tmp/w2.log 2>&1"
-            hold_page s2 1 0
-            if [ -n "$gpa" ] && poison "$gpa"; then
+            fsv_hold s2 1 0
+            if [ -n "$gpa" ] && fsv_poison "$gpa"; then
                 S2GPA=$gpa
                 gpfn=$(printf '0x%x' $((gpa >> 12)))
                 vcpu_trace_on || ev "no system call trace"
@@ -602,25 +454,25 @@ if want 2 || want 4 || want 5; then
                 # checked, and said so, when the kernel has no trace).
                 nsys=$(sed -n 's/.* syscalls=\([0-9]*\) .*/\1/p' "$D/syscalls.txt" | sort -n | tail -n1)
                 if echo "$sig" | grep -q 'code=BUS_MCEERR_AR' && [ "$pa_ok" -ge 1 ] && [ "$kill_ok" -ge 1 ] &&
-                    [ -n "$w2b" ] && [ "$w2a" != "$w2b" ] && alive && { has_event sigbus-ar || has_event sea-exit; } &&
-                    has_event record-written && has_event abort-injected && [ "${nsys:-0}" -le 2 ]; then
+                    [ -n "$w2b" ] && [ "$w2a" != "$w2b" ] && fsv_alive && { fsv_has_event sigbus-ar || fsv_has_event sea-exit; } &&
+                    fsv_has_event record-written && fsv_has_event abort-injected && [ "${nsys:-0}" -le 2 ]; then
                     result 2 sync PASS "$sig; guest logged PA $gpa; second workload $w2a -> $w2b; events sigbus-ar|sea-exit, record-written, abort-injected; vCPU thread system calls per error: ${nsys:-not traced}"
                 else
-                    result 2 sync FAIL "sigbus='${sig:-none}' pa_logged=$pa_ok kill_logged=$kill_ok w2=$w2a->$w2b vcpu-syscalls=${nsys:-not-traced}(at most 2) alive=$(alive && echo y || echo n) sigbus-ar=$(has_event sigbus-ar && echo y || echo n) sea-exit=$(has_event sea-exit && echo y || echo n) record-written=$(has_event record-written && echo y || echo n) abort-injected=$(has_event abort-injected && echo y || echo n)"
+                    result 2 sync FAIL "sigbus='${sig:-none}' pa_logged=$pa_ok kill_logged=$kill_ok w2=$w2a->$w2b vcpu-syscalls=${nsys:-not-traced}(at most 2) alive=$(fsv_alive && echo y || echo n) sigbus-ar=$(fsv_has_event sigbus-ar && echo y || echo n) sea-exit=$(fsv_has_event sea-exit && echo y || echo n) record-written=$(fsv_has_event record-written && echo y || echo n) abort-injected=$(fsv_has_event abort-injected && echo y || echo n)"
                 fi
             else
                 result 2 sync FAIL "no GPA or poisoning failed"
             fi
         fi
-        if want 4 && alive; then
+        if want 4 && fsv_alive; then
             say "--- scenario 4: two processes on two vCPUs consume two poisoned pages at once"
             gbg "rastest hold s4a 1 0"
             gbg "rastest hold s4b 1 1"
-            wait_log "RASTEST ready tag=s4b " 60; wait_log "RASTEST ready tag=s4a " 60
+            fsv_wait_log "RASTEST ready tag=s4b " 60; fsv_wait_log "RASTEST ready tag=s4a " 60
             ga=$(guest_gpa s4a 0); gb=$(guest_gpa s4b 0); pa=$(guest_pid s4a); pb=$(guest_pid s4b)
             ev "s4a GPA $ga pid $pa (cpu0), s4b GPA $gb pid $pb (cpu1)"
             grep -a 'RASTEST page tag=s4' "$SER" | rastest_part | sed 's/^/    guest: /'
-            if [ -n "$ga" ] && [ -n "$gb" ] && [ "$ga" != "$gb" ] && poison "$ga" && poison "$gb"; then
+            if [ -n "$ga" ] && [ -n "$gb" ] && [ "$ga" != "$gb" ] && fsv_poison "$ga" && fsv_poison "$gb"; then
                 # One kill(1) signals both: the two touches start together.
                 g "kill -USR1 $pa $pb; sleep 4; echo still-here"
                 gdmesg_ras
@@ -644,12 +496,12 @@ if want 2 || want 4 || want 5; then
                     grep -aqi "physical_address: 0x0*${gpa#0x}\$" "$D/dmesg-s4.txt" || why="$why s4$x-guest-pa-not-logged"
                     grep -aqE "Memory failure: $gpfn: (Sending SIGBUS|Killing) .*$pid" "$D/dmesg-s4.txt" ||
                         why="$why s4$x-guest-kill-not-logged"
-                    { has_event_with sigbus-ar "gpa=$gpa" "vcpu=$cpu" || has_event_with sea-exit "gpa=$gpa" "vcpu=$cpu"; } ||
+                    { fsv_has_event sigbus-ar "gpa=$gpa" "vcpu=$cpu" || fsv_has_event sea-exit "gpa=$gpa" "vcpu=$cpu"; } ||
                         why="$why s4$x-no-sigbus-ar/sea-exit(gpa=$gpa,vcpu=$cpu)"
-                    has_event_with record-written "gpa=$gpa" || why="$why s4$x-no-record-written(gpa=$gpa)"
-                    has_event_with abort-injected "vcpu=$cpu" || why="$why s4$x-no-abort-injected(vcpu=$cpu)"
+                    fsv_has_event record-written "gpa=$gpa" || why="$why s4$x-no-record-written(gpa=$gpa)"
+                    fsv_has_event abort-injected "vcpu=$cpu" || why="$why s4$x-no-abort-injected(vcpu=$cpu)"
                 done
-                alive || why="$why vmm-dead"
+                fsv_alive || why="$why vmm-dead"
                 [ "$lives" -ge 1 ] || why="$why guest-not-answering"
                 [ -n "${dt_a:-}" ] && [ -n "${dt_b:-}" ] &&
                     figure "two_vcpu_sigbus_latency_us cpu0=$dt_a cpu1=$dt_b (guest: touch -> SIGBUS handler, both touches started by one kill)"
@@ -660,19 +512,19 @@ if want 2 || want 4 || want 5; then
         elif want 4; then
             result 4 two-vcpus FAIL "VMM not running after scenario 2"
         fi
-        if want 5 && alive; then
+        if want 5 && fsv_alive; then
             say "--- scenario 5: reboot after poison, same GPA used again"
             # A page of its own, the one nearest the middle of guest RAM:
             # after the reboot the guest program must own that GPA again,
             # and the kernel's early (top-down) allocations take the top.
-            gbg "rastest hold s5 64 0"; wait_log "RASTEST ready tag=s5 " 60
+            gbg "rastest hold s5 64 0"; fsv_wait_log "RASTEST ready tag=s5 " 60
             gpa=$(middle_page s5)
-            if [ -n "$gpa" ] && poison "$gpa"; then
+            if [ -n "$gpa" ] && fsv_poison "$gpa"; then
                 # Consumed (sync path): the page is in the VMM's poison list.
                 g "kill -USR2 $(guest_pid s5); sleep 2"
             fi
             ev "rebooting the guest (poisoned GPA $gpa)"
-            guest_reboot
+            fsv_reboot
             if guest_rebooted 200; then
                 gpfn=$(printf '0x%x' $((gpa >> 12)))
                 GTIMEOUT=600 g "rastest kpf $gpfn; rastest hunt $gpa 440; dmesg | grep -aiE 'hardware error|memory failure' | tail -n 5; echo dmesg-checked"
@@ -681,7 +533,7 @@ if want 2 || want 4 || want 5; then
                 ras_events 5
                 # Anonymous RAM is fresh after any reboot: the VMM must also
                 # have taken the page out of its poison list (and repaired it).
-                repaired=$(has_event_with poison-repaired "gpa=$gpa" && echo y || echo n)
+                repaired=$(fsv_has_event poison-repaired "gpa=$gpa" && echo y || echo n)
                 # Deterministic proof that the GPA is usable again (the
                 # hunt alone is not: the rebooted kernel may hold the page,
                 # e.g. in the page cache of the initramfs, and the hunt can
@@ -701,26 +553,26 @@ if want 2 || want 4 || want 5; then
                 elif [ -n "$flags" ] && [ $(( (flags >> 10) & 1 )) -eq 1 ]; then use="free in the guest's buddy allocator (flags $flags; ${hunt:-no hunt line})"
                 elif [ -n "$flags" ]; then use="held by the guest kernel (flags $flags, not buddy; ${hunt:-no hunt line})"
                 else use=; fi
-                after_ev=$(ras_event_objs | awk -v g="\"gpa\":\"$gpa\"" '/"event":"poison-repaired"/ && index($0, g) { seen = 1; next } seen && /"event":"(sigbus-ar|sea-exit)"/ && index($0, g) { n++ } END { print n + 0 }')
+                after_ev=$(fsv_events | awk -v g="\"gpa\":\"$gpa\"" '/"event":"poison-repaired"/ && index($0, g) { seen = 1; next } seen && /"event":"(sigbus-ar|sea-exit)"/ && index($0, g) { n++ } END { print n + 0 }')
                 if echo "$hw" | grep -q hwpoison=0 && [ -n "$use" ] && echo "$peek" | grep -q ' ok=1 ' &&
                     echo "$pte" | grep -q 'present=1 .*host_hwpoison=0' && [ "$after_ev" -eq 0 ] &&
-                    [ "$repaired" = y ] && alive; then
+                    [ "$repaired" = y ] && fsv_alive; then
                     result 5 reboot PASS "$hw; GPA $use; host page readable and not poisoned ($(echo "$pte" | sed 's/.*\(pfn=[^ ]*\).*/\1/')); poison-repaired gpa=$gpa"
                 else
-                    result 5 reboot FAIL "kpf='${hw:-none}' use='${use:-unknown}' peek='$peek' pte='$pte' consumptions-after-reboot=$after_ev hunt='${hunt:-none}' poison-repaired=$repaired alive=$(alive && echo y || echo n)"
+                    result 5 reboot FAIL "kpf='${hw:-none}' use='${use:-unknown}' peek='$peek' pte='$pte' consumptions-after-reboot=$after_ev hunt='${hunt:-none}' poison-repaired=$repaired alive=$(fsv_alive && echo y || echo n)"
                 fi
             else
-                result 5 reboot FAIL "guest did not come back (VMM alive: $(alive && echo y || echo n))"
+                result 5 reboot FAIL "guest did not come back (VMM alive: $(fsv_alive && echo y || echo n))"
                 tail -n 20 "$SER" | tr -d '\r' | sed 's/^/    serial: /'
             fi
         elif want 5; then
             result 5 reboot FAIL "VMM not running"
         fi
-        vm_stop
+        fsv_stop
         tail -n 5 "$D/ch.log" | sed 's/^/    ch: /'
     else
         for s in 2 4 5; do want $s && result $s boot-ras-s FAIL "guest did not boot"; done
-        vm_stop
+        fsv_stop
     fi
 fi
 
@@ -731,21 +583,21 @@ if want 6; then
     if vm_boot && [ -x "$CHR" ]; then
         say "--- scenario 6: snapshot and restore after poison"
         gbg "rastest hold s6 2 0"
-        wait_log "RASTEST ready tag=s6 " 60
+        fsv_wait_log "RASTEST ready tag=s6 " 60
         gpa=$(guest_gpa s6 0)
-        poison "$gpa"; sleep 3
+        fsv_poison "$gpa"; sleep 3
         SNAP=$W/snap; rm -rf "$SNAP"; mkdir -p "$SNAP"
         "$CHR" --api-socket "$API" pause; p_=$?
         "$CHR" --api-socket "$API" snapshot "file://$SNAP" >"$D/snap.out" 2>&1; s_=$?
         sed 's/^/    ch-remote: /' "$D/snap.out"; ls -la "$SNAP" | sed 's/^/    snap: /'
         ras_events 10
-        vm_kill; exec 3>&-
+        fsv_kill; exec 3>&-
       if [ $s_ -ne 0 ]; then
         r_=skipped; ok=0
         ev "snapshot failed: restore not attempted"
       else
         vm_restore ras-restored "$SNAP"
-        n=0; while [ ! -S "$API" ] && [ $n -lt 150 ]; do nap; n=$((n + 1)); done
+        n=0; while [ ! -S "$API" ] && [ $n -lt 150 ]; do fsv_nap; n=$((n + 1)); done
         sleep 2
         "$CHR" --api-socket "$API" resume >"$D/resume.out" 2>&1; r_=$?
         sed 's/^/    ch-remote: /' "$D/resume.out"
@@ -753,15 +605,15 @@ if want 6; then
         ok=$(grep -ac "RASTEST done tag=r6" "$SER")
         tail -n 5 "$D/ch.log" | sed 's/^/    ch: /'
       fi
-        if [ $p_ -eq 0 ] && [ $s_ -eq 0 ] && [ "$r_" = 0 ] && [ "$ok" -ge 1 ] && alive; then
+        if [ $p_ -eq 0 ] && [ $s_ -eq 0 ] && [ "$r_" = 0 ] && [ "$ok" -ge 1 ] && fsv_alive; then
             result 6 snapshot-restore PASS "pause/snapshot/restore/resume ok, restored guest runs"
         else
-            result 6 snapshot-restore FAIL "pause=$p_ snapshot=$s_ resume=$r_ guest-ran=$ok alive=$(alive && echo y || echo n)"
+            result 6 snapshot-restore FAIL "pause=$p_ snapshot=$s_ resume=$r_ guest-ran=$ok alive=$(fsv_alive && echo y || echo n)"
         fi
-        vm_stop
+        fsv_stop
     else
         result 6 snapshot-restore FAIL "$([ -x "$CHR" ] && echo 'guest did not boot' || echo 'no ch-remote binary')"
-        vm_stop
+        fsv_stop
     fi
 fi
 
@@ -772,32 +624,20 @@ if want 8; then
     if vm_boot; then
         BOOT_BASE=$BOOT_MS; vmm_mem; RSS_BASE=$RSS; HWM_BASE=$HWM
         say "--- scenario 8: baseline consumption without $RAS_FLAG"
-        hold_page s8 1 0
-        if [ -n "$gpa" ] && poison "$gpa"; then
-            # The VMM must survive the poisoning itself (no early kill by
-            # default): the death counted here is the guest's consumption.
-            sleep 2
-            alive_after_poison=$(alive && echo y || echo n)
-            echo "$((SEQ + 1)) kill -USR1 $pid" >&3; SEQ=$((SEQ + 1))
-            vm_wait_exit 30
-            touched=$(grep -a "RASTEST touch tag=s8 " "$SER" | grep -c .)
-            readok=$(grep -a "RASTEST read-ok tag=s8 " "$SER" | grep -c .)
-            tail -n 8 "$SER" | tr -d '\r' | sed 's/^/    serial: /'
-            tail -n 5 "$D/ch.log" | sed 's/^/    ch: /'
-            dmesg | grep -aE 'Memory failure|cloud-hyperv' | tail -n 3 | sed 's/^/    host: /'
-            ev "VMM status after the guest consumed the poisoned page: $CH_STATUS (135 = killed by SIGBUS)"
-            if [ "$CH_STATUS" = 135 ] && [ "$alive_after_poison" = y ] && [ "$touched" -ge 1 ] && [ "$readok" -eq 0 ]; then
+        fsv_hold s8 1 0
+        if [ -n "$gpa" ] && fsv_poison "$gpa"; then
+            if fsv_baseline s8 30; then
                 result 8 baseline PASS "recorded: without $RAS_FLAG the VMM survives the poisoning and is killed by SIGBUS (status 135) when the guest touches the page"
             else
-                result 8 baseline FAIL "recorded: VMM status $CH_STATUS (expected today: 135, SIGBUS), alive after poisoning=$alive_after_poison, guest touch lines=$touched, read-ok lines=$readok"
+                result 8 baseline FAIL "recorded: $FSV_BASELINE"
             fi
         else
             result 8 baseline FAIL "no GPA or poisoning failed"
         fi
-        alive && vm_stop
+        fsv_alive && fsv_stop
     else
         result 8 baseline FAIL "guest did not boot"
-        vm_stop
+        fsv_stop
     fi
 fi
 
@@ -814,7 +654,7 @@ while [ "$i" -lt "${BOOT_BENCH:-0}" ]; do
             vmm_mem
             if [ $mode = ras ]; then RSSS_RAS="${RSSS_RAS:-} $RSS"; else RSSS_BASE="${RSSS_BASE:-} $RSS"; fi
         fi
-        vm_stop
+        fsv_stop
     done
 done
 [ -n "${RSSS_RAS:-}" ] && figure "bench vmm_rss_kb ras [$RSSS_RAS ] noras [$RSSS_BASE ]"

@@ -2,7 +2,7 @@
 #
 # Full-stack scenarios 10-18: the memory-error cases production hosts meet
 # (issue 13). Sourced by l1-orchestrate.sh after scenario 8 (busybox sh in
-# L1, as root); uses its helpers (vm_start, vm_boot, g, gbg, poison,
+# L1, as root); uses its helpers (vm_start, vm_boot, g, gbg, fsv_poison,
 # result, figure, ...). Each scenario prints "FULLSTACK RESULT <n> <name>
 # PASS|FAIL|SKIP (evidence)" and one figure line: its time, the VmHWM of
 # the VMM before and after, and the RAS events and records it caused.
@@ -53,13 +53,13 @@ hwm_of() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 # scen_hwm0: the VmHWM of the current VMM (after its boot); scen_end: the
 # figure line (SC_HWM1 may be set when the VMM is gone).
 scen_begin() {
-    SC_N=$1; SC_T0=$(now_ms); SC_EV0=$(count_ras_events)
+    SC_N=$1; SC_T0=$(fsv_now_ms); SC_EV0=$(count_ras_events)
     SC_REC0=$(count_ras_events record-written queued-record-written); SC_HWM0=; SC_HWM1=
 }
 scen_hwm0() { SC_HWM0=$(hwm_of "$CHPID"); SC_VM0=$VM; }
 scen_end() {
     [ -z "$SC_HWM1" ] && SC_HWM1=$(hwm_of "$CHPID")
-    figure "scenario $SC_N: time_ms=$(( $(now_ms) - SC_T0 )) vmm_hwm_kb before=${SC_HWM0:-?}(${SC_VM0:-?}) after=${SC_HWM1:-exited}($VM) ras_events=$(( $(count_ras_events) - SC_EV0 )) records=$(( $(count_ras_events record-written queued-record-written) - SC_REC0 ))"
+    figure "scenario $SC_N: time_ms=$(( $(fsv_now_ms) - SC_T0 )) vmm_hwm_kb before=${SC_HWM0:-?}(${SC_VM0:-?}) after=${SC_HWM1:-exited}($VM) ras_events=$(( $(count_ras_events) - SC_EV0 )) records=$(( $(count_ras_events record-written queued-record-written) - SC_REC0 ))"
 }
 # host_pte GPA: the current VMM's pagemap entry for GPA (rastest hostpte).
 host_pte() { "$RT" hostpte "$CHPID" "$1" "$GUEST_RAM_BASE" "$GUEST_MEM_BYTES" ${MEM_FILE:+"$MEM_FILE"}; }
@@ -69,7 +69,7 @@ wait_event() {
     n=0
     while ! tr -d ' \t\n' <"${3:-$EVT}" 2>/dev/null | grep -aq "\"event\":\"$1\""; do
         n=$((n + 1)); [ "$n" -le $(($2 * 5)) ] || return 1
-        nap
+        fsv_nap
     done
 }
 # wait_exit PID SECONDS: the process is gone.
@@ -77,7 +77,7 @@ wait_pid_exit() {
     n=0
     while kill -0 "$1" 2>/dev/null; do
         n=$((n + 1)); [ "$n" -le $(($2 * 5)) ] || return 1
-        nap
+        fsv_nap
     done
 }
 # progress TAG LOG: PROG = the workload's last "alive n=..." count. (g
@@ -107,23 +107,23 @@ migrate() {
     msock=$W/$2.mig; rm -f "$msock"
     vm_dest "$2"
     vm_save dst
-    n=0; while [ ! -S "$API" ] && [ $n -lt 150 ]; do nap; n=$((n + 1)); done
+    n=0; while [ ! -S "$API" ] && [ $n -lt 150 ]; do fsv_nap; n=$((n + 1)); done
     "$CHR" --api-socket "$API" receive-migration "receiver_url=unix:$msock,memory_mode=$mode" >"$D/recv.out" 2>&1 &
     rpid=$!
     wait_event migration-receive-ready 30 || ev "destination not ready after 30 s"
-    n=0; while [ ! -S "$msock" ] && [ $n -lt 50 ]; do nap; n=$((n + 1)); done
-    t=$(now_ms)
+    n=0; while [ ! -S "$msock" ] && [ $n -lt 50 ]; do fsv_nap; n=$((n + 1)); done
+    t=$(fsv_now_ms)
     "$CHR" --api-socket "$SV_src_API" send-migration "destination_url=unix:$msock,memory_mode=$mode" >"$SV_src_D/send.out" 2>&1
     MIG_SEND_RC=$?
     # send-migration returns once the worker started: wait for its outcome
     # (source events) and for the receiver's answer.
     n=0
     while ! has_vm_event migration-finished "$SV_src_EVT" && ! has_vm_event migration-failed "$SV_src_EVT" &&
-        kill -0 "$SV_src_PID" 2>/dev/null && [ $n -lt 1500 ]; do nap; n=$((n + 1)); done
-    n=0; while kill -0 "$rpid" 2>/dev/null && [ $n -lt 300 ]; do nap; n=$((n + 1)); done
+        kill -0 "$SV_src_PID" 2>/dev/null && [ $n -lt 1500 ]; do fsv_nap; n=$((n + 1)); done
+    n=0; while kill -0 "$rpid" 2>/dev/null && [ $n -lt 300 ]; do fsv_nap; n=$((n + 1)); done
     kill -0 "$rpid" 2>/dev/null && kill "$rpid" 2>/dev/null
     wait "$rpid"; MIG_RECV_RC=$?
-    MIG_MS=$(( $(now_ms) - t ))
+    MIG_MS=$(( $(fsv_now_ms) - t ))
     sed 's/^/    send: /' "$SV_src_D/send.out"; sed 's/^/    receive: /' "$D/recv.out"
     src_ev=$(has_vm_event migration-finished "$SV_src_EVT" && echo finished || { has_vm_event migration-failed "$SV_src_EVT" && echo failed || echo none; })
     dst_ev=$(has_vm_event migration-receive-finished && echo finished || { has_vm_event migration-receive-failed && echo failed || echo none; })
@@ -132,13 +132,13 @@ migrate() {
     fi
     if kill -0 "$SV_src_PID" 2>/dev/null; then MIG_SRC=running; else wait "$SV_src_PID" 2>/dev/null; MIG_SRC="exited($?)"; fi
     ev "migration $mode: send rc=$MIG_SEND_RC receive rc=$MIG_RECV_RC source event=$src_ev destination event=$dst_ev source VMM $MIG_SRC; ${MIG_MS} ms"
-    if [ "$src_ev" = finished ] && [ "$dst_ev" = finished ] && [ "$MIG_RECV_RC" = 0 ] && alive; then
+    if [ "$src_ev" = finished ] && [ "$dst_ev" = finished ] && [ "$MIG_RECV_RC" = 0 ] && fsv_alive; then
         MIG_OK=y
     else
         MIG_OK=n
         show_ch_log "$SV_src_D" 8 | sed 's/ch:/source ch:/'
         show_ch_log "$D" 8 | sed 's/ch:/destination ch:/'
-        vm_kill
+        fsv_kill
         vm_switch src
         # A failed migration may leave the source paused.
         "$CHR" --api-socket "$API" resume >/dev/null 2>&1
@@ -179,7 +179,7 @@ if want 10; then
             # its own while the rest of the 2 MiB reaches the guest.
             g "echo always >/sys/kernel/mm/transparent_hugepage/enabled; echo always >/sys/kernel/mm/transparent_hugepage/defrag; echo 1 >/proc/sys/vm/compact_memory; echo thp=\$(cat /sys/kernel/mm/transparent_hugepage/enabled) free=\$(grep MemFree /proc/meminfo)"
             gbg "rastest hold s10 512 0 1 thp"
-            wait_log "RASTEST ready tag=s10 " 60
+            fsv_wait_log "RASTEST ready tag=s10 " 60
             thp=$(grep -a "RASTEST thp tag=s10 " "$SER" | rastest_part | tail -n1)
             ev "guest: $thp"
             gpa=$(guest_gpa s10 1)
@@ -187,16 +187,16 @@ if want 10; then
             hbase=$(printf '0x%x' $(( gpa & ~0x1fffff )))
             ev "guest page s10/1 at GPA $gpa (offset $(printf 0x%x $((gpa & 0x1fffff))) in the 2 MiB at $hbase)"
             progress w10 /tmp/w10.log; w0=$PROG
-            if [ -n "$gpa" ] && echo "$thp" | grep -q 'aligned=1 contiguous=512/512' && poison "$gpa"; then
+            if [ -n "$gpa" ] && echo "$thp" | grep -q 'aligned=1 contiguous=512/512' && fsv_poison "$gpa"; then
                 hva=$HVA
-                t=$(now_ms)
+                t=$(fsv_now_ms)
                 g "kill -USR1 $(guest_pid s10); sleep 8; echo after-touch"
                 sleep 2
                 sig=$(grep -a "RASTEST sigbus tag=s10 " "$SER" | rastest_part | tail -n1)
                 readok=$(grep -a "RASTEST read-ok tag=s10 " "$SER" | rastest_part | tail -n1)
                 ras_events 12
-                nar=$(count_event_with sigbus-ar); nrec=$(count_event_with record-written)
-                stopped=$(ras_event_objs | grep -a '"event":"vm-stopped"' | head -n1 | sed 's/.*"properties":\(.*\)}$/\1/')
+                nar=$(fsv_count_event sigbus-ar); nrec=$(fsv_count_event record-written)
+                stopped=$(fsv_events | grep -a '"event":"vm-stopped"' | head -n1 | sed 's/.*"properties":\(.*\)}$/\1/')
                 # The L1 kernel's signals to the VMM.
                 if [ -r "$TRACE/trace" ]; then
                     grep -a 'rasmce:' "$TRACE/trace" | head -n 3 | sed 's/^ */    L1 kprobe: /'
@@ -214,20 +214,20 @@ if want 10; then
                         figure "hugetlb_sigbus code=$kcode si_addr=$kaddr si_addr_lsb=$klsb signals=$nk (touched page hva $hva, huge page start $(printf 0x%x "$hstart"): si_addr = $where)"
                     fi
                 fi
-                if alive; then
+                if fsv_alive; then
                     progress w10 /tmp/w10.log; w1=$PROG
                     gdmesg_ras
                     # The rest of the 2 MiB reaches the guest a few pages
                     # a record, each after the guest's ack: wait for it.
-                    tk=$(now_ms)
+                    tk=$(fsv_now_ms)
                     while :; do
                         g "rastest kpfrange $(printf 0x%x $((hbase >> 12))) 512"
                         kr=$(grep -a "RASTEST kpfrange " "$SER" | tail -n1 | rastest_part)
                         lost=$(echo "$kr" | sed -n 's/.* hwpoison=\([0-9]*\).*/\1/p')
-                        [ "${lost:-0}" -lt 512 ] && [ $(( $(now_ms) - tk )) -lt 90000 ] && alive && [ "${G_DEAD:-0}" = 0 ] || break
+                        [ "${lost:-0}" -lt 512 ] && [ $(( $(fsv_now_ms) - tk )) -lt 90000 ] && fsv_alive && [ "${G_DEAD:-0}" = 0 ] || break
                         sleep 5
                     done
-                    ev "guest kpageflags of the lost 2 MiB: $kr ($(( $(now_ms) - t )) ms after the touch)"
+                    ev "guest kpageflags of the lost 2 MiB: $kr ($(( $(fsv_now_ms) - t )) ms after the touch)"
                     # Linux's memory-failure queue (16 per CPU) drops what
                     # does not fit: the pacing of the rest of the 2 MiB is
                     # what keeps it from overflowing.
@@ -237,14 +237,14 @@ if want 10; then
                     figure "hugetlb_guest_mf_queue $mfq"
                 else
                     w1=; kr="VMM gone"; lost=; overflow=
-                    vm_wait_exit 5
+                    fsv_wait_exit 5
                     show_ch_log "$D" 8
                     ev "VMM exit status $CH_STATUS"
                 fi
-                figure "hugetlb_consumption sigbus_ar_events=$nar records=$nrec guest_pages_offlined_of_512=${lost:-?} vm_stopped=${stopped:-no} ($(( $(now_ms) - t )) ms after the touch)"
+                figure "hugetlb_consumption sigbus_ar_events=$nar records=$nrec guest_pages_offlined_of_512=${lost:-?} vm_stopped=${stopped:-no} ($(( $(fsv_now_ms) - t )) ms after the touch)"
                 why=
                 echo "$sig" | grep -q "code=BUS_MCEERR_AR(4) addr=$va " || why="$why process-not-killed-with-BUS_MCEERR_AR('${sig:-none}'${readok:+ / $readok})"
-                alive || why="$why VMM-gone(${CH_STATUS:-?}${stopped:+, vm-stopped $stopped})"
+                fsv_alive || why="$why VMM-gone(${CH_STATUS:-?}${stopped:+, vm-stopped $stopped})"
                 [ -n "$w1" ] && [ -n "$w0" ] && [ "$w1" -gt "$w0" ] || why="$why workload-stopped($w0->${w1:-none})"
                 [ "${lost:-0}" -eq 512 ] || why="$why guest-offlined-${lost:-?}/512-pages-of-the-lost-2MiB"
                 [ "${overflow:-?}" = 0 ] || why="$why guest-memory-failure-queue-overflowed-${overflow:-?}-times"
@@ -258,7 +258,7 @@ if want 10; then
             show_ch_log "$D" 8
         fi
         scen_end
-        vm_stop
+        fsv_stop
         echo 0 >"$TRACE/events/kprobes/rasmce/enable" 2>/dev/null
         echo '-:rasmce' >>"$TRACE/kprobe_events" 2>/dev/null
     fi
@@ -276,7 +276,7 @@ mig_checks() {
     [ -n "$w0" ] && [ -n "$w2" ] && [ "$w2" -gt "${w1:-0}" ] && [ "${w1:-0}" -ge "$w0" ] || why="$why workload($w0->${w1:-none}->${w2:-none})"
     for p in "$pa" "$pb"; do echo "$p" | grep -q 'present=0 swap=1' || why="$why dest-page-not-poisoned($p)"; done
     echo "$1" | grep -q 'code=BUS_MCEERR_AR' || why="$why touch('$1')"
-    alive || why="$why destination-VMM-gone"
+    fsv_alive || why="$why destination-VMM-gone"
 }
 if want 11 || want 12; then
     scen_begin 11
@@ -289,13 +289,13 @@ if want 11 || want 12; then
         quiet_console
         gbg "rastest spin w11 0 >/tmp/w11.log 2>&1"
         gbg "rastest hold s11a 1 0"; gbg "rastest hold s11b 1 1"
-        wait_log "RASTEST ready tag=s11a " 60; wait_log "RASTEST ready tag=s11b " 60
+        fsv_wait_log "RASTEST ready tag=s11a " 60; fsv_wait_log "RASTEST ready tag=s11b " 60
         ga=$(guest_gpa s11a 0); gb=$(guest_gpa s11b 0); pid_s11a=$(guest_pid s11a); pid_s11b=$(guest_pid s11b)
         ev "poisoning s11a GPA $ga and s11b GPA $gb (the VMM learns of both: early kill, action optional)"
-        poison "$ga"; pfa=$PFN; poison "$gb"; pfb=$PFN
+        fsv_poison "$ga"; pfa=$PFN; fsv_poison "$gb"; pfb=$PFN
         sleep 4
         known=0
-        for x in "$ga" "$gb"; do has_event_with page-poisoned "gpa=$x" && known=$((known + 1)); done
+        for x in "$ga" "$gb"; do fsv_has_event page-poisoned "gpa=$x" && known=$((known + 1)); done
         ras_events 8
         g "rastest kpf $(printf 0x%x $((ga >> 12))); rastest kpf $(printf 0x%x $((gb >> 12)))"
         progress w11 /tmp/w11.log; w0=$PROG
@@ -315,11 +315,11 @@ if want 11 || want 12; then
                 figure "migration precopy: ${MIG_MS} ms for $GUEST_MEM (UNIX socket, in L1); source VmHWM ${hwm_src} kB, destination VmHWM $(hwm_of "$CHPID") kB"
                 verdict 11 migrate-precopy "migrated in ${MIG_MS} ms, source VMM $MIG_SRC; poisoned pages left out and kept poisoned at the destination ($(echo "$pa" | sed 's/.*\(present=.*\)/\1/')); workload $w0 -> $w1 -> $w2; touch: $ta"
             else
-                result 11 migrate-precopy FAIL "migration failed (send rc=$MIG_SEND_RC receive rc=$MIG_RECV_RC, source VMM $MIG_SRC, alive=$(alive && echo y || echo n))"
+                result 11 migrate-precopy FAIL "migration failed (send rc=$MIG_SEND_RC receive rc=$MIG_RECV_RC, source VMM $MIG_SRC, alive=$(fsv_alive && echo y || echo n))"
             fi
             scen_end
         fi
-        if want 12 && alive; then
+        if want 12 && fsv_alive; then
             scen_begin 12
             scen_hwm0
             say "--- scenario 12: live migration after poison (postcopy, UNIX socket)"
@@ -336,16 +336,16 @@ if want 11 || want 12; then
                 figure "migration postcopy: ${MIG_MS} ms for $GUEST_MEM (UNIX socket, in L1)"
                 verdict 12 migrate-postcopy "migrated in ${MIG_MS} ms, source VMM $MIG_SRC; poisoned pages kept poisoned at the destination; workload $w0 -> $w1 -> $w2; touch: $tb"
             else
-                result 12 migrate-postcopy FAIL "migration failed (send rc=$MIG_SEND_RC receive rc=$MIG_RECV_RC, source VMM $MIG_SRC, alive=$(alive && echo y || echo n))"
+                result 12 migrate-postcopy FAIL "migration failed (send rc=$MIG_SEND_RC receive rc=$MIG_RECV_RC, source VMM $MIG_SRC, alive=$(fsv_alive && echo y || echo n))"
             fi
             scen_end
         elif want 12; then
             result 12 migrate-postcopy FAIL "no running VM to migrate"
         fi
-        vm_stop
+        fsv_stop
     else
         for s in 11 12; do want $s && result $s migrate FAIL "$([ -x "$CHR" ] && echo 'guest did not boot' || echo 'no ch-remote binary')"; done
-        vm_stop
+        fsv_stop
     fi
 fi
 
@@ -355,7 +355,7 @@ fi
 # printed).
 consumed_checks() {
     echo "$1" | grep -q 'code=BUS_MCEERR_AR' || why="$why $3-touch('$1')"
-    has_event_with sigbus-ar "gpa=$2" || has_event_with sea-exit "gpa=$2" || why="$why $3-VMM-saw-no-consumption-of-$2"
+    fsv_has_event sigbus-ar "gpa=$2" || fsv_has_event sea-exit "gpa=$2" || why="$why $3-VMM-saw-no-consumption-of-$2"
     ras_events 6
 }
 if want 13; then
@@ -366,12 +366,12 @@ if want 13; then
         scen_hwm0
         quiet_console
         gbg "rastest hold s13a 1 0"; gbg "rastest hold s13b 1 1"
-        wait_log "RASTEST ready tag=s13a " 60; wait_log "RASTEST ready tag=s13b " 60
+        fsv_wait_log "RASTEST ready tag=s13a " 60; fsv_wait_log "RASTEST ready tag=s13b " 60
         ga=$(guest_gpa s13a 0); gb=$(guest_gpa s13b 0); pid_s13a=$(guest_pid s13a); pid_s13b=$(guest_pid s13b)
         why=
-        poison "$ga"; sleep 3
-        has_event_with page-poisoned "gpa=$ga" || why="$why $ga-not-known-to-the-VMM"
-        has_event async-notified && why="$why guest-was-told(async-notified)"
+        fsv_poison "$ga"; sleep 3
+        fsv_has_event page-poisoned "gpa=$ga" || why="$why $ga-not-known-to-the-VMM"
+        fsv_has_event async-notified && why="$why guest-was-told(async-notified)"
         g "rastest kpf $(printf 0x%x $((ga >> 12)))"
         grep -a "RASTEST kpf pfn=$(printf 0x%x $((ga >> 12))) " "$SER" | tail -n1 | grep -q hwpoison=0 || why="$why guest-offlined-$ga"
         say "--- scenario 13a: snapshot/restore, then the guest touches the page"
@@ -385,15 +385,15 @@ if want 13; then
         ta=none
         if [ $s_ -eq 0 ]; then
             vm_restore ras-zero-restored "$SNAP"
-            n=0; while [ ! -S "$API" ] && [ $n -lt 150 ]; do nap; n=$((n + 1)); done
+            n=0; while [ ! -S "$API" ] && [ $n -lt 150 ]; do fsv_nap; n=$((n + 1)); done
             sleep 2
             "$CHR" --api-socket "$API" resume >"$D/resume.out" 2>&1 || why="$why resume-failed"
             ev "restored VMM's page at $ga: $(host_pte "$ga")"
             touch_page s13a "$pid_s13a"; ta=$TOUCHED
             ev "touch after restore: $ta"
             consumed_checks "$ta" "$ga" after-restore
-            alive || { why="$why restored-VMM-gone"; show_ch_log "$D" 4; }
-            vm_kill
+            fsv_alive || { why="$why restored-VMM-gone"; show_ch_log "$D" 4; }
+            fsv_kill
         else
             why="$why snapshot-failed(pause=$p_)"
         fi
@@ -401,9 +401,9 @@ if want 13; then
         rm -rf "$SNAP"
         say "--- scenario 13b: migration, then the guest touches the page"
         tb=none
-        if alive; then
-            poison "$gb"; sleep 3
-            has_event_with page-poisoned "gpa=$gb" || why="$why $gb-not-known-to-the-VMM"
+        if fsv_alive; then
+            fsv_poison "$gb"; sleep 3
+            fsv_has_event page-poisoned "gpa=$gb" || why="$why $gb-not-known-to-the-VMM"
             migrate precopy ras-zero-d
             if [ "$MIG_OK" = y ]; then
                 ev "destination's page at $gb: $(host_pte "$gb")"
@@ -416,13 +416,13 @@ if want 13; then
         else
             why="$why no-VM-to-migrate"
         fi
-        alive || why="$why VMM-gone"
+        fsv_alive || why="$why VMM-gone"
         verdict 13 no-silent-zero "after restore: $ta; after migration: $tb (never zeros)"
         scen_end
-        vm_stop
+        fsv_stop
     else
         result 13 no-silent-zero FAIL "$([ -x "$CHR" ] && echo 'guest did not boot' || echo 'no ch-remote binary')"
-        vm_stop
+        fsv_stop
     fi
 fi
 
@@ -437,24 +437,24 @@ if want 14; then
         quiet_console
         gbg "rastest spin w14 0 >/tmp/w14.log 2>&1"
         gbg "rastest hold s14a 1 0"; gbg "rastest hold s14b 1 1"
-        wait_log "RASTEST ready tag=s14a " 60; wait_log "RASTEST ready tag=s14b " 60
+        fsv_wait_log "RASTEST ready tag=s14a " 60; fsv_wait_log "RASTEST ready tag=s14b " 60
         ga=$(guest_gpa s14a 0); gb=$(guest_gpa s14b 0); pid_s14a=$(guest_pid s14a); pid_s14b=$(guest_pid s14b)
         why=; notes=
-        poison "$ga"; sleep 2
+        fsv_poison "$ga"; sleep 2
         say "--- scenario 14a: snapshot while $ga is poisoned and unknown to the VMM"
         SNAP=$W/snap14; rm -rf "$SNAP"; mkdir -p "$SNAP"
         ev0=$(count_ras_events)
         "$CHR" --api-socket "$API" pause; p_=$?
-        t=$(now_ms)
+        t=$(fsv_now_ms)
         "$CHR" --api-socket "$API" snapshot "file://$SNAP" >"$D/snap.out" 2>&1; s_=$?
-        ev "snapshot rc=$s_ after $(( $(now_ms) - t )) ms"
+        ev "snapshot rc=$s_ after $(( $(fsv_now_ms) - t )) ms"
         sed 's/^/    ch-remote: /' "$D/snap.out"; show_ch_log "$D" 4
         ls -la "$SNAP" 2>/dev/null | sed 's/^/    snap: /'
-        alive_a=$(alive && echo y || echo n)
+        alive_a=$(fsv_alive && echo y || echo n)
         "$CHR" --api-socket "$API" resume >/dev/null 2>&1
         progress w14 /tmp/w14.log; w0=$PROG; sleep 2; progress w14 /tmp/w14.log; w1=$PROG
         ras_events 6
-        marked_a=$(has_event_with poison-found "gpa=$ga" && has_event_with page-poisoned "gpa=$ga" && echo y || echo n)
+        marked_a=$(fsv_has_event poison-found "gpa=$ga" && fsv_has_event page-poisoned "gpa=$ga" && echo y || echo n)
         ev "VMM alive: $alive_a; VM runs on: workload $w0 -> $w1; $ga marked and reported: $marked_a; RAS events during the snapshot: $(( $(count_ras_events) - ev0 ))"
         [ "$alive_a" = y ] || why="$why snapshot-killed-the-VMM"
         [ -n "$w1" ] && [ "$w1" -gt "${w0:-0}" ] || why="$why VM-stopped-after-snapshot($w0->${w1:-none})"
@@ -474,32 +474,32 @@ if want 14; then
         if [ $s_ -eq 0 ]; then
             vm_save orig
             vm_restore ras-latent-restored "$SNAP"
-            n=0; while [ ! -S "$API" ] && [ $n -lt 150 ]; do nap; n=$((n + 1)); done
+            n=0; while [ ! -S "$API" ] && [ $n -lt 150 ]; do fsv_nap; n=$((n + 1)); done
             sleep 2; "$CHR" --api-socket "$API" resume >/dev/null 2>&1
             touch_page s14a "$pid_s14a"; ta=$TOUCHED
             ev "snapshot completed; restored guest's touch of $ga: $ta"
             echo "$ta" | grep -q 'code=BUS_MCEERR_AR' || why="$why restored-touch('$ta')"
-            vm_kill
+            fsv_kill
             vm_switch orig
         fi
         rm -rf "$SNAP"
         say "--- scenario 14b: migration while $gb is poisoned and unknown to the VMM"
-        poison "$gb"; sleep 2
+        fsv_poison "$gb"; sleep 2
         migrate precopy ras-latent-d
         ras_events 4
-        marked_b=$(has_event_with poison-found "gpa=$gb" && has_event_with page-poisoned "gpa=$gb" && echo y || echo n)
+        marked_b=$(fsv_has_event poison-found "gpa=$gb" && fsv_has_event page-poisoned "gpa=$gb" && echo y || echo n)
         if [ "$MIG_OK" = y ]; then
             # Completed at once: the destination must know the page.
             [ "$marked_b" = y ] || why="$why migration-did-not-mark-and-report-$gb"
         else
             progress w14 /tmp/w14.log; w0=$PROG; sleep 2; progress w14 /tmp/w14.log; w1=$PROG
             ev "migration failed; source VMM $MIG_SRC; VM runs on: workload $w0 -> $w1; $gb marked and reported: $marked_b"
-            alive || why="$why migration-killed-the-source-VMM($MIG_SRC)"
+            fsv_alive || why="$why migration-killed-the-source-VMM($MIG_SRC)"
             [ -n "$w1" ] && [ "$w1" -gt "${w0:-0}" ] || why="$why VM-stopped-after-migration($w0->${w1:-none})"
             [ "$marked_b" = y ] || why="$why migration-did-not-mark-and-report-$gb"
             grep -aiqE 'poison|memory (failure|error)|hwpoison' "$SV_src_D/ch.log" ||
                 notes="$notes migration-error-does-not-name-the-poison('$(grep -a 'Migration failed' "$SV_src_D/ch.log" | tail -n1 | cut -c1-200)')"
-            if [ "$marked_b" = y ] && alive; then
+            if [ "$marked_b" = y ] && fsv_alive; then
                 # The page is known now: the next migration leaves it out.
                 say "--- scenario 14b: the migration again, $gb now known to the VMM"
                 migrate precopy ras-latent-d2
@@ -514,10 +514,10 @@ if want 14; then
         [ -n "$notes" ] && ev "notes:$notes"
         verdict 14 latent-poison "latent poison met by a snapshot and by a migration: the VMM lived, marked and reported both pages, the VM ran on; the snapshot (rc=$s_) and the migration (ok=$MIG_OK) then completed without them and the restored and migrated guests' touches gave BUS_MCEERR_AR" "${notes:+; notes:$notes}"
         scen_end
-        vm_stop
+        fsv_stop
     else
         result 14 latent-poison FAIL "$([ -x "$CHR" ] && echo 'guest did not boot' || echo 'no ch-remote binary')"
-        vm_stop
+        fsv_stop
     fi
 fi
 
@@ -539,30 +539,30 @@ if want 15; then
         g "insmod /lib/virtio_blk.ko; sleep 2; ls -l /dev/vd*; cat /sys/block/vdb/size 2>/dev/null"
         # Control: the same O_DIRECT write from a healthy buffer succeeds.
         gbg "rastest dio c15 /dev/vdb"
-        wait_log "RASTEST ready tag=c15 " 60
+        fsv_wait_log "RASTEST ready tag=c15 " 60
         echo "$((SEQ + 1)) kill -USR1 $(guest_pid c15)" >&3; SEQ=$((SEQ + 1))
         # The whole line: the guest's serial port delivers it a few
         # characters at a time (a read too early once cut it at "rc=4096 e").
-        wait_log "RASTEST dio-result tag=c15 .*dt_us=[0-9]" 60 || true
+        fsv_wait_log "RASTEST dio-result tag=c15 .*dt_us=[0-9]" 60 || true
         sleep 1
         ctl=$(grep -a "RASTEST dio-result tag=c15 " "$SER" | rastest_part | tail -n1)
         ev "control write from a healthy buffer: ${ctl:-no result}"
         gbg "rastest dio s15 /dev/vdb"
-        wait_log "RASTEST ready tag=s15 " 60
+        fsv_wait_log "RASTEST ready tag=s15 " 60
         gpa=$(guest_gpa s15 0)
         ev "O_DIRECT buffer at GPA $gpa"
-        if [ -n "$gpa" ] && poison "$gpa"; then
+        if [ -n "$gpa" ] && fsv_poison "$gpa"; then
             ev0=$(count_ras_events)
             echo "$((SEQ + 1)) kill -USR1 $(guest_pid s15)" >&3; SEQ=$((SEQ + 1))
-            wait_log "RASTEST dio-result tag=s15 " 60 || true
+            fsv_wait_log "RASTEST dio-result tag=s15 " 60 || true
             sleep 2
             res=$(grep -a "RASTEST dio-result tag=s15 " "$SER" | rastest_part | tail -n1)
             sig=$(grep -a "RASTEST sigbus tag=s15 " "$SER" | rastest_part | tail -n1)
-            if alive; then
+            if fsv_alive; then
                 st=alive
                 g "dmesg | grep -aiE 'I/O error|blk_update|vdb|critical|hardware error|memory failure' | tail -n 8"
             else
-                vm_wait_exit 5; st="exited($CH_STATUS)"
+                fsv_wait_exit 5; st="exited($CH_STATUS)"
             fi
             show_ch_log "$D" 8
             ras_events 6
@@ -574,17 +574,17 @@ if want 15; then
             # its write, the guest frees the buffer and may reuse (and
             # consume) the page right away; that later consumption reports
             # it too but is not the device path's doing.
-            first=$(ras_event_objs | grep -aF "\"gpa\":\"$gpa\"" | head -n1 | sed -n 's/.*"event":"\([a-z-]*\)".*/\1/p')
+            first=$(fsv_events | grep -aF "\"gpa\":\"$gpa\"" | head -n1 | sed -n 's/.*"event":"\([a-z-]*\)".*/\1/p')
             case "$first" in
                 poison-found) reported=y ;;
                 *) reported=n ;;
             esac
-            has_event_with sigbus-ar "gpa=$gpa" && ev "later: the guest reused and consumed the page (sigbus-ar for $gpa): the first event naming it was '$first'"
+            fsv_has_event sigbus-ar "gpa=$gpa" && ev "later: the guest reused and consumed the page (sigbus-ar for $gpa): the first event naming it was '$first'"
             figure "device_io result='${res:-none}' vmm=$st page_reported=$reported ras_events=$(( $(count_ras_events) - ev0 ))"
             ctl_ok=$(echo "$ctl" | grep -q ' rc=4096 errno=0(' && echo y || echo n)
-            if [ "$ctl_ok" = y ] && [ "$st" = alive ] && echo "$res" | grep -q 'rc=-1 errno=5(' && alive && [ "$reported" = y ]; then
+            if [ "$ctl_ok" = y ] && [ "$st" = alive ] && echo "$res" | grep -q 'rc=-1 errno=5(' && fsv_alive && [ "$reported" = y ]; then
                 result 15 device-io PASS "control write ok; the write from the poisoned buffer failed with EIO in the guest (${res}); the VMM lives and reported the page"
-            elif [ "$ctl_ok" = y ] && [ "$st" = alive ] && echo "$res" | grep -q 'rc=-1 errno=5(' && alive; then
+            elif [ "$ctl_ok" = y ] && [ "$st" = alive ] && echo "$res" | grep -q 'rc=-1 errno=5(' && fsv_alive; then
                 result 15 device-io FAIL "partial: control write ok; the write from the poisoned buffer failed with EIO (${res}) and the VMM lives, but the VMM did not report the page from the device path (first event naming $gpa: '${first:-none}')"
             elif [ "$st" = "exited(135)" ] && grep -aqiE 'SIGBUS' "$D/ch.log"; then
                 result 15 device-io PASS "acceptable (documented): the device thread consumed the poison, the VMM exited by SIGBUS after the message: $(grep -ai sigbus "$D/ch.log" | tail -n1 | cut -c1-200)"
@@ -595,10 +595,10 @@ if want 15; then
             result 15 device-io FAIL "no GPA or poisoning failed"
         fi
         scen_end
-        alive && vm_stop
+        fsv_alive && fsv_stop
     else
         result 15 device-io FAIL "guest did not boot"
-        vm_stop
+        fsv_stop
     fi
     rm -f "$DATA"
 fi
@@ -615,20 +615,20 @@ if want 16; then
         scen_hwm0
         quiet_console
         ev "L1: $(df -h /tmp | tail -n1); the file: $(ls -ls "$MEM_FILE")"
-        gbg "rastest hold s16 64 0"; wait_log "RASTEST ready tag=s16 " 60
+        gbg "rastest hold s16 64 0"; fsv_wait_log "RASTEST ready tag=s16 " 60
         gpa=$(middle_page s16)
         off=$(printf '0x%x' $((gpa - GUEST_RAM_BASE)))
-        if [ -n "$gpa" ] && poison "$gpa"; then
+        if [ -n "$gpa" ] && fsv_poison "$gpa"; then
             oldpfn=$PFN
             # Consumed (with --ras: the VMM's poison list); without --ras
             # the consumption would kill the VMM: not touched then.
             [ -n "$rasf" ] && g "kill -USR2 $(guest_pid s16); sleep 2"
             b0=$("$RT" fileblk "$MEM_FILE" "$off"); ev "before reboot: $b0"
             ev "rebooting the guest (poisoned GPA $gpa, file offset $off, host PFN $oldpfn)"
-            guest_reboot
+            fsv_reboot
             # Right after the repair, before the rebooted guest can touch
             # the page again: is the file's block a hole now?
-            n=0; while ! has_event_with poison-repaired "gpa=$gpa" && alive && [ $n -lt 300 ]; do nap; n=$((n + 1)); done
+            n=0; while ! fsv_has_event poison-repaired "gpa=$gpa" && fsv_alive && [ $n -lt 300 ]; do fsv_nap; n=$((n + 1)); done
             b1=$("$RT" fileblk "$MEM_FILE" "$off"); ev "right after the repair event: $b1"
             if guest_rebooted 400; then
                 gpfn=$(printf '0x%x' $((gpa >> 12)))
@@ -640,7 +640,7 @@ if want 16; then
                 ev "after the reboot: $hw; ${hunt:-no hunt line}"; ev "host: $pk"; ev "host: $pt"; ev "file: $b2"
                 ras_events 6
                 newpfn=$(echo "$pt" | sed -n 's/.* pfn=\(0x[0-9a-f]*\).*/\1/p')
-                repaired=$(has_event_with poison-repaired "gpa=$gpa" && echo y || echo n)
+                repaired=$(fsv_has_event poison-repaired "gpa=$gpa" && echo y || echo n)
                 why=
                 [ "$repaired" = y ] || why="$why no-poison-repaired-event"
                 if echo "$b1" | grep -q 'at_offset=hole'; then punched="hole at $off right after the repair"
@@ -649,20 +649,20 @@ if want 16; then
                 echo "$hw" | grep -q hwpoison=0 || why="$why guest-kpf('$hw')"
                 echo "$pk" | grep -q ' ok=1 ' || why="$why host-page-unreadable('$pk')"
                 echo "$pt" | grep -q 'present=1 .*host_hwpoison=0' || why="$why host-pte('$pt')"
-                alive || why="$why VMM-gone"
+                fsv_alive || why="$why VMM-gone"
                 verdict 16 file-shared-reboot "$punched; $hw; host page readable, not poisoned; ${hunt:-}"
             else
-                result 16 file-shared-reboot FAIL "guest did not come back (VMM alive: $(alive && echo y || echo n))"
+                result 16 file-shared-reboot FAIL "guest did not come back (VMM alive: $(fsv_alive && echo y || echo n))"
                 show_ch_log "$D" 8
             fi
         else
             result 16 file-shared-reboot FAIL "no GPA or poisoning failed"
         fi
         scen_end
-        vm_stop
+        fsv_stop
     else
         result 16 file-shared-reboot FAIL "guest did not boot"
-        vm_stop
+        fsv_stop
     fi
 fi
 
@@ -677,8 +677,8 @@ if want 17; then
     if vm_boot && [ -x "$CHR" ]; then
         scen_hwm0
         quiet_console
-        gbg "rastest hold s17 300 0"; wait_log "RASTEST ready tag=s17 " 90
-        gbg "rastest hold s17i 1 1"; wait_log "RASTEST ready tag=s17i " 60
+        gbg "rastest hold s17 300 0"; fsv_wait_log "RASTEST ready tag=s17 " 90
+        gbg "rastest hold s17i 1 1"; fsv_wait_log "RASTEST ready tag=s17i " 60
         grep -a "RASTEST page tag=s17 " "$SER" | rastest_part | sed 's/.*gpa=\(0x[0-9a-f]*\).*/\1/' >"$D/gpas"
         "$RT" hostpfns "$CHPID" "$GUEST_RAM_BASE" "$GUEST_MEM_BYTES" <"$D/gpas" >"$D/pfns" 2>"$D/pfns.err"
         cat "$D/pfns.err" | sed 's/^/    /'
@@ -687,10 +687,10 @@ if want 17; then
         say "--- scenario 17a: errors spread out in time (16 pages, at most 2 a second)"
         "$RT" poisonloop "$D/pfns.spread" 2 16 "$CHPID" | sed 's/^/    L1: /'
         sleep 3
-        nao=$(count_event_with sigbus-ao)
-        ev "spread: sigbus-ao events $nao, page-poisoned $(count_event_with page-poisoned), vm-stopped $(count_event_with vm-stopped)"
-        alive || why="$why spread-errors-stopped-the-VM"
-        has_event vm-stopped && why="$why vm-stopped-by-spread-errors"
+        nao=$(fsv_count_event sigbus-ao)
+        ev "spread: sigbus-ao events $nao, page-poisoned $(fsv_count_event page-poisoned), vm-stopped $(fsv_count_event vm-stopped)"
+        fsv_alive || why="$why spread-errors-stopped-the-VM"
+        fsv_has_event vm-stopped && why="$why vm-stopped-by-spread-errors"
         say "--- scenario 17b: injected errors as fast as the API takes them, ${STORM_SECS} s"
         gi=$(guest_gpa s17i 0)
         hwm_a=$(hwm_of "$CHPID"); evsz_a=$(wc -c <"$EVT"); log_a=$(wc -l <"$D/ch.log")
@@ -717,8 +717,8 @@ if want 17; then
         figure "storm_injection answered=${okn:-0} rate_per_s=${rate:-0} over ${STORM_SECS} s; events counted=$cnt published=$pub suppressed=$sup (events-suppressed events: $nsup, VMM log warnings: $warn); event file +$((evsz_b - evsz_a)) bytes; VMM log +$((log_b - log_a)) lines; VmHWM ${hwm_a} -> ${hwm_b} kB (+$((hwm_b - hwm_a)) kB)"
         [ -n "$okn" ] && [ "$okn" -gt 0 ] || why="$why no-injection-answered"
         [ $((hwm_b - hwm_a)) -lt 1024 ] || why="$why VmHWM-grew-$((hwm_b - hwm_a))kB"
-        alive || why="$why VMM-gone-after-injections"
-        has_event vm-stopped && why="$why injections-stopped-the-VM"
+        fsv_alive || why="$why VMM-gone-after-injections"
+        fsv_has_event vm-stopped && why="$why injections-stopped-the-VM"
         # Rate-limited with a count: at the measured rate the monitor must
         # not get every event, and what it left out must be accounted for.
         if [ "$cnt" -gt 0 ] && [ "$pub" -ge "$cnt" ] && [ "$(awk "BEGIN{print (${rate:-0} > 64)}")" = 1 ]; then
@@ -731,16 +731,16 @@ if want 17; then
         smp=$!
         "$RT" poisonloop "$D/pfns.storm" 0 64 "$CHPID" >"$D/storm.out" 2>&1
         sed 's/^/    L1: /' "$D/storm.out"
-        vm_wait_exit 20
+        fsv_wait_exit 20
         kill "$smp" 2>/dev/null; wait "$smp" 2>/dev/null
         hwm_d=$(cat "$D/hwm.last" 2>/dev/null)
         SC_HWM1=$hwm_d
         prate=$(sed -n 's/.*rate_per_s=\([0-9.]*\).*/\1/p' "$D/storm.out")
-        stop=$(ras_event_objs | grep -a '"event":"vm-stopped"' | head -n1 | sed 's/.*"properties":\(.*\)}$/\1/')
+        stop=$(fsv_events | grep -a '"event":"vm-stopped"' | head -n1 | sed 's/.*"properties":\(.*\)}$/\1/')
         ras_events 4
         show_ch_log "$D" 6
         ev "VMM after the storm: ${CH_STATUS:-running}; vm-stopped: ${stop:-none}"
-        figure "storm_poison rate_per_s=${prate:-?} ($(sed -n 's/.*written=\([0-9]*\).*/\1/p' "$D/storm.out") corrupt-pfn writes); sigbus_ao=$(count_event_with sigbus-ao) page_poisoned=$(count_event_with page-poisoned); VmHWM ${hwm_c} -> ${hwm_d:-?} kB"
+        figure "storm_poison rate_per_s=${prate:-?} ($(sed -n 's/.*written=\([0-9]*\).*/\1/p' "$D/storm.out") corrupt-pfn writes); sigbus_ao=$(fsv_count_event sigbus-ao) page_poisoned=$(fsv_count_event page-poisoned); VmHWM ${hwm_c} -> ${hwm_d:-?} kB"
         [ -n "$stop" ] || why="$why no-vm-stopped-event"
         # A clean stop: the VMM exits by itself (not killed by a signal).
         case "${CH_STATUS:-running}" in
@@ -751,10 +751,10 @@ if want 17; then
         [ -n "$hwm_d" ] && [ $((hwm_d - hwm_c)) -lt 1024 ] || why="$why VmHWM-grew-during-poison-storm(${hwm_c}->${hwm_d:-?})"
         verdict 17 storm "spread errors: VM ran on ($nao sigbus-ao); ${okn} injections at ${rate}/s, VmHWM +$((hwm_b - hwm_a)) kB; poison storm at ${prate}/s: vm-stopped $stop, VMM exit status $CH_STATUS"
         scen_end
-        alive && vm_stop
+        fsv_alive && fsv_stop
     else
         result 17 storm FAIL "$([ -x "$CHR" ] && echo 'guest did not boot' || echo 'no ch-remote binary')"
-        vm_stop
+        fsv_stop
     fi
 fi
 
@@ -782,11 +782,11 @@ if want 18; then
             # rasdaemon's state before any error: its database exists.
             rasd_w=$(sed -n 's/.*rasd-db-waited=\([0-9]*\).*/\1/p' "$D/g.out" | tail -n1)
             if [ -n "$rasd_w" ] && [ "$rasd_w" -lt 240 ]; then rasd_ready=y; else rasd_ready=n; fi
-            gbg "rastest hold s18 2 0"; wait_log "RASTEST ready tag=s18 " 60
+            gbg "rastest hold s18 2 0"; fsv_wait_log "RASTEST ready tag=s18 " 60
             g1=$(guest_gpa s18 0); g2=$(guest_gpa s18 1)
             # (1) a real poisoned page (early kill -> async source), (2) an
             # operator-injected memory error at another page.
-            poison "$g1"; sleep 4
+            fsv_poison "$g1"; sleep 4
             args=$(echo "$INJECT_MEM_ARGS" | sed "s/@GPA@/$g2/g")
             "$CHR" --api-socket "$API" inject-error "$args" >"$D/inject.out" 2>&1; ri=$?
             ev "inject-error $args: rc $ri"
@@ -803,13 +803,13 @@ if want 18; then
                     why="$why $x-not-listed"
                 fi
             done
-            alive || why="$why VMM-gone"
+            fsv_alive || why="$why VMM-gone"
             neg 18 || [ "$rasd_ready" = y ] || why="$why (rasdaemon-had-no-database-240-s-after-its-start)"
             verdict 18 rasdaemon "ras-mc-ctl --errors lists the poisoned page $g1 and the injected error at $g2 by address"
         else
             result 18 rasdaemon FAIL "$([ -x "$CHR" ] && echo 'guest did not boot' || echo 'no ch-remote binary')"
         fi
         scen_end
-        vm_stop
+        fsv_stop
     fi
 fi

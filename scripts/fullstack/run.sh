@@ -28,6 +28,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/common.sh"
 . "$FS_ROOT/scripts/lib/lab-common.sh"
+. "$FS_ROOT/scripts/lib/fullstack-host.sh"
 
 CH_BIN=
 CH_REMOTE=
@@ -40,16 +41,13 @@ SCEN_NAMES=("1 boot" "2 sync" "3 async" "4 two-vcpus" "5 reboot" "6 snapshot-res
 FW=${FIRMWARE:-}
 
 while [ $# -gt 0 ]; do
+    fullstack_opt "$@"
+    if [ "$FS_SHIFT" -gt 0 ]; then shift "$FS_SHIFT"; continue; fi
     case "$1" in
-        --ch) CH_BIN=${2:-}; shift 2 ;;
-        --ch-remote) CH_REMOTE=${2:-}; shift 2 ;;
-        --only) ONLY=$2; shift 2 ;;
-        --timeout) L1_TIMEOUT=$2; shift 2 ;;
         --firmware) FW=$2; shift 2 ;;
         --selftest-l1) SELFTEST=1; shift ;;
         -h|--help) sed -n '3,25p' "$0"; exit 0 ;;
-        -*) fs_die "unknown option $1" ;;
-        *) CH_BIN=$1; shift ;;
+        *) fs_die "unknown option $1" ;;
     esac
 done
 
@@ -61,10 +59,7 @@ if [ "$SELFTEST" = 0 ] && { [ -z "$CH_BIN" ] || [ ! -x "$CH_BIN" ]; }; then
     exit 77
 fi
 if [ -n "$CH_BIN" ]; then
-    CH_BIN=$(readlink -f "$CH_BIN")
-    if [ -z "$CH_REMOTE" ] && [ -x "$(dirname "$CH_BIN")/ch-remote" ]; then
-        CH_REMOTE=$(dirname "$CH_BIN")/ch-remote
-    fi
+    fullstack_bins
     file -b "$CH_BIN" 2>/dev/null | grep -q 'ARM aarch64' || fs_log "warning: $CH_BIN does not look like an aarch64 binary"
 fi
 
@@ -86,6 +81,7 @@ R=$L1/root
 initramfs_skeleton "$R" "$BUSYBOX" "$HERE/l1-init.sh"
 mkdir -p "$R"/{proc,sys,dev,tmp,etc,fullstack}
 cp "$HERE/l1-orchestrate.sh" "$HERE/l1-prodcases.sh" "$HERE/config.sh" "$R/fullstack/"
+cp "$FS_ROOT/scripts/lib/fullstack-vm.sh" "$R/fullstack/fullstack-vm.sh"
 [ -n "$CH_BIN" ] && cp "$CH_BIN" "$R/fullstack/cloud-hypervisor"
 [ -n "$CH_REMOTE" ] && cp "$CH_REMOTE" "$R/fullstack/ch-remote"
 cp "$FW" "$R/fullstack/CLOUDHV_EFI.fd"

@@ -1,18 +1,23 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Driving one Cloud Hypervisor VM from inside L1 (busybox sh: POSIX only;
-# source it). The pieces of the arm64 full-stack orchestrator
-# (scripts/fullstack/l1-orchestrate.sh) that do not depend on the guest's
-# architecture or on how it boots, for the x86 full stack
-# (scripts/fullstack-x86/l1-orchestrate.sh); the arm64 orchestrator keeps
-# its own copies for now.
+# source it). What the full-stack orchestrators of both architectures
+# share (scripts/fullstack/l1-orchestrate.sh and l1-prodcases.sh, arm64;
+# scripts/fullstack-x86/l1-orchestrate.sh, x86_64): the pieces that do not
+# depend on the guest's architecture or on how it boots, and the scenarios'
+# bookkeeping (result, verdict, want).
 #
 # The caller sets, before using them:
 #   CH   the cloud-hypervisor binary     RT  the rastest binary (pty, hostpfn,
 #   W    a scratch directory                 now; tests/fullstack/rastest.c)
 #   FSV_PREFIX  the prefix of every line said (default FULLSTACK)
 #   GUEST_RAM_BASE GUEST_MEM_BYTES  GPA and size of the VMM's one mapping
-#       of guest RAM (rastest hostpfn finds it by its size)
+#       of guest RAM (rastest hostpfn finds it by its size, or by the path
+#       MEM_FILE when guest RAM is a file)
+#   ONLY  the scenarios to run ("1 3"; empty: all)
+# and may set: FSV_NUDGE=0 (fsv_wait_answer never nudges the guest's serial
+# input), FSV_STOP_WAIT (seconds fsv_stop waits for the guest's poweroff,
+# 30), HOLD_TIMEOUT (seconds fsv_hold waits for its process, 120).
 # and starts a VM with fsv_dir NAME + fsv_spawn CH-ARGS... (which set VM,
 # D, SER, EVT, API, CHPID, SEQ). The guest runs the console agent of
 # scripts/fullstack/guest-init.sh ("RASGUEST ready", "<id> <cmd>" lines in,
@@ -22,6 +27,24 @@ fsv_say() { echo "${FSV_PREFIX:-FULLSTACK} $*"; }
 fsv_ev() { echo "    | $*"; }
 fsv_nap() { sleep 0.2 2>/dev/null || sleep 1; }
 fsv_now_ms() { "$RT" now; }
+
+# Scenarios' bookkeeping: result N NAME PASS|FAIL|SKIP [WHY] counts (PASSED,
+# FAILED, SKIPPED) and says "RESULT N NAME ..."; verdict N NAME PASS-TEXT
+# [FAIL-TEXT]: PASS with PASS-TEXT when the checks left no reason in $why,
+# else FAIL with the reasons (and FAIL-TEXT); want N: scenario N runs.
+PASSED=0 FAILED=0 SKIPPED=0
+result() {
+    case $3 in
+        PASS) PASSED=$((PASSED + 1)) ;;
+        SKIP) SKIPPED=$((SKIPPED + 1)) ;;
+        *) FAILED=$((FAILED + 1)) ;;
+    esac
+    fsv_say "RESULT $1 $2 $3${4:+ ($4)}"
+}
+verdict() {
+    if [ -z "$why" ]; then result "$1" "$2" PASS "$3"; else result "$1" "$2" FAIL "failed:$why${4:-}"; fi
+}
+want() { [ -z "${ONLY:-}" ] || echo " $ONLY " | grep -q " $1 "; }
 
 # fsv_dir NAME: a fresh directory for VM NAME (sets VM, D, SER, EVT, API).
 fsv_dir() {
@@ -90,7 +113,8 @@ fsv_wait_answer() {
         fsv_wait_log "RASCMD-END $1 rc=[0-9]" "$_s" && return 0
         fsv_alive || return 1
         _left=$((_left - _s))
-        [ "$_left" -gt 0 ] && { echo >&3; fsv_ev "no answer to command $1 yet: nudged the guest's serial input"; }
+        [ "$_left" -gt 0 ] && [ "${FSV_NUDGE:-1}" != 0 ] &&
+            { echo >&3; fsv_ev "no answer to command $1 yet: nudged the guest's serial input"; }
     done
     return 1
 }
@@ -136,10 +160,10 @@ fsv_hold() {
 }
 
 # fsv_poison GPA: debugfs hwpoison/corrupt-pfn on the host page behind GPA
-# (GPA -> the VMM's address through its mapping of guest RAM -> its
-# /proc/PID/pagemap -> PFN); sets PFN, HVA.
+# (GPA -> the VMM's address through its mapping of guest RAM, or of the
+# file MEM_FILE -> its /proc/PID/pagemap -> PFN); sets PFN, HVA.
 fsv_poison() {
-    _out=$("$RT" hostpfn "$CHPID" "$1" "$GUEST_RAM_BASE" "$GUEST_MEM_BYTES")
+    _out=$("$RT" hostpfn "$CHPID" "$1" "$GUEST_RAM_BASE" "$GUEST_MEM_BYTES" ${MEM_FILE:+"$MEM_FILE"})
     fsv_ev "$_out"
     PFN=$(echo "$_out" | sed -n 's/.* pfn=\(0x[0-9a-f]*\).*/\1/p')
     HVA=$(echo "$_out" | sed -n 's/.* hva=\(0x[0-9a-f]*\).*/\1/p')
@@ -163,11 +187,12 @@ fsv_reap() {
     wait "$CHPID" 2>/dev/null; CH_STATUS=$?
     FSV_REAPED=$CHPID
 }
-# fsv_stop: guest poweroff, then the VMM's exit (or fsv_kill); sets CH_STATUS.
+# fsv_stop: guest poweroff, then the VMM's exit (or, after FSV_STOP_WAIT
+# seconds, fsv_kill); sets CH_STATUS.
 fsv_stop() {
     if fsv_alive; then
         echo "$((SEQ + 1)) poweroff -f" >&3
-        _n=0; while fsv_alive && [ $_n -lt 150 ]; do fsv_nap; _n=$((_n + 1)); done
+        _n=0; while fsv_alive && [ $_n -lt $((${FSV_STOP_WAIT:-30} * 5)) ]; do fsv_nap; _n=$((_n + 1)); done
     fi
     if fsv_alive; then fsv_kill; else fsv_reap; fi
     exec 3>&-
@@ -180,6 +205,28 @@ fsv_wait_exit() {
     if fsv_alive; then CH_STATUS=running; return 1; fi
     fsv_reap
     return 0
+}
+
+# fsv_baseline TAG SECONDS: without --ras, after fsv_hold TAG and
+# fsv_poison of its page: the guest process reads the page (SIGUSR1), the
+# VMM must have survived the poisoning and then die of SIGBUS (status 135)
+# within SECONDS, the process having touched the page and read nothing.
+# Status 0 when so; FSV_BASELINE says what was seen.
+fsv_baseline() {
+    # No early kill by default: the VMM survives the poisoning; the death
+    # counted is the guest's consumption.
+    sleep 2
+    _alive=$(fsv_alive && echo y || echo n)
+    gsend "kill -USR1 $pid"
+    fsv_wait_exit "$2" || true
+    _touched=$(grep -ac "RASTEST touch tag=$1 " "$SER")
+    _readok=$(grep -ac "RASTEST read-ok tag=$1 " "$SER")
+    tail -n 6 "$SER" | tr -d '\r' | sed 's/^/    serial: /'
+    tail -n 4 "$D/ch.log" | sed 's/^/    ch: /'
+    dmesg | grep -aE 'Memory failure|cloud-hyperv|Sending SIGBUS' | tail -n 4 | sed 's/^/    host: /'
+    fsv_ev "VMM status after the guest read the poisoned page: $CH_STATUS (135 = killed by SIGBUS)"
+    FSV_BASELINE="VMM status $CH_STATUS (expected 135, SIGBUS), alive after poisoning=$_alive, guest touch lines=$_touched, read-ok lines=$_readok"
+    [ "$CH_STATUS" = 135 ] && [ "$_alive" = y ] && [ "$_touched" -ge 1 ] && [ "$_readok" -eq 0 ]
 }
 
 # fsv_events: the event monitor's RAS events, one compact object a line.
