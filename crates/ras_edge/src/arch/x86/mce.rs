@@ -692,7 +692,7 @@ mod tests {
 
     #[test]
     fn vendor_strings() {
-        // "GenuineIntel": EBX "Genu", EDX "ineI", ECX "ntel".
+        // "GenuineIntel", four bytes per register, in EBX, EDX, ECX order.
         assert_eq!(
             CpuVendor::from_cpuid_vendor(0x756e_6547, 0x4965_6e69, 0x6c65_746e),
             Some(CpuVendor::Intel)
