@@ -207,12 +207,17 @@ fsv_wait_exit() {
     return 0
 }
 
-# fsv_baseline TAG SECONDS: without --ras, after fsv_hold TAG and
-# fsv_poison of its page: the guest process reads the page (SIGUSR1), the
-# VMM must have survived the poisoning and then die of SIGBUS (status 135)
-# within SECONDS, the process having touched the page and read nothing.
-# Status 0 when so; FSV_BASELINE says what was seen.
+# fsv_baseline TAG SECONDS: without --ras, a guest process holds a page
+# (fsv_hold TAG), its host page is poisoned (fsv_poison), then the process
+# reads it (SIGUSR1): the VMM must have survived the poisoning and then die
+# of SIGBUS (status 135) within SECONDS, the process having touched the
+# page and read nothing. Status 0 when so; FSV_BASELINE says what was seen.
 fsv_baseline() {
+    fsv_hold "$1" 1 0
+    if [ -z "$gpa" ] || ! fsv_poison "$gpa"; then
+        FSV_BASELINE="no GPA or poisoning failed"
+        return 1
+    fi
     # No early kill by default: the VMM survives the poisoning; the death
     # counted is the guest's consumption.
     sleep 2
