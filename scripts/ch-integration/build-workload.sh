@@ -1,26 +1,38 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# Build the arm64 disk image that Cloud Hypervisor's aarch64 integration
-# tests boot through the UEFI firmware (`--kernel CLOUDHV_EFI.fd --disk
-# path=<image> --disk path=<cloud-init seed>`), only from Debian arm64
-# packages fetched through a private APT configuration that reuses the
-# machine's own archive URI (scripts/lib/debian-archive.sh). Nothing is
-# downloaded from anywhere else and no image or binary is committed.
+# Build the disk image that Cloud Hypervisor's integration tests boot
+# through the UEFI firmware (aarch64: `--kernel CLOUDHV_EFI.fd`, x86_64:
+# `--kernel CLOUDHV.fd`, as test_jammy_ovmf; `--disk path=<image> --disk
+# path=<cloud-init seed>`), only from Debian packages of that architecture
+# fetched through a private APT configuration that reuses the machine's
+# own archive URI (scripts/lib/debian-archive.sh). Nothing is downloaded
+# from anywhere else and no image or binary is committed.
 #
-#   scripts/ch-integration/build-workload.sh [--no-install] [--firmware]
+#   scripts/ch-integration/build-workload.sh [--arch arm64|amd64]
+#                                            [--no-install] [--firmware]
 #                                            [--workloads DIR] [--refresh]
 #
-# Result: .lab/workload/ch-workload-arm64.raw, copied (sparse) to
-# $WORKLOADS/<name the aarch64 tests use> (default $HOME/workloads/
-# jammy-server-cloudimg-arm64-custom-20220329-0.raw); with --firmware also
-# CLOUDHV_EFI.fd (scripts/fullstack/build-firmware.sh, cached) next to it.
+# Result (--arch arm64, the default): .lab/workload/ch-workload-arm64.raw,
+# copied (sparse) to $WORKLOADS/<name the aarch64 tests use> (default
+# $HOME/workloads/jammy-server-cloudimg-arm64-custom-20220329-0.raw); with
+# --firmware also CLOUDHV_EFI.fd (scripts/fullstack/build-firmware.sh,
+# cached) next to it.
+# --arch amd64 (or x86_64): .lab/workload/ch-workload-amd64.raw, installed
+# as $WORKLOADS/jammy-server-cloudimg-amd64-custom-20241017-0.raw (the
+# name of CH's x86_64 tests); with --firmware also CLOUDHV.fd
+# (build-firmware.sh --arch x86_64: OvmfPkg/CloudHv/CloudHvX64.dsc). Its
+# intermediate files live in .lab/workload/amd64/ and its kernel in
+# .lab/workload/kernel-<version>-amd64 (version in kernel-amd64.version);
+# the arm64 ones (.lab/workload/{root,initrd.img,kernel.version,...}) are
+# left alone.
 #
 # The image (GPT, laid out like an Ubuntu cloud image):
-#   partition 15  ESP (FAT32, label UEFI): \EFI\BOOT\BOOTAA64.EFI =
-#                 systemd-boot (systemd-boot-efi), loader entry -> \vmlinuz
-#                 (Debian's arm64 kernel, an EFI stub) + \initrd.img
-#                 (busybox, virtio_blk + ext4 modules)
+#   partition 15  ESP (FAT32, label UEFI): \EFI\BOOT\BOOTAA64.EFI (arm64)
+#                 or \EFI\BOOT\BOOTX64.EFI (amd64) = systemd-boot
+#                 (systemd-boot-efi), loader entry -> \vmlinuz (Debian's
+#                 kernel, an EFI stub: arm64 Image, amd64 bzImage) +
+#                 \initrd.img (busybox, virtio_blk + ext4 modules)
 #   partition 1   root (ext4, label cloudimg-rootfs): Debian userland
 #                 (busybox-static, bash, openssh-server, sudo, util-linux and
 #                 their libraries), busybox init, a NoCloud seed reader that
@@ -30,10 +42,13 @@
 # does not provide.
 #
 # Environment: WL_DIR (work and cache directory, default .lab/workload),
-# WORKLOADS, WORKLOAD_IMAGE_NAME, WORKLOAD_SUITE (userland, default
-# bookworm), WORKLOAD_KERNEL_SUITE (default trixie-backports: Linux 7.x;
-# bookworm gives 6.1), WORKLOAD_CMDLINE, WORKLOAD_ROOT_FREE_MB (free space
-# in the root file system, default 128), WORKLOAD_EXTRA_PACKAGES.
+# WORKLOAD_ARCH (as --arch), WORKLOADS, WORKLOAD_IMAGE_NAME, WORKLOAD_SUITE
+# (userland, default bookworm), WORKLOAD_KERNEL_SUITE (default
+# trixie-backports: Linux 7.x; bookworm gives 6.1), WORKLOAD_CMDLINE
+# (default root=LABEL=cloudimg-rootfs rw console=hvc0 console=<serial>
+# quiet, <serial> ttyAMA0 on arm64, ttyS0 on amd64), WORKLOAD_ROOT_FREE_MB
+# (free space in the root file system, default 128),
+# WORKLOAD_EXTRA_PACKAGES.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -45,11 +60,9 @@ WL_DIR=${WL_DIR:-$ROOT/.lab/workload}
 APT_DIR=$WL_DIR/apt
 SUITE=${WORKLOAD_SUITE:-bookworm}
 KSUITE=${WORKLOAD_KERNEL_SUITE:-trixie-backports}
-IMAGE_NAME=${WORKLOAD_IMAGE_NAME:-jammy-server-cloudimg-arm64-custom-20220329-0.raw}
 WORKLOADS=${WORKLOADS:-$HOME/workloads}
-CMDLINE=${WORKLOAD_CMDLINE:-root=LABEL=cloudimg-rootfs rw console=hvc0 console=ttyAMA0 quiet}
 ROOT_FREE_MB=${WORKLOAD_ROOT_FREE_MB:-128}
-ARCH=arm64
+ARCH=${WORKLOAD_ARCH:-arm64}
 # The userland: what the tests call over ssh (sudo, dmesg, lscpu, ...), an
 # ssh server and client (scp), bash (user-data's notify script writes to
 # /dev/tcp).
@@ -67,15 +80,39 @@ MODULES_LATE="nls_iso8859-1 nls_utf8 virtio_rng evdev vmw_vsock_virtio_transport
 INSTALL=1 FIRMWARE=0 REFRESH=0
 while [ $# -gt 0 ]; do
     case "$1" in
+        --arch) ARCH=$2; shift ;;
+        --arch=*) ARCH=${1#--arch=} ;;
         --no-install) INSTALL=0 ;;
         --firmware) FIRMWARE=1 ;;
         --workloads) WORKLOADS=$2; shift ;;
         --refresh) REFRESH=1 ;;
-        -h|--help) sed -n '3,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '3,51p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
+# Per architecture: the Debian kernel meta-package, systemd-boot's file and
+# its removable-media name, the serial console of CH's VMs (PL011 on
+# arm64, 8250 ttyS0 on x86), the file name the tests expect, the firmware.
+# B holds the intermediate files: the arm64 ones stay where they always
+# were (scripts/ch-integration.sh and boot-workload.sh read
+# $WL_DIR/kernel.version and $WL_DIR/root), the amd64 ones in $WL_DIR/amd64.
+case "$ARCH" in
+    arm64|aarch64)
+        ARCH=arm64 KPKG=linux-image-arm64 SDBOOT=systemd-bootaa64.efi BOOTEFI=BOOTAA64.EFI SERIAL=ttyAMA0
+        DEF_IMAGE_NAME=jammy-server-cloudimg-arm64-custom-20220329-0.raw FW_NAME=CLOUDHV_EFI.fd FW_ARCH=aarch64
+        B=$WL_DIR KVER_FILE=$WL_DIR/kernel.version ;;
+    amd64|x86_64)
+        ARCH=amd64 KPKG=linux-image-amd64 SDBOOT=systemd-bootx64.efi BOOTEFI=BOOTX64.EFI SERIAL=ttyS0
+        DEF_IMAGE_NAME=jammy-server-cloudimg-amd64-custom-20241017-0.raw FW_NAME=CLOUDHV.fd FW_ARCH=x86_64
+        B=$WL_DIR/amd64 KVER_FILE=$WL_DIR/kernel-amd64.version
+        # the ACPI power button (PNP0C0C, CH's GED and QEMU's fixed
+        # button) is a module in Debian's amd64 kernel, built in on arm64
+        MODULES_LATE="$MODULES_LATE button" ;;
+    *) echo "--arch: arm64 or amd64, not $ARCH" >&2; exit 2 ;;
+esac
+IMAGE_NAME=${WORKLOAD_IMAGE_NAME:-$DEF_IMAGE_NAME}
+CMDLINE=${WORKLOAD_CMDLINE:-root=LABEL=cloudimg-rootfs rw console=hvc0 console=$SERIAL quiet}
 
 log() { echo "build-workload: $*" >&2; }
 first() { local f; for f in "$@"; do [ -e "$f" ] && { echo "$f"; return 0; }; done; return 1; }
@@ -83,7 +120,7 @@ die() { echo "build-workload: ERROR: $*" >&2; exit 1; }
 t0=$(date +%s)
 
 need_host_packages dosfstools mtools kmod e2fsprogs cpio gzip xz-utils openssl openssh-client python3 binutils
-mkdir -p "$WL_DIR"
+mkdir -p "$WL_DIR" "$B"
 exec 9>"$WL_DIR/.lock"
 flock 9
 
@@ -100,17 +137,18 @@ download() { # PKG [SUITE] -> path of the .deb in $APT_DIR/archives
     local pkg=$1 suite=${2:-$SUITE} ver f
     ver=$(aptc apt-cache policy -t "$suite" "$pkg" | awk '/Candidate:/ { print $2 }')
     [ -n "$ver" ] && [ "$ver" != "(none)" ] || return 1
-    f=$(first "$APT_DIR/archives/${pkg}_${ver//:/%3a}_"*.deb) || {
+    local base=$APT_DIR/archives/${pkg}_${ver//:/%3a}
+    f=$(first "${base}_$ARCH.deb" "${base}_all.deb") || {
         (cd "$APT_DIR/archives" && aptc apt-get -q download -t "$suite" "$pkg=$ver" >&2)
-        f=$(first "$APT_DIR/archives/${pkg}_${ver//:/%3a}_"*.deb)
+        f=$(first "${base}_$ARCH.deb" "${base}_all.deb")
     }
     echo "$f"
 }
 
 # ---- 2. Kernel -------------------------------------------------------------
-kimg=$(aptc apt-cache depends -t "$KSUITE" linux-image-arm64 2>/dev/null |
+kimg=$(aptc apt-cache depends -t "$KSUITE" "$KPKG" 2>/dev/null |
     awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-[ -n "$kimg" ] || die "cannot resolve linux-image-arm64 in $KSUITE"
+[ -n "$kimg" ] || die "cannot resolve $KPKG in $KSUITE"
 KVER=${kimg#linux-image-}
 KVER=${KVER%-unsigned}
 KDIR=$WL_DIR/kernel-$KVER
@@ -148,7 +186,7 @@ if [ ! -e "$KDIR/.done" ]; then
     rm -rf "$KDIR/x"
     touch "$KDIR/.done"
 fi
-echo "$KVER" >"$WL_DIR/kernel.version"
+echo "$KVER" >"$KVER_FILE"
 # modfiles MOD...: the module files (relative to lib/modules/<ver>) of MOD
 # and their dependencies, dependencies first, builtins left out.
 modfiles() {
@@ -183,7 +221,7 @@ for d in "${debs[@]}"; do
     n=$(basename "$d"); n=${n%%_*}
     if [[ $n =~ $DROP_RE ]]; then dropped+=("$n"); else keep+=("$d"); fi
 done
-R=$WL_DIR/root
+R=$B/root
 rm -rf "$R"
 rootfs_unpack "$R" "${keep[@]}"
 rootfs_merge_usr "$R"
@@ -197,13 +235,13 @@ ln -sfn /proc/self/mounts "$R/etc/mtab"
     echo "# Debian $ARCH packages in the image (suite $SUITE; kernel $KVER from $KSUITE)"
     for d in "${keep[@]}"; do basename "$d" .deb; done
     echo "# in the closure, not unpacked (maintainer-script tooling): ${dropped[*]}"
-} >"$WL_DIR/packages.txt"
+} >"$B/packages.txt"
 
 # busybox: one link per applet, where Debian has no real program of that
 # name; the names come from the binary's applet table (it cannot run here).
 bb=$R/usr/bin/busybox
 [ -x "$bb" ] || die "no busybox in the root file system"
-python3 - "$bb" >"$WL_DIR/busybox-applets" <<'PY'
+python3 - "$bb" >"$B/busybox-applets" <<'PY'
 import sys
 data = open(sys.argv[1], "rb").read()
 i = data.find(b"\0[\0[[\0")
@@ -220,7 +258,7 @@ while read -r a; do
     case "$sbin_applets" in *" $a "*) d=usr/sbin ;; *) d=usr/bin ;; esac
     have() { [ -e "$1" ] || [ -L "$1" ]; }
     have "$R/usr/bin/$a" || have "$R/usr/sbin/$a" || ln -s /usr/bin/busybox "$R/$d/$a"
-done <"$WL_DIR/busybox-applets"
+done <"$B/busybox-applets"
 
 # ---- 4. Configuration ------------------------------------------------------
 G=$HERE/guest
@@ -336,42 +374,42 @@ modnames "${late_mods[@]}" | grep -vxF -f "$R/etc/ch-workload/modules" >"$R/etc/
 rootfs_check_libs "$R"
 
 # ---- 5. initramfs ----------------------------------------------------------
-I=$WL_DIR/initramfs
+I=$B/initramfs
 rm -rf "$I" && mkdir -p "$I"/{bin,proc,sys,dev,etc,newroot,lib/modules}
 cp "$bb" "$I/bin/busybox"
 ln -s busybox "$I/bin/sh"
 install -m 755 "$G/initramfs-init" "$I/init"
 copy_modules "$I/lib/modules" "${initrd_mods[@]}"
 for f in "${initrd_mods[@]}"; do ko_name "$f"; done >"$I/etc/modules.load"
-(cd "$I" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --owner 0:0) | gzip -9n >"$WL_DIR/initrd.img"
+(cd "$I" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --owner 0:0) | gzip -9n >"$B/initrd.img"
 
 # ---- 6. ESP ------------------------------------------------------------------
 sdboot_deb=$(download systemd-boot-efi "$SUITE") || die "systemd-boot-efi not found in $SUITE"
-E=$WL_DIR/esp
+E=$B/esp
 rm -rf "$E" && mkdir -p "$E/x" "$E/EFI/BOOT" "$E/loader/entries"
 dpkg-deb -x "$sdboot_deb" "$E/x"
-cp "$E/x/usr/lib/systemd/boot/efi/systemd-bootaa64.efi" "$E/EFI/BOOT/BOOTAA64.EFI"
+cp "$E/x/usr/lib/systemd/boot/efi/$SDBOOT" "$E/EFI/BOOT/$BOOTEFI"
 rm -rf "$E/x"
 printf 'default ch-workload.conf\ntimeout 0\neditor no\nauto-entries no\nauto-firmware no\n' >"$E/loader/loader.conf"
-printf 'title Debian arm64 (ch-workload, Linux %s)\nlinux /vmlinuz\ninitrd /initrd.img\noptions %s\n' \
-    "$KVER" "$CMDLINE" >"$E/loader/entries/ch-workload.conf"
+printf 'title Debian %s (ch-workload, Linux %s)\nlinux /vmlinuz\ninitrd /initrd.img\noptions %s\n' \
+    "$ARCH" "$KVER" "$CMDLINE" >"$E/loader/entries/ch-workload.conf"
 cp "$KDIR/vmlinuz" "$E/vmlinuz"
-cp "$WL_DIR/initrd.img" "$E/initrd.img"
+cp "$B/initrd.img" "$E/initrd.img"
 
 # ---- 7. Disk image -----------------------------------------------------------
 esp_mb=$(( $(du -sm "$E" | cut -f1) + 8 ))
 [ "$esp_mb" -ge 64 ] || esp_mb=64      # FAT32 needs >= 65525 clusters
 root_mb=$(( $(du -sm --apparent-size "$R" | cut -f1) * 12 / 10 + ROOT_FREE_MB ))
-rm -f "$WL_DIR/esp.vfat" "$WL_DIR/root.ext4"
-mkfs.vfat -F 32 -n UEFI -i 0c4e5350 -C "$WL_DIR/esp.vfat" $((esp_mb * 1024)) >/dev/null
-mmd -i "$WL_DIR/esp.vfat" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
-mcopy -i "$WL_DIR/esp.vfat" "$E/EFI/BOOT/BOOTAA64.EFI" ::/EFI/BOOT/
-mcopy -i "$WL_DIR/esp.vfat" "$E/loader/loader.conf" ::/loader/
-mcopy -i "$WL_DIR/esp.vfat" "$E/loader/entries/ch-workload.conf" ::/loader/entries/
-mcopy -i "$WL_DIR/esp.vfat" "$E/vmlinuz" "$E/initrd.img" ::/
-mke2fs -q -t ext4 -L cloudimg-rootfs -m 0 -E root_owner=0:0 -d "$R" "$WL_DIR/root.ext4" "${root_mb}M" >/dev/null
-IMG=$WL_DIR/ch-workload-arm64.raw
-python3 - "$IMG.tmp" "$WL_DIR/esp.vfat" "$WL_DIR/root.ext4" <<'PY'
+rm -f "$B/esp.vfat" "$B/root.ext4"
+mkfs.vfat -F 32 -n UEFI -i 0c4e5350 -C "$B/esp.vfat" $((esp_mb * 1024)) >/dev/null
+mmd -i "$B/esp.vfat" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
+mcopy -i "$B/esp.vfat" "$E/EFI/BOOT/$BOOTEFI" ::/EFI/BOOT/
+mcopy -i "$B/esp.vfat" "$E/loader/loader.conf" ::/loader/
+mcopy -i "$B/esp.vfat" "$E/loader/entries/ch-workload.conf" ::/loader/entries/
+mcopy -i "$B/esp.vfat" "$E/vmlinuz" "$E/initrd.img" ::/
+mke2fs -q -t ext4 -L cloudimg-rootfs -m 0 -E root_owner=0:0 -d "$R" "$B/root.ext4" "${root_mb}M" >/dev/null
+IMG=$WL_DIR/ch-workload-$ARCH.raw
+python3 - "$IMG.tmp" "$B/esp.vfat" "$B/root.ext4" <<'PY'
 # GPT: partition 15 = ESP at 1 MiB, partition 1 = root after it (the
 # numbering of Ubuntu's cloud images), protective MBR, backup GPT. Holes
 # stay holes.
@@ -422,17 +460,17 @@ with open(out, "wb") as f:
                 pos += len(b)
 PY
 mv "$IMG.tmp" "$IMG"
-rm -f "$WL_DIR/esp.vfat" "$WL_DIR/root.ext4"
+rm -f "$B/esp.vfat" "$B/root.ext4"
 {
     echo "image: $IMG"
     echo "kernel: $KVER ($KSUITE), cmdline: $CMDLINE"
-    echo "userland: $SUITE, $(grep -vc '^#' "$WL_DIR/packages.txt") packages"
+    echo "userland: $SUITE, $(grep -vc '^#' "$B/packages.txt") packages"
     echo "esp: ${esp_mb} MiB, root: ${root_mb} MiB ($(du -sm --apparent-size "$R" | cut -f1) MiB used)"
-    echo "initrd: $(stat -c %s "$WL_DIR/initrd.img") bytes, modules: $MODULES_INITRD (+ deps)"
+    echo "initrd: $(stat -c %s "$B/initrd.img") bytes, modules: $MODULES_INITRD (+ deps)"
     echo "root modules: $(tr '\n' ' ' <"$R/etc/ch-workload/modules")+ later: $(tr '\n' ' ' <"$R/etc/ch-workload/modules.late")"
     echo "image: $(stat -c %s "$IMG") bytes apparent, $(du -k "$IMG" | cut -f1) KiB allocated"
-} >"$WL_DIR/manifest.txt"
-cat "$WL_DIR/manifest.txt" >&2
+} >"$B/manifest.txt"
+cat "$B/manifest.txt" >&2
 
 # ---- 8. Install under $WORKLOADS -----------------------------------------------
 if [ "$INSTALL" = 1 ]; then
@@ -441,9 +479,9 @@ if [ "$INSTALL" = 1 ]; then
     mv "$WORKLOADS/$IMAGE_NAME.tmp" "$WORKLOADS/$IMAGE_NAME"
     log "installed $WORKLOADS/$IMAGE_NAME"
     if [ "$FIRMWARE" = 1 ]; then
-        fw=$("$ROOT/scripts/fullstack/build-firmware.sh" | tail -n1)
-        cp "$fw" "$WORKLOADS/CLOUDHV_EFI.fd"
-        log "installed $WORKLOADS/CLOUDHV_EFI.fd (from $fw)"
+        fw=$(FW_ARCH=$FW_ARCH "$ROOT/scripts/fullstack/build-firmware.sh" | tail -n1)
+        cp "$fw" "$WORKLOADS/$FW_NAME"
+        log "installed $WORKLOADS/$FW_NAME (from $fw)"
     fi
 fi
 log "done in $(( $(date +%s) - t0 )) s"

@@ -2,44 +2,68 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Check of the workload image without Cloud Hypervisor (CI-able): boot it
-# under qemu-system-aarch64 (TCG) with Debian's generic arm64 UEFI firmware
-# (qemu-efi-aarch64, unpacked, not installed), a virtio-net NIC with the
-# MAC of test guest 1 and QEMU's user network set to that guest's
-# addresses, the seed as test_infra makes it (CH's test_data when
-# --ch-src is given, otherwise our own seed of the same shape), and check
-# the contract: `booted` reaches the host's listener, ssh cloud/cloud123
-# (password authentication), sudo, dmesg, the commands of the control and
-# RAS tests, the power button (QEMU's system_powerdown) powers it off.
+# under QEMU (TCG) with Debian's generic UEFI firmware (unpacked, not
+# installed), a virtio-net NIC with the MAC of test guest 1 and QEMU's
+# user network set to that guest's addresses, the seed as test_infra makes
+# it (CH's test_data when --ch-src is given, otherwise our own seed of the
+# same shape), and check the contract: `booted` reaches the host's
+# listener, ssh cloud/cloud123 (password authentication), sudo, dmesg, the
+# commands of the control and RAS tests, the power button (QEMU's
+# system_powerdown) powers it off.
+#   --arch arm64 (default): .lab/workload/ch-workload-arm64.raw under
+#       qemu-system-aarch64 -M virt -cpu max, AAVMF (qemu-efi-aarch64)
+#   --arch amd64: .lab/workload/ch-workload-amd64.raw under
+#       qemu-system-x86_64 -M q35 -cpu max, OVMF (ovmf: OVMF_CODE_4M.fd +
+#       a copy of OVMF_VARS_4M.fd as pflash); also checks that CH's x86
+#       firmware .lab/fullstack/CLOUDHV.fd (build-firmware.sh --arch
+#       x86_64), when built, has CloudHvX64's 4 MiB, and prints its sha256
+#       (it runs only under Cloud Hypervisor, not under QEMU)
 #
-#   scripts/ch-integration/check-workload.sh [--ch-src DIR] [--timeout S]
-# Exit: 0 pass, 1 fail.
+#   scripts/ch-integration/check-workload.sh [--arch arm64|amd64]
+#                                            [--ch-src DIR] [--timeout S]
+# The image is built (build-workload.sh --no-install) when missing.
+# Exit: 0 pass, 1 fail, 77 skipped (QEMU, the ssh client or the firmware
+# package missing).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 WL_DIR=${WL_DIR:-$ROOT/.lab/workload}
 . "$HERE/seed.sh"
-CH_SRC= TIMEOUT=600
+CH_SRC= TIMEOUT=600 ARCH=${WORKLOAD_ARCH:-arm64}
 while [ $# -gt 0 ]; do
     case "$1" in
+        --arch) ARCH=$2; shift ;;
+        --arch=*) ARCH=${1#--arch=} ;;
         --ch-src) CH_SRC=$(cd "$2" && pwd); shift ;;
         --timeout) TIMEOUT=$2; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
-command -v qemu-system-aarch64 >/dev/null || { echo "SKIP: qemu-system-aarch64 missing (scripts/lab/fetch.sh installs it)"; exit 77; }
-[ -s "$WL_DIR/ch-workload-arm64.raw" ] || "$HERE/build-workload.sh" --no-install >/dev/null
+case "$ARCH" in
+    arm64|aarch64) ARCH=arm64 QEMU=qemu-system-aarch64 FWPKG=qemu-efi-aarch64 FWDIR=$WL_DIR/qemu-efi
+        fw=$FWDIR/usr/share/qemu-efi-aarch64/QEMU_EFI.fd W=$WL_DIR/check ;;
+    amd64|x86_64) ARCH=amd64 QEMU=qemu-system-x86_64 FWPKG=ovmf FWDIR=$WL_DIR/ovmf
+        fw=$FWDIR/usr/share/OVMF/OVMF_CODE_4M.fd W=$WL_DIR/check-amd64 ;;
+    *) echo "--arch: arm64 or amd64, not $ARCH" >&2; exit 2 ;;
+esac
+command -v "$QEMU" >/dev/null || { echo "SKIP: $QEMU missing (scripts/lab/fetch.sh installs it)"; exit 77; }
+command -v ssh >/dev/null || { echo "SKIP: ssh (openssh-client) missing"; exit 77; }
+IMG=$WL_DIR/ch-workload-$ARCH.raw
+[ -s "$IMG" ] || "$HERE/build-workload.sh" --arch "$ARCH" --no-install >/dev/null
 
-fw=$WL_DIR/qemu-efi/usr/share/qemu-efi-aarch64/QEMU_EFI.fd
+# The firmware: Debian's package, unpacked (the private APT configuration
+# build-workload.sh wrote).
 if [ ! -s "$fw" ]; then
-    mkdir -p "$WL_DIR/qemu-efi"
-    (cd "$WL_DIR/qemu-efi" && APT_CONFIG="$WL_DIR/apt/apt.conf" apt-get -q download qemu-efi-aarch64 >&2)
-    dpkg-deb -x "$(ls "$WL_DIR"/qemu-efi/qemu-efi-aarch64_*.deb | head -n1)" "$WL_DIR/qemu-efi"
+    mkdir -p "$FWDIR"
+    (cd "$FWDIR" && APT_CONFIG="$WL_DIR/apt/apt.conf" apt-get -q download "$FWPKG" >&2) || true
+    deb=$(ls "$FWDIR/${FWPKG}_"*.deb 2>/dev/null | head -n1 || true)
+    [ -n "$deb" ] && dpkg-deb -x "$deb" "$FWDIR"
+    [ -s "$fw" ] || { echo "SKIP: no $fw (Debian package $FWPKG not downloaded)"; exit 77; }
 fi
 
-W=$WL_DIR/check
 rm -rf "$W" && mkdir -p "$W"
-cp --sparse=always "$WL_DIR/ch-workload-arm64.raw" "$W/osdisk.img"
+cp --sparse=always "$IMG" "$W/osdisk.img"
 # A guest id whose listener port (8000 + id) is free on this machine.
 id=
 for i in $(seq 1 200 | shuf); do
@@ -71,10 +95,20 @@ open(sys.argv[2], "w").write("%d %r\n" % (time.time() * 1000, buf))
 PY
 lpid=$!
 sleep 0.5
+if [ "$ARCH" = arm64 ]; then
+    machine=(-M virt -cpu max -bios "$fw")
+else
+    # OVMF: the code read-only, a private copy of the variable store; the
+    # OS disk first in the boot order (no PXE attempt on the NIC).
+    cp "${fw%CODE_4M.fd}VARS_4M.fd" "$W/ovmf-vars.fd"
+    machine=(-M q35 -cpu max
+        -drive if=pflash,format=raw,unit=0,readonly=on,file="$fw"
+        -drive if=pflash,format=raw,unit=1,file="$W/ovmf-vars.fd")
+fi
 t0=$(date +%s%3N)
-qemu-system-aarch64 -M virt -cpu max -smp 1 -m 512M -nographic -no-reboot \
-    -bios "$fw" -monitor unix:"$W/mon",server,nowait \
-    -drive if=none,id=os,format=raw,file="$W/osdisk.img" -device virtio-blk-pci,drive=os \
+"$QEMU" "${machine[@]}" -smp 1 -m 512M -nographic -no-reboot \
+    -monitor unix:"$W/mon",server,nowait \
+    -drive if=none,id=os,format=raw,file="$W/osdisk.img" -device virtio-blk-pci,drive=os,bootindex=0 \
     -drive if=none,id=ci,format=raw,file="$W/cloudinit" -device virtio-blk-pci,drive=ci \
     -netdev user,id=n0,net="${SEED_HOST_IP%.1}.0/24",host="$SEED_HOST_IP",hostfwd=tcp:127.0.0.1:"$sport"-"$SEED_GUEST_IP":22 \
     -device virtio-net-pci,netdev=n0,mac="$SEED_MAC",romfile= \
@@ -136,6 +170,23 @@ PY
     n=0
     while kill -0 "$qpid" 2>/dev/null && [ "$n" -lt 300 ]; do sleep 0.2; n=$((n + 1)); done
     if kill -0 "$qpid" 2>/dev/null; then bad "power button: guest still running after 60 s"; else ok "power button: guest powered off"; fi
+fi
+if [ "$ARCH" = amd64 ]; then
+    # CH's own x86 firmware runs only under CH: here only its file.
+    chfw=${FS_DIR:-$ROOT/.lab/fullstack}/CLOUDHV.fd
+    if [ ! -e "$chfw" ]; then
+        echo "  note: $chfw not built (scripts/fullstack/build-firmware.sh --arch x86_64)"
+    elif [ "$(stat -c %s "$chfw")" != 4194304 ]; then
+        bad "CLOUDHV.fd: $(stat -c %s "$chfw") bytes, CloudHvX64 is 4 MiB (4194304)"
+    elif [ "$(head -c4 "$chfw" | od -An -tx1 | tr -d ' ')" != 7f454c46 ]; then
+        bad "CLOUDHV.fd: no ELF header (CH loads CloudHvX64 as a PVH ELF image)"
+    else
+        # CloudHvElfHeader.fdf.inc: an ELF image with a Xen PVH entry note
+        # (XEN_ELFNOTE_PHYS32_ENTRY, type 0x12), the way CH loads it.
+        pvh=
+        command -v readelf >/dev/null && readelf -nW "$chfw" 2>/dev/null | grep -Eq 'Xen .*0x0*12\b' && pvh=", PVH entry note"
+        ok "CLOUDHV.fd (CloudHvX64): 4194304 bytes, ELF$pvh, sha256 $(sha256sum "$chfw" | cut -d' ' -f1)"
+    fi
 fi
 echo "---- guest console (ch-workload lines) ----"
 grep -a 'ch-workload' "$W/serial.log" | tr -d '\r' | sed 's/^/  /' || true
