@@ -51,13 +51,7 @@
 # WORKLOAD_EXTRA_PACKAGES.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-. "$ROOT/scripts/lib/debian-archive.sh"
-. "$ROOT/scripts/lib/debian-rootfs.sh"
-
-WL_DIR=${WL_DIR:-$ROOT/.lab/workload}
-APT_DIR=$WL_DIR/apt
+. "$(dirname "$0")/workload-common.sh"
 SUITE=${WORKLOAD_SUITE:-bookworm}
 KSUITE=${WORKLOAD_KERNEL_SUITE:-trixie-backports}
 WORKLOADS=${WORKLOADS:-$HOME/workloads}
@@ -125,13 +119,7 @@ exec 9>"$WL_DIR/.lock"
 flock 9
 
 # ---- 1. APT ------------------------------------------------------------------
-private_apt "$APT_DIR" "bookworm bookworm-backports trixie trixie-backports" ||
-    die "no archive URI in $DEBIAN_SOURCES"
-if [ ! -e "$APT_DIR/.updated" ] || [ "$REFRESH" = 1 ]; then
-    log "apt-get update (private lists in $APT_DIR)"
-    APT_CONFIG="$APT_DIR/apt.conf" apt-get -q update >/dev/null
-    touch "$APT_DIR/.updated"
-fi
+wl_apt "$REFRESH" || die "no archive URI in $DEBIAN_SOURCES"
 aptc() { rootfs_apt "$APT_DIR" "$ARCH" "$@"; }
 download() { # PKG [SUITE] -> path of the .deb in $APT_DIR/archives
     local pkg=$1 suite=${2:-$SUITE} ver f

@@ -3,8 +3,8 @@
 #
 # L1's init for scripts/ch-integration.sh (after the initramfs switched to
 # the ext4 root it built): prepares what Cloud Hypervisor's integration
-# tests expect of their host (scripts/run_integration_tests_aarch64.sh and
-# test_infra), then runs them with cargo-nextest from the extracted archive,
+# tests expect of their host (scripts/run_integration_tests_{aarch64,x86_64}.sh
+# and test_infra), then runs them with cargo-nextest from the extracted archive,
 # and powers off. Lines for the host start with "CHINT ".
 # Debian tools first (mkdosfs -C is not busybox's), busybox applets last.
 PATH=/usr/bin:/usr/sbin:/bin:/sbin:/usr/local/bin
@@ -25,6 +25,9 @@ ip link set lo up
 hostname l1
 . /chint/env
 echo "CHINT L1 up: Linux $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPUs, $(awk '/MemTotal/ { print int($2 / 1024) " MiB" }' /proc/meminfo), kvm: $(ls /dev/kvm 2>&1), tun: $(ls /dev/net/tun 2>&1), corrupt-pfn: $(ls /sys/kernel/debug/hwpoison/corrupt-pfn 2>&1)"
+
+# x86_64: one empty VM held for the whole run (scripts/fullstack-x86/kvmhold.c).
+[ -x /chint/kvmhold ] && { /chint/kvmhold & }
 
 export HOME=/root USER=root BUILD_TARGET="$TARGET" RUST_BACKTRACE=1 NO_COLOR=1
 # The console is a terminal: no progress bar in the log.
