@@ -218,10 +218,6 @@ cp "$CH_SRC/Cargo.toml" "$W/"
 cp "$CH_SRC/cloud-hypervisor/Cargo.toml" "$W/cloud-hypervisor/"
 cp -a "$CH_SRC/.config" "$CH_SRC/test_data" "$W/"
 cp "$REL/cloud-hypervisor" "$REL/ch-remote" "$REL/ras_guest" "$W/target/$T/release/"
-# The test binary and nextest's metadata, extracted here (fast) rather
-# than in L1; nextest then runs from the metadata with path remaps.
-mkdir -p "$S/chint/archive"
-tar --zstd -xf "$ARCHIVE" -C "$S/chint/archive"
 cp "$NX" "$S/chint/cargo-nextest"
 cp --sparse=always "$WL_IMAGE" "$S/root/workloads/$IMAGE_NAME"
 cp "$BOOT" "$S/root/workloads/$BOOT_NAME"
@@ -237,6 +233,12 @@ fi
         "$CH_SRC" "$T" "$FILTER" "$RETRIES" "$JOBS"
 } >"$S/chint/env"
 rootfs_check_libs "$S" || lab_die "L1 root file system: libraries missing"
+# The test binary and nextest's metadata, extracted here (fast) rather
+# than in L1; nextest then runs from the metadata with path remaps. (After
+# the library check: the archive also holds the build host's libstd for
+# proc macros, which L1 never loads.)
+mkdir -p "$S/chint/archive"
+tar --zstd -xf "$ARCHIVE" -C "$S/chint/archive"
 IMG=$CHINT_DIR/l1root.img
 size_mb=$(( $(du -sm --apparent-size "$S" | cut -f1) + 2048 ))
 rm -f "$IMG"
