@@ -225,8 +225,9 @@ install -m 755 "$HERE/ch-integration/l1-run.sh" "$S/chint/l1-run.sh"
 if [ "$ARCH" = x86_64 ]; then
     # One empty VM held for the whole run: scripts/fullstack-x86/kvmhold.c
     # says why (L1's scheduler is otherwise text-patched at every VM).
-    gcc -O2 -static -o "$S/chint/kvmhold" "$ROOT/scripts/fullstack-x86/kvmhold.c" ||
-        lab_die "cannot build kvmhold"
+    lab_static_c "$ROOT/scripts/fullstack-x86/kvmhold.c" "$CHINT_DIR/kvmhold" ||
+        lab_die "cannot build a static kvmhold (gcc, libc6-dev, linux-libc-dev)"
+    cp "$CHINT_DIR/kvmhold" "$S/chint/kvmhold"
 fi
 {
     printf 'WORKSPACE=%q\nTARGET=%q\nFILTER=%q\nRETRIES=%q\nJOBS=%q\n' \

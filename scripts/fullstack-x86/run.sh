@@ -98,22 +98,15 @@ mkdir -p "$FSX_DIR"
 # 2. rastest (tests/fullstack/rastest.c: the guest workload and the L1
 # helpers), static x86_64.
 RT=$FSX_DIR/rastest
-if [ ! -x "$RT" ] || [ "$ROOT/tests/fullstack/rastest.c" -nt "$RT" ]; then
-    command -v gcc >/dev/null || lab_skip "no gcc to build rastest (apt-get install gcc libc6-dev)"
-    gcc -static -O2 -Wall -Wextra -o "$RT.tmp" "$ROOT/tests/fullstack/rastest.c" ||
-        lab_skip "cannot build a static rastest (libc6-dev missing?)"
-    strip "$RT.tmp" && mv "$RT.tmp" "$RT"
-fi
+lab_static_c "$ROOT/tests/fullstack/rastest.c" "$RT" ||
+    lab_skip "cannot build a static rastest (apt-get install gcc libc6-dev)"
 
 # kvmhold (scripts/fullstack-x86/kvmhold.c): one empty KVM VM held open in
 # L1 for the whole run, so that the scenarios' VMs do not toggle the
 # kernel's preempt-notifier static key (text patching of __schedule).
 KH=$FSX_DIR/kvmhold
-if [ ! -x "$KH" ] || [ "$HERE/kvmhold.c" -nt "$KH" ]; then
-    gcc -static -O2 -Wall -Wextra -o "$KH.tmp" "$HERE/kvmhold.c" ||
-        lab_skip "cannot build a static kvmhold (linux-libc-dev, libc6-dev missing?)"
-    strip "$KH.tmp" && mv "$KH.tmp" "$KH"
-fi
+lab_static_c "$HERE/kvmhold.c" "$KH" ||
+    lab_skip "cannot build a static kvmhold (apt-get install gcc libc6-dev linux-libc-dev)"
 
 # 3. The L2 guest's initramfs: busybox, rastest, the console agent of the
 # arm64 full stack (scripts/fullstack/guest-init.sh, architecture-neutral).

@@ -225,3 +225,13 @@ verdict_counts() {
     read -r p f < <(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$1" | tail -n1) || true
     echo "${p:-0} ${f:-0}"
 }
+
+# lab_static_c SRC OUT: OUT, a static, stripped build of the C program SRC
+# for the host's architecture (gcc, libc6-dev), rebuilt when SRC is newer.
+# Fails (and leaves OUT alone) when it cannot build it.
+lab_static_c() {
+    local src=$1 out=$2
+    [ -x "$out" ] && [ ! "$src" -nt "$out" ] && return 0
+    command -v gcc >/dev/null || return 1
+    gcc -static -O2 -Wall -Wextra -o "$out.tmp" "$src" && strip "$out.tmp" && mv "$out.tmp" "$out"
+}
