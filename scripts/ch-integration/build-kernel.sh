@@ -25,6 +25,7 @@ set -euo pipefail
 
 . "$(dirname "$0")/workload-common.sh"
 KSUITE=${WORKLOAD_KERNEL_SUITE:-trixie-backports}
+ARCH=amd64
 OUT=$WL_DIR/vmlinux-x86_64
 log() { echo "build-kernel: $*" >&2; }
 die() { echo "build-kernel: ERROR: $*" >&2; exit 1; }
@@ -48,7 +49,6 @@ mkdir -p "$WL_DIR"
 exec 9>"$WL_DIR/.kernel.lock"
 flock 9
 wl_apt || die "no archive URI in $DEBIAN_SOURCES"
-aptc() { rootfs_apt "$APT_DIR" amd64 "$@"; }
 src=$(aptc apt-cache depends -t "$KSUITE" linux-source 2>/dev/null |
     awk '/Depends: linux-source-[0-9]/ { print $2; exit }')
 [ -n "$src" ] || die "no linux-source in $KSUITE"
@@ -63,9 +63,7 @@ need_host_packages make gcc bc bison flex libelf-dev libssl-dev xz-utils python3
     die "cannot install the kernel build tools"
 
 t0=$(date +%s)
-deb=$APT_DIR/archives/${src}_${ver//:/%3a}_all.deb
-[ -s "$deb" ] || (cd "$APT_DIR/archives" && aptc apt-get -q download -t "$KSUITE" "$src=$ver" >&2)
-[ -s "$deb" ] || die "cannot download $src=$ver"
+deb=$(download "$src" "$KSUITE") && [ -s "$deb" ] || die "cannot download $src=$ver"
 B=$WL_DIR/kernel-build
 rm -rf "$B" && mkdir -p "$B"
 log "unpacking $src $ver"

@@ -109,7 +109,6 @@ IMAGE_NAME=${WORKLOAD_IMAGE_NAME:-$DEF_IMAGE_NAME}
 CMDLINE=${WORKLOAD_CMDLINE:-root=LABEL=cloudimg-rootfs rw console=hvc0 console=$SERIAL quiet}
 
 log() { echo "build-workload: $*" >&2; }
-first() { local f; for f in "$@"; do [ -e "$f" ] && { echo "$f"; return 0; }; done; return 1; }
 die() { echo "build-workload: ERROR: $*" >&2; exit 1; }
 t0=$(date +%s)
 
@@ -120,18 +119,6 @@ flock 9
 
 # ---- 1. APT ------------------------------------------------------------------
 wl_apt "$REFRESH" || die "no archive URI in $DEBIAN_SOURCES"
-aptc() { rootfs_apt "$APT_DIR" "$ARCH" "$@"; }
-download() { # PKG [SUITE] -> path of the .deb in $APT_DIR/archives
-    local pkg=$1 suite=${2:-$SUITE} ver f
-    ver=$(aptc apt-cache policy -t "$suite" "$pkg" | awk '/Candidate:/ { print $2 }')
-    [ -n "$ver" ] && [ "$ver" != "(none)" ] || return 1
-    local base=$APT_DIR/archives/${pkg}_${ver//:/%3a}
-    f=$(first "${base}_$ARCH.deb" "${base}_all.deb") || {
-        (cd "$APT_DIR/archives" && aptc apt-get -q download -t "$suite" "$pkg=$ver" >&2)
-        f=$(first "${base}_$ARCH.deb" "${base}_all.deb")
-    }
-    echo "$f"
-}
 
 # ---- 2. Kernel -------------------------------------------------------------
 kimg=$(aptc apt-cache depends -t "$KSUITE" "$KPKG" 2>/dev/null |
