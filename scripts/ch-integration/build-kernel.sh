@@ -29,6 +29,7 @@ ARCH=amd64
 OUT=$WL_DIR/vmlinux-x86_64
 log() { echo "build-kernel: $*" >&2; }
 die() { echo "build-kernel: ERROR: $*" >&2; exit 1; }
+[ $# -eq 0 ] || { echo "build-kernel: takes no arguments (see the environment above), not: $*" >&2; exit 2; }
 
 # Built in on top of x86_64_defconfig. Each line: why.
 OPTIONS=(
