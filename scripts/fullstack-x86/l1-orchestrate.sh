@@ -91,7 +91,6 @@ ras_counters() {
 counter_sum() { echo "$1" | tr ' ' '\n' | sed -n 's/.*=\([0-9][0-9]*\)$/\1/p' | awk '{ s += $1 } END { print s + 0 }'; }
 # rastest_part: the RASTEST part of a serial line (the guest kernel's
 # console output can land inside a line rastest writes).
-rastest_part() { tr -d '\r' | sed 's/.*\(RASTEST \)/\1/; s/\(dt_us=[0-9]*\).*/\1/'; }
 # counter_changes BEFORE AFTER: "name a->b" for each counter that changed.
 counter_changes() {
     for _c in $2; do
@@ -433,16 +432,8 @@ if want 5 || want 6; then
                     why= sigs=
                     for x in a b; do
                         if [ $x = a ]; then gpa=$ga; pid=$pa; cpu=0; else gpa=$gb; pid=$pb; cpu=1; fi
-                        gpfn=$(printf '0x%x' $((gpa >> 12)))
-                        va=$(grep -a "RASTEST page tag=s5$x " "$SER" | rastest_part | tail -n1 | sed -n 's/.* va=\(0x[0-9a-f]*\).*/\1/p')
-                        touch=$(grep -a "RASTEST touch tag=s5$x " "$SER" | rastest_part | tail -n1)
-                        sig=$(grep -a "RASTEST sigbus tag=s5$x " "$SER" | rastest_part | tail -n1)
+                        fsv_toucher_checks "s5$x" "$cpu" "$gpa" "$pid" "$D/dmesg-s5.txt"
                         sigs="$sigs${sigs:+ | }${sig:-none}"
-                        echo "$touch" | grep -q " cpu=$cpu " || why="$why s5$x-touch-not-on-cpu$cpu('$touch')"
-                        echo "$sig" | grep -q "code=BUS_MCEERR_AR(4) addr=$va " || why="$why s5$x-sigbus('${sig:-none}',va=$va)"
-                        grep -aq "RASTEST read-ok tag=s5$x " "$SER" && why="$why s5$x-read-ok"
-                        grep -aqE "Memory failure: $gpfn: (Sending SIGBUS|Killing) .*$pid" "$D/dmesg-s5.txt" ||
-                            why="$why s5$x-guest-kill-not-logged"
                         fsv_has_event sigbus-ar "gpa=$gpa" "vcpu=$cpu" || why="$why s5$x-no-sigbus-ar(gpa=$gpa,vcpu=$cpu)"
                         fsv_has_event abort-injected "vcpu=$cpu" || why="$why s5$x-no-abort-injected(vcpu=$cpu)"
                     done

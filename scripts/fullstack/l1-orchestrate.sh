@@ -202,7 +202,6 @@ ras_events() { # print the RAS events (evidence), one compact object a line
 }
 # The RASTEST part of a serial line: the guest kernel's console output can
 # land inside a line written by rastest (printk bypasses the tty buffer).
-rastest_part() { tr -d '\r' | sed 's/.*\(RASTEST \)/\1/; s/\(dt_us=[0-9]*\).*/\1/'; }
 # quiet_console: only emergency messages on the guest console from now on
 # (all messages stay in the guest's dmesg, which the scenarios read), so
 # that printk cannot split the agent's and rastest's lines.
@@ -483,19 +482,11 @@ if want 2 || want 4 || want 5; then
                 why=
                 for x in a b; do
                     if [ $x = a ]; then gpa=$ga; pid=$pa; cpu=0; else gpa=$gb; pid=$pb; cpu=1; fi
-                    gpfn=$(printf '0x%x' $((gpa >> 12)))
-                    va=$(grep -a "RASTEST page tag=s4$x " "$SER" | rastest_part | tail -n1 | sed -n 's/.* va=\(0x[0-9a-f]*\).*/\1/p')
-                    touch=$(grep -a "RASTEST touch tag=s4$x " "$SER" | rastest_part | tail -n1)
-                    sig=$(grep -a "RASTEST sigbus tag=s4$x " "$SER" | rastest_part | tail -n1)
+                    # Each check appends its name to why when it fails.
+                    fsv_toucher_checks "s4$x" "$cpu" "$gpa" "$pid" "$D/dmesg-s4.txt"
                     eval "sig_$x=\$sig"
                     dt=$(echo "$sig" | sed -n 's/.*dt_us=\([0-9]*\).*/\1/p'); eval "dt_$x=\$dt"
-                    # Each check appends its name to why when it fails.
-                    echo "$touch" | grep -q " cpu=$cpu " || why="$why s4$x-touch-not-on-cpu$cpu('$touch')"
-                    echo "$sig" | grep -q "code=BUS_MCEERR_AR(4) addr=$va lsb=12 " ||
-                        why="$why s4$x-sigbus('${sig:-none}',va=$va)"
                     grep -aqi "physical_address: 0x0*${gpa#0x}\$" "$D/dmesg-s4.txt" || why="$why s4$x-guest-pa-not-logged"
-                    grep -aqE "Memory failure: $gpfn: (Sending SIGBUS|Killing) .*$pid" "$D/dmesg-s4.txt" ||
-                        why="$why s4$x-guest-kill-not-logged"
                     { fsv_has_event sigbus-ar "gpa=$gpa" "vcpu=$cpu" || fsv_has_event sea-exit "gpa=$gpa" "vcpu=$cpu"; } ||
                         why="$why s4$x-no-sigbus-ar/sea-exit(gpa=$gpa,vcpu=$cpu)"
                     fsv_has_event record-written "gpa=$gpa" || why="$why s4$x-no-record-written(gpa=$gpa)"

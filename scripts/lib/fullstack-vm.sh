@@ -296,3 +296,39 @@ fsv_rebooted() {
     BOOT_MS=$(( $(fsv_now_ms) - T_START )); G_DEAD=0
     fsv_ev "guest rebooted: agent up again after ${BOOT_MS} ms"
 }
+
+# rastest_part: the RASTEST part of serial lines (the guest kernel's
+# console output or an escape may precede it; what follows dt_us is cut).
+rastest_part() { tr -d '\r' | sed 's/.*\(RASTEST \)/\1/; s/\(dt_us=[0-9]*\).*/\1/'; }
+
+# fsv_user_lines: the lines of $SER as the guest's programs wrote them. The
+# kernel prints to the same serial port, and a message (from its
+# "[  12.345678] " stamp to the end of the line) can cut into a program's
+# line: such messages are taken out and the program's line joined again
+# (the x86 guest's machine-check report does, at the moment the process
+# that consumed the poison prints its SIGBUS).
+fsv_user_lines() {
+    tr -d '\r' <"$SER" | awk '{
+        i = match($0, /\[ *[0-9]+\.[0-9]+\] /)
+        if (i) { pend = pend substr($0, 1, i - 1); next }
+        print pend $0; pend = ""
+    }'
+}
+
+# fsv_toucher_checks TAG CPU GPA PID DMESG: one of the two touchers of the
+# two-vCPU scenario, from its RASTEST lines in $SER and the guest's kernel
+# log DMESG. Sets va (its page), touch and sig (its lines), gpfn; appends
+# to why each check that fails: the touch ran on vCPU CPU, the process got
+# BUS_MCEERR_AR at its page with lsb 12, it never read the page, and the
+# guest logged killing PID for the page frame of GPA.
+fsv_toucher_checks() {
+    local tag=$1 cpu=$2 gpa=$3 pid=$4 dmesg=$5
+    gpfn=$(printf '0x%x' $((gpa >> 12)))
+    va=$(fsv_user_lines | grep -a "RASTEST page tag=$tag " | rastest_part | tail -n1 | sed -n 's/.* va=\(0x[0-9a-f]*\).*/\1/p')
+    touch=$(fsv_user_lines | grep -a "RASTEST touch tag=$tag " | rastest_part | tail -n1)
+    sig=$(fsv_user_lines | grep -a "RASTEST sigbus tag=$tag " | rastest_part | tail -n1)
+    echo "$touch" | grep -q " cpu=$cpu " || why="$why $tag-touch-not-on-cpu$cpu('$touch')"
+    echo "$sig" | grep -q "code=BUS_MCEERR_AR(4) addr=$va lsb=12 " || why="$why $tag-sigbus('${sig:-none}',va=$va)"
+    fsv_user_lines | grep -aq "RASTEST read-ok tag=$tag " && why="$why $tag-read-ok"
+    grep -aqE "Memory failure: $gpfn: (Sending SIGBUS|Killing) .*$pid" "$dmesg" || why="$why $tag-guest-kill-not-logged"
+}
