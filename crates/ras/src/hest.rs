@@ -188,6 +188,9 @@ pub struct AcpiTableHeader {
     /// Creator revision.
     pub creator_revision: U32<LE>,
 }
+crate::wire_layout!(AcpiTableHeader = HEADER_LEN;
+    length @ 4, revision @ 8, checksum @ CHECKSUM_OFFSET, oem_id @ 10, oem_table_id @ 16,
+    oem_revision @ 24, creator_id @ 28, creator_revision @ 32);
 
 /// Generic Address Structure (ACPI 6.5 §5.2.3.2, Table 5.1).
 #[repr(C, packed)]
@@ -204,6 +207,7 @@ pub struct GenericAddress {
     /// Address.
     pub address: U64<LE>,
 }
+crate::wire_layout!(GenericAddress = 12; address @ 4);
 
 impl GenericAddress {
     /// A 64-bit system-memory register accessed as a qword.
@@ -241,6 +245,10 @@ pub struct HardwareErrorNotification {
     /// Error threshold window (ms).
     pub error_threshold_window: U32<LE>,
 }
+crate::wire_layout!(HardwareErrorNotification = 28;
+    length @ 1, config_write_enable @ 2, poll_interval @ 4, vector @ 8,
+    switch_to_polling_threshold_value @ 12, switch_to_polling_threshold_window @ 16,
+    error_threshold_value @ 20, error_threshold_window @ 24);
 
 /// Generic Hardware Error Source version 2 structure (ACPI 6.5 §18.3.2.8,
 /// Table 18.17), HEST type 10.
@@ -277,6 +285,11 @@ pub struct GhesV2 {
     /// Read ack write value.
     pub read_ack_write: U64<LE>,
 }
+crate::wire_layout!(GhesV2 = GHES_V2_LEN;
+    kind @ 0, source_id @ 2, related_source_id @ 4, flags @ 6, enabled @ 7,
+    records_to_preallocate @ 8, max_sections_per_record @ 12, max_raw_data_length @ 16,
+    error_status_address @ 20, notification @ 32, error_status_block_length @ 60,
+    read_ack_register @ 64, read_ack_preserve @ 76, read_ack_write @ 84);
 
 /// One GHESv2 error source to put into the HEST.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -508,69 +521,7 @@ const CHECKSUM_OFFSET: usize = 9;
 
 #[cfg(test)]
 mod tests {
-    use std::mem::{offset_of, size_of};
-
     use super::*;
-
-    #[test]
-    fn offsets_match_acpi_6_5() {
-        assert_eq!(size_of::<AcpiTableHeader>(), HEADER_LEN);
-        assert_eq!(offset_of!(AcpiTableHeader, length), 4);
-        assert_eq!(offset_of!(AcpiTableHeader, revision), 8);
-        assert_eq!(offset_of!(AcpiTableHeader, checksum), CHECKSUM_OFFSET);
-        assert_eq!(offset_of!(AcpiTableHeader, oem_id), 10);
-        assert_eq!(offset_of!(AcpiTableHeader, oem_table_id), 16);
-        assert_eq!(offset_of!(AcpiTableHeader, oem_revision), 24);
-        assert_eq!(offset_of!(AcpiTableHeader, creator_id), 28);
-        assert_eq!(offset_of!(AcpiTableHeader, creator_revision), 32);
-
-        assert_eq!(size_of::<GenericAddress>(), 12);
-        assert_eq!(offset_of!(GenericAddress, address), 4);
-
-        assert_eq!(size_of::<HardwareErrorNotification>(), 28);
-        assert_eq!(offset_of!(HardwareErrorNotification, length), 1);
-        assert_eq!(
-            offset_of!(HardwareErrorNotification, config_write_enable),
-            2
-        );
-        assert_eq!(offset_of!(HardwareErrorNotification, poll_interval), 4);
-        assert_eq!(offset_of!(HardwareErrorNotification, vector), 8);
-        assert_eq!(
-            offset_of!(HardwareErrorNotification, switch_to_polling_threshold_value),
-            12
-        );
-        assert_eq!(
-            offset_of!(
-                HardwareErrorNotification,
-                switch_to_polling_threshold_window
-            ),
-            16
-        );
-        assert_eq!(
-            offset_of!(HardwareErrorNotification, error_threshold_value),
-            20
-        );
-        assert_eq!(
-            offset_of!(HardwareErrorNotification, error_threshold_window),
-            24
-        );
-
-        assert_eq!(size_of::<GhesV2>(), GHES_V2_LEN);
-        assert_eq!(offset_of!(GhesV2, kind), 0);
-        assert_eq!(offset_of!(GhesV2, source_id), 2);
-        assert_eq!(offset_of!(GhesV2, related_source_id), 4);
-        assert_eq!(offset_of!(GhesV2, flags), 6);
-        assert_eq!(offset_of!(GhesV2, enabled), 7);
-        assert_eq!(offset_of!(GhesV2, records_to_preallocate), 8);
-        assert_eq!(offset_of!(GhesV2, max_sections_per_record), 12);
-        assert_eq!(offset_of!(GhesV2, max_raw_data_length), 16);
-        assert_eq!(offset_of!(GhesV2, error_status_address), 20);
-        assert_eq!(offset_of!(GhesV2, notification), 32);
-        assert_eq!(offset_of!(GhesV2, error_status_block_length), 60);
-        assert_eq!(offset_of!(GhesV2, read_ack_register), 64);
-        assert_eq!(offset_of!(GhesV2, read_ack_preserve), 76);
-        assert_eq!(offset_of!(GhesV2, read_ack_write), 84);
-    }
 
     fn two_sources() -> HestBuilder {
         HestBuilder::new()

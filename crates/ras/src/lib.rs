@@ -31,6 +31,7 @@ pub mod event;
 pub mod granule;
 pub mod hest;
 pub mod inject;
+pub mod layout;
 pub mod poison;
 pub mod policy;
 pub mod report;

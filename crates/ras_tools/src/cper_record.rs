@@ -123,6 +123,10 @@ pub struct RecordHeaderWire {
     /// Offset 116.
     pub reserved: [u8; 12],
 }
+ras::wire_layout!(RecordHeaderWire = RECORD_HEADER_LEN;
+    revision @ 4, signature_end @ 6, section_count @ 10, error_severity @ 12, validation_bits @ 16,
+    record_length @ 20, timestamp @ 24, platform_id @ 32, partition_id @ 48, creator_id @ 64,
+    notification_type @ 80, record_id @ 96, flags @ 104, persistence_info @ 108, reserved @ 116);
 
 /// On-wire section descriptor (UEFI 2.10 Table N-5).
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -149,6 +153,9 @@ pub struct SectionDescriptorWire {
     /// Offset 52.
     pub fru_text: [u8; 20],
 }
+ras::wire_layout!(SectionDescriptorWire = SECTION_DESCRIPTOR_LEN;
+    section_length @ 4, revision @ 8, validation_bits @ 10, flags @ 12, section_type @ 16,
+    fru_id @ 32, section_severity @ 48, fru_text @ 52);
 
 /// A CPER record. Its sections are [`DataEntry`]s whose `timestamp` is not
 /// used (a record has one timestamp, [`Record::timestamp`]): encoding ignores
@@ -486,43 +493,11 @@ impl Record {
 
 #[cfg(test)]
 mod tests {
-    use core::mem::{offset_of, size_of};
-
     use ras::cper::arm::{ArmErrorInfo, ArmProcessorSection};
     use ras::cper::raw::RawSection;
     use ras::granule::GpaGranule;
 
     use super::*;
-
-    #[test]
-    fn layouts_match_uefi_tables() {
-        assert_eq!(size_of::<RecordHeaderWire>(), RECORD_HEADER_LEN);
-        assert_eq!(offset_of!(RecordHeaderWire, revision), 4);
-        assert_eq!(offset_of!(RecordHeaderWire, signature_end), 6);
-        assert_eq!(offset_of!(RecordHeaderWire, section_count), 10);
-        assert_eq!(offset_of!(RecordHeaderWire, error_severity), 12);
-        assert_eq!(offset_of!(RecordHeaderWire, validation_bits), 16);
-        assert_eq!(offset_of!(RecordHeaderWire, record_length), 20);
-        assert_eq!(offset_of!(RecordHeaderWire, timestamp), 24);
-        assert_eq!(offset_of!(RecordHeaderWire, platform_id), 32);
-        assert_eq!(offset_of!(RecordHeaderWire, partition_id), 48);
-        assert_eq!(offset_of!(RecordHeaderWire, creator_id), 64);
-        assert_eq!(offset_of!(RecordHeaderWire, notification_type), 80);
-        assert_eq!(offset_of!(RecordHeaderWire, record_id), 96);
-        assert_eq!(offset_of!(RecordHeaderWire, flags), 104);
-        assert_eq!(offset_of!(RecordHeaderWire, persistence_info), 108);
-        assert_eq!(offset_of!(RecordHeaderWire, reserved), 116);
-
-        assert_eq!(size_of::<SectionDescriptorWire>(), SECTION_DESCRIPTOR_LEN);
-        assert_eq!(offset_of!(SectionDescriptorWire, section_length), 4);
-        assert_eq!(offset_of!(SectionDescriptorWire, revision), 8);
-        assert_eq!(offset_of!(SectionDescriptorWire, validation_bits), 10);
-        assert_eq!(offset_of!(SectionDescriptorWire, flags), 12);
-        assert_eq!(offset_of!(SectionDescriptorWire, section_type), 16);
-        assert_eq!(offset_of!(SectionDescriptorWire, fru_id), 32);
-        assert_eq!(offset_of!(SectionDescriptorWire, section_severity), 48);
-        assert_eq!(offset_of!(SectionDescriptorWire, fru_text), 52);
-    }
 
     fn block() -> StatusBlock {
         let g = GpaGranule::containing(vm_memory::GuestAddress(0x4020_0000), 21).unwrap();

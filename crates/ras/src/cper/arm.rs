@@ -128,6 +128,10 @@ pub struct ArmHeaderWire {
     /// Offset 36.
     pub psci_state: U32,
 }
+crate::wire_layout!(ArmHeaderWire = ARM_HEADER_LEN;
+    validation_bits @ 0, error_info_count @ 4, context_info_count @ 6, section_length @ 8,
+    error_affinity_level @ 12, reserved @ 13, mpidr @ 16, midr @ 24, running_state @ 32,
+    psci_state @ 36);
 
 /// On-wire error information entry (UEFI 2.10 Table N-18).
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -152,6 +156,9 @@ pub struct ArmErrorInfoWire {
     /// Offset 24.
     pub physical_fault_address: U64,
 }
+crate::wire_layout!(ArmErrorInfoWire = ARM_ERROR_INFO_LEN;
+    version @ 0, length @ 1, validation_bits @ 2, error_type @ 4, multiple_error @ 5, flags @ 7,
+    error_information @ 8, virtual_fault_address @ 16, physical_fault_address @ 24);
 
 /// On-wire context information header (UEFI 2.10 Table N-23).
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -164,6 +171,8 @@ pub struct ArmContextHeaderWire {
     /// Offset 4: bytes of the register array that follows.
     pub register_array_size: U32,
 }
+crate::wire_layout!(ArmContextHeaderWire = ARM_CONTEXT_HEADER_LEN;
+    register_context_type @ 2, register_array_size @ 4);
 
 /// Error information `type`: the UEFI 2.10 bitmap (see the module docs).
 ///
@@ -561,39 +570,7 @@ impl ArmProcessorSection {
 
 #[cfg(test)]
 mod tests {
-    use core::mem::{offset_of, size_of};
-
     use super::*;
-
-    #[test]
-    fn layouts_match_uefi_tables() {
-        assert_eq!(size_of::<ArmHeaderWire>(), ARM_HEADER_LEN);
-        assert_eq!(offset_of!(ArmHeaderWire, validation_bits), 0);
-        assert_eq!(offset_of!(ArmHeaderWire, error_info_count), 4);
-        assert_eq!(offset_of!(ArmHeaderWire, context_info_count), 6);
-        assert_eq!(offset_of!(ArmHeaderWire, section_length), 8);
-        assert_eq!(offset_of!(ArmHeaderWire, error_affinity_level), 12);
-        assert_eq!(offset_of!(ArmHeaderWire, reserved), 13);
-        assert_eq!(offset_of!(ArmHeaderWire, mpidr), 16);
-        assert_eq!(offset_of!(ArmHeaderWire, midr), 24);
-        assert_eq!(offset_of!(ArmHeaderWire, running_state), 32);
-        assert_eq!(offset_of!(ArmHeaderWire, psci_state), 36);
-
-        assert_eq!(size_of::<ArmErrorInfoWire>(), ARM_ERROR_INFO_LEN);
-        assert_eq!(offset_of!(ArmErrorInfoWire, version), 0);
-        assert_eq!(offset_of!(ArmErrorInfoWire, length), 1);
-        assert_eq!(offset_of!(ArmErrorInfoWire, validation_bits), 2);
-        assert_eq!(offset_of!(ArmErrorInfoWire, error_type), 4);
-        assert_eq!(offset_of!(ArmErrorInfoWire, multiple_error), 5);
-        assert_eq!(offset_of!(ArmErrorInfoWire, flags), 7);
-        assert_eq!(offset_of!(ArmErrorInfoWire, error_information), 8);
-        assert_eq!(offset_of!(ArmErrorInfoWire, virtual_fault_address), 16);
-        assert_eq!(offset_of!(ArmErrorInfoWire, physical_fault_address), 24);
-
-        assert_eq!(size_of::<ArmContextHeaderWire>(), ARM_CONTEXT_HEADER_LEN);
-        assert_eq!(offset_of!(ArmContextHeaderWire, register_context_type), 2);
-        assert_eq!(offset_of!(ArmContextHeaderWire, register_array_size), 4);
-    }
 
     pub(crate) fn sample() -> ArmProcessorSection {
         ArmProcessorSection {

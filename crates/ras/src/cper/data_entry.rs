@@ -61,6 +61,9 @@ pub struct DataEntryHeaderWire {
     /// Offset 64 (revision 0x300 only).
     pub timestamp: U64,
 }
+crate::wire_layout!(DataEntryHeaderWire = DATA_ENTRY_HEADER_LEN;
+    section_type @ 0, error_severity @ 16, revision @ 20, validation_bits @ 22, flags @ 23,
+    error_data_length @ 24, fru_id @ 28, fru_text @ 44, timestamp @ 64);
 
 /// Section / data entry flags (UEFI 2.10 N.2.2 "Flags", ACPI 6.5 Table
 /// 18.13).
@@ -361,24 +364,8 @@ impl DataEntry {
 
 #[cfg(test)]
 mod tests {
-    use core::mem::{offset_of, size_of};
-
     use super::*;
     use crate::granule::GpaGranule;
-
-    #[test]
-    fn header_layout_matches_acpi_table() {
-        assert_eq!(size_of::<DataEntryHeaderWire>(), DATA_ENTRY_HEADER_LEN);
-        assert_eq!(offset_of!(DataEntryHeaderWire, section_type), 0);
-        assert_eq!(offset_of!(DataEntryHeaderWire, error_severity), 16);
-        assert_eq!(offset_of!(DataEntryHeaderWire, revision), 20);
-        assert_eq!(offset_of!(DataEntryHeaderWire, validation_bits), 22);
-        assert_eq!(offset_of!(DataEntryHeaderWire, flags), 23);
-        assert_eq!(offset_of!(DataEntryHeaderWire, error_data_length), 24);
-        assert_eq!(offset_of!(DataEntryHeaderWire, fru_id), 28);
-        assert_eq!(offset_of!(DataEntryHeaderWire, fru_text), 44);
-        assert_eq!(offset_of!(DataEntryHeaderWire, timestamp), 64);
-    }
 
     fn mem_entry() -> DataEntry {
         let g = GpaGranule::containing(vm_memory::GuestAddress(0x4020_0000), 21).unwrap();

@@ -154,6 +154,11 @@ pub struct MemoryErrorWire {
     /// Offset 78.
     pub module_handle: U16,
 }
+crate::wire_layout!(MemoryErrorWire = 80;
+    validation_bits @ 0, error_status @ 8, physical_address @ 16, physical_address_mask @ 24,
+    node @ 32, card @ 34, module @ 36, bank @ 38, device @ 40, row @ 42, column @ 44,
+    bit_position @ 46, requestor_id @ 48, responder_id @ 56, target_id @ 64, error_type @ 72,
+    extended @ 73, rank_number @ 74, card_handle @ 76, module_handle @ 78);
 
 /// A Platform Memory Error section (UEFI 2.10 N.2.5). Every field of the
 /// 80-byte body; a field is meaningful only when its bit (see
@@ -318,34 +323,7 @@ impl MemoryErrorSection {
 
 #[cfg(test)]
 mod tests {
-    use core::mem::{offset_of, size_of};
-
     use super::*;
-
-    #[test]
-    fn layout_matches_uefi_table() {
-        assert_eq!(size_of::<MemoryErrorWire>(), 80);
-        assert_eq!(offset_of!(MemoryErrorWire, validation_bits), 0);
-        assert_eq!(offset_of!(MemoryErrorWire, error_status), 8);
-        assert_eq!(offset_of!(MemoryErrorWire, physical_address), 16);
-        assert_eq!(offset_of!(MemoryErrorWire, physical_address_mask), 24);
-        assert_eq!(offset_of!(MemoryErrorWire, node), 32);
-        assert_eq!(offset_of!(MemoryErrorWire, card), 34);
-        assert_eq!(offset_of!(MemoryErrorWire, module), 36);
-        assert_eq!(offset_of!(MemoryErrorWire, bank), 38);
-        assert_eq!(offset_of!(MemoryErrorWire, device), 40);
-        assert_eq!(offset_of!(MemoryErrorWire, row), 42);
-        assert_eq!(offset_of!(MemoryErrorWire, column), 44);
-        assert_eq!(offset_of!(MemoryErrorWire, bit_position), 46);
-        assert_eq!(offset_of!(MemoryErrorWire, requestor_id), 48);
-        assert_eq!(offset_of!(MemoryErrorWire, responder_id), 56);
-        assert_eq!(offset_of!(MemoryErrorWire, target_id), 64);
-        assert_eq!(offset_of!(MemoryErrorWire, error_type), 72);
-        assert_eq!(offset_of!(MemoryErrorWire, extended), 73);
-        assert_eq!(offset_of!(MemoryErrorWire, rank_number), 74);
-        assert_eq!(offset_of!(MemoryErrorWire, card_handle), 76);
-        assert_eq!(offset_of!(MemoryErrorWire, module_handle), 78);
-    }
 
     #[test]
     fn guid_text() {

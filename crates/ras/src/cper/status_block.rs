@@ -56,6 +56,9 @@ pub struct StatusBlockHeaderWire {
     /// Offset 16.
     pub error_severity: U32,
 }
+crate::wire_layout!(StatusBlockHeaderWire = STATUS_BLOCK_HEADER_LEN;
+    block_status @ 0, raw_data_offset @ 4, raw_data_length @ 8, data_length @ 12,
+    error_severity @ 16);
 
 /// A Generic Error Status Block with its data entries.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -330,23 +333,11 @@ impl StatusBlock {
 
 #[cfg(test)]
 mod tests {
-    use core::mem::{offset_of, size_of};
-
     use super::*;
     use crate::cper::Guid;
     use crate::cper::arm::ArmProcessorSection;
     use crate::cper::memory::MEMORY_ERROR_SECTION_GUID;
     use crate::cper::raw::RawSection;
-
-    #[test]
-    fn header_layout_matches_acpi_table() {
-        assert_eq!(size_of::<StatusBlockHeaderWire>(), STATUS_BLOCK_HEADER_LEN);
-        assert_eq!(offset_of!(StatusBlockHeaderWire, block_status), 0);
-        assert_eq!(offset_of!(StatusBlockHeaderWire, raw_data_offset), 4);
-        assert_eq!(offset_of!(StatusBlockHeaderWire, raw_data_length), 8);
-        assert_eq!(offset_of!(StatusBlockHeaderWire, data_length), 12);
-        assert_eq!(offset_of!(StatusBlockHeaderWire, error_severity), 16);
-    }
 
     /// The whole 172-byte block for a recoverable 2 MiB loss at 0x4020_0000,
     /// 2026-11-24T18:33:20Z, written out from the ACPI / UEFI tables.
