@@ -55,6 +55,8 @@ pub const GHES_V2_TYPE: u16 = 10;
 pub const HEADER_LEN: usize = 36;
 /// Offset of the first error source entry (header + error source count).
 pub const ENTRIES_OFFSET: usize = HEADER_LEN + 4;
+/// Size of one GHES entry (ACPI 6.5 Table 18.16).
+pub const GHES_LEN: usize = 64;
 /// Size of one GHESv2 entry (ACPI 6.5 Table 18.17).
 pub const GHES_V2_LEN: usize = 92;
 /// Size of the Hardware Error Notification Structure (ACPI 6.5 Table 18.14).
@@ -250,12 +252,14 @@ crate::wire_layout!(HardwareErrorNotification = 28;
     switch_to_polling_threshold_value @ 12, switch_to_polling_threshold_window @ 16,
     error_threshold_value @ 20, error_threshold_window @ 24);
 
-/// Generic Hardware Error Source version 2 structure (ACPI 6.5 §18.3.2.8,
-/// Table 18.17), HEST type 10.
+/// Generic Hardware Error Source structure (ACPI 6.5 §18.3.2.7, Table
+/// 18.16), HEST type 9, and the first 64 bytes of [`GhesV2`]: Linux reads
+/// both types through this prefix (`struct acpi_hest_generic`), the
+/// read-ack fields of type 10 only where it needs them.
 #[repr(C, packed)]
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
-pub struct GhesV2 {
-    /// Type, 10.
+pub struct Ghes {
+    /// Type: 9, or 10 as the prefix of [`GhesV2`].
     pub kind: U16<LE>,
     /// Source id (unique in the table).
     pub source_id: U16<LE>,
@@ -278,6 +282,20 @@ pub struct GhesV2 {
     pub notification: HardwareErrorNotification,
     /// Error status block length.
     pub error_status_block_length: U32<LE>,
+}
+crate::wire_layout!(Ghes = GHES_LEN;
+    kind @ 0, source_id @ 2, related_source_id @ 4, flags @ 6, enabled @ 7,
+    records_to_preallocate @ 8, max_sections_per_record @ 12, max_raw_data_length @ 16,
+    error_status_address @ 20, notification @ 32, error_status_block_length @ 60);
+
+/// Generic Hardware Error Source version 2 structure (ACPI 6.5 §18.3.2.8,
+/// Table 18.17), HEST type 10: the [`Ghes`] fields, then the Read Ack
+/// Register and its preserve and write values.
+#[repr(C, packed)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+pub struct GhesV2 {
+    /// The fields it shares with type 9 (offsets 0-63).
+    pub ghes: Ghes,
     /// Read Ack Register.
     pub read_ack_register: GenericAddress,
     /// Read ack preserve mask.
@@ -286,10 +304,7 @@ pub struct GhesV2 {
     pub read_ack_write: U64<LE>,
 }
 crate::wire_layout!(GhesV2 = GHES_V2_LEN;
-    kind @ 0, source_id @ 2, related_source_id @ 4, flags @ 6, enabled @ 7,
-    records_to_preallocate @ 8, max_sections_per_record @ 12, max_raw_data_length @ 16,
-    error_status_address @ 20, notification @ 32, error_status_block_length @ 60,
-    read_ack_register @ 64, read_ack_preserve @ 76, read_ack_write @ 84);
+    ghes @ 0, read_ack_register @ 64, read_ack_preserve @ 76, read_ack_write @ 84);
 
 /// One GHESv2 error source to put into the HEST.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -340,17 +355,19 @@ impl GhesV2Source {
     /// The on-wire entry.
     pub fn to_raw(&self) -> GhesV2 {
         GhesV2 {
-            kind: U16::new(GHES_V2_TYPE),
-            source_id: U16::new(self.source_id),
-            related_source_id: U16::new(NO_RELATED_SOURCE),
-            flags: 0,
-            enabled: 1,
-            records_to_preallocate: U32::new(self.records_to_preallocate),
-            max_sections_per_record: U32::new(self.max_sections_per_record),
-            max_raw_data_length: U32::new(self.block_len),
-            error_status_address: GenericAddress::system_memory_u64(self.error_status_address),
-            notification: self.notification.to_raw(),
-            error_status_block_length: U32::new(self.block_len),
+            ghes: Ghes {
+                kind: U16::new(GHES_V2_TYPE),
+                source_id: U16::new(self.source_id),
+                related_source_id: U16::new(NO_RELATED_SOURCE),
+                flags: 0,
+                enabled: 1,
+                records_to_preallocate: U32::new(self.records_to_preallocate),
+                max_sections_per_record: U32::new(self.max_sections_per_record),
+                max_raw_data_length: U32::new(self.block_len),
+                error_status_address: GenericAddress::system_memory_u64(self.error_status_address),
+                notification: self.notification.to_raw(),
+                error_status_block_length: U32::new(self.block_len),
+            },
             read_ack_register: GenericAddress::system_memory_u64(self.read_ack_address),
             read_ack_preserve: U64::new(READ_ACK_PRESERVE),
             read_ack_write: U64::new(READ_ACK_WRITE),

@@ -133,8 +133,11 @@ fn the_good_table_is_accepted_without_warnings() {
     assert_eq!(p.entries.len(), 2);
     assert_eq!(p.all.len(), 2);
     assert_eq!((p.all[0].offset, p.all[1].offset), (E0, E1));
-    assert_eq!(p.entries[1].notification.poll_interval.get(), 1000);
-    assert_eq!(p.entries[1].error_status_address.address.get(), 0x4000_0010);
+    assert_eq!(p.entries[1].ghes.notification.poll_interval.get(), 1000);
+    assert_eq!(
+        p.entries[1].ghes.error_status_address.address.get(),
+        0x4000_0010
+    );
     assert_eq!(p.warnings, []);
 }
 

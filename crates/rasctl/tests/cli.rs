@@ -118,16 +118,20 @@ fn hest_for_several_vcpus_and_polled_async() {
     ]);
     let parsed = hest_decode::parse(&fs::read(&out).unwrap()).unwrap();
     assert_eq!(parsed.error_source_count, 5);
-    let kinds: Vec<u8> = parsed.entries.iter().map(|e| e.notification.kind).collect();
+    let kinds: Vec<u8> = parsed
+        .entries
+        .iter()
+        .map(|e| e.ghes.notification.kind)
+        .collect();
     assert_eq!(kinds, [8, 8, 8, 8, 0]);
-    assert_eq!(parsed.entries[4].notification.poll_interval.get(), 500);
+    assert_eq!(parsed.entries[4].ghes.notification.poll_interval.get(), 500);
     // Registers at base + 16 * id (ESA) and + 8 (read ack).
     assert_eq!(
-        parsed.entries[0].error_status_address.address.get(),
+        parsed.entries[0].ghes.error_status_address.address.get(),
         0x0700_0000
     );
     assert_eq!(
-        parsed.entries[4].error_status_address.address.get(),
+        parsed.entries[4].ghes.error_status_address.address.get(),
         0x0700_0040
     );
     assert_eq!(

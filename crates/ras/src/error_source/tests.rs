@@ -164,7 +164,7 @@ fn hest_from_layout() {
     let (count, entries) = ghes_entries(&t);
     assert_eq!(count, 3);
     // ACPI 6.5 Table 18.37 notification types: 8 = SEA, 7 = GPIO-signal.
-    let kinds: Vec<u8> = entries.iter().map(|e| e.notification.kind).collect();
+    let kinds: Vec<u8> = entries.iter().map(|e| e.ghes.notification.kind).collect();
     assert_eq!(kinds, [8, 8, 7]);
     // The module's layout: ESA register at base + 16 * i, read-ack at
     // base + 16 * i + 8.
@@ -175,23 +175,23 @@ fn hest_from_layout() {
     ];
     assert_eq!(entries.len(), expected.len());
     for (e, (id, esa, ack)) in entries.iter().zip(expected) {
-        assert_eq!(e.source_id.get(), id);
-        assert_eq!(e.error_status_address.address.get(), esa);
+        assert_eq!(e.ghes.source_id.get(), id);
+        assert_eq!(e.ghes.error_status_address.address.get(), esa);
         assert_eq!(e.read_ack_register.address.get(), ack);
-        assert_eq!(e.error_status_block_length.get(), 1024);
-        assert_eq!(e.max_raw_data_length.get(), 1024);
+        assert_eq!(e.ghes.error_status_block_length.get(), 1024);
+        assert_eq!(e.ghes.max_raw_data_length.get(), 1024);
     }
     let t = l.hest(SourceNotifications::arm64_polled(250)).unwrap();
     let (_, entries) = ghes_entries(&t);
-    let kinds: Vec<u8> = entries.iter().map(|e| e.notification.kind).collect();
+    let kinds: Vec<u8> = entries.iter().map(|e| e.ghes.notification.kind).collect();
     // 0 = polled, for the asynchronous source only.
     assert_eq!(kinds, [8, 8, 0]);
-    assert_eq!(entries[2].notification.poll_interval.get(), 250);
+    assert_eq!(entries[2].ghes.notification.poll_interval.get(), 250);
     let t = l.hest(SourceNotifications::x86_nmi()).unwrap();
     let kinds: Vec<u8> = ghes_entries(&t)
         .1
         .iter()
-        .map(|e| e.notification.kind)
+        .map(|e| e.ghes.notification.kind)
         .collect();
     // 4 = NMI.
     assert_eq!(kinds, [4, 4, 4]);
