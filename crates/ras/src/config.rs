@@ -6,13 +6,12 @@
 //! validation.
 //!
 //! The VMM parses the option string with its own option parser; the words
-//! of each enumerated option are the [`FromStr`]/[`Display`](fmt::Display)
-//! forms of its type here (`per_vcpu|shared`, `gpio|polled|off`,
-//! `inject|stop`), so there is one spelling for the command line, the API
-//! and the documentation.
-
-use std::fmt;
-use std::str::FromStr;
+//! of each enumerated option are the [`FromStr`](std::str::FromStr) and
+//! [`Display`](std::fmt::Display) forms of its type here
+//! (`per_vcpu|shared`, `gpio|polled|off`, `inject|stop`), so there is one
+//! spelling for the command line, the API and the documentation. The
+//! `inject-error` fields ([`crate::inject`]) use the same `words!`
+//! macro, so an unknown word reads the same there ([`InvalidWord`]).
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -136,13 +135,8 @@ pub enum ConfigError {
         multiple: u64,
     },
     /// A value that is not one of the allowed words.
-    #[error("Invalid value '{value}' (allowed: {allowed})")]
-    InvalidWord {
-        /// Offending value.
-        value: String,
-        /// The allowed words, `|`-separated.
-        allowed: &'static str,
-    },
+    #[error(transparent)]
+    InvalidWord(#[from] InvalidWord),
     /// Fields that are valid alone but not together.
     #[error("Inconsistent --ras options: {0}")]
     Inconsistent(&'static str),
@@ -170,25 +164,42 @@ pub mod limits {
     pub const MAX_POISONED: (u64, u64) = (1, 1 << 20);
 }
 
-/// The words of an enumerated option.
-macro_rules! words {
-    ($ty:ty, $allowed:literal, $($word:literal => $variant:expr),+ $(,)?) => {
-        impl FromStr for $ty {
-            type Err = ConfigError;
+/// A value that is not one of an enumerated option's words; `--ras` and
+/// `inject-error` report it alike.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("Invalid value '{value}' for '{key}' (allowed: {allowed})")]
+pub struct InvalidWord {
+    /// Option or field name.
+    pub key: &'static str,
+    /// Offending value, cut at 32 characters.
+    pub value: String,
+    /// The allowed words, `|`-separated.
+    pub allowed: &'static str,
+}
 
-            fn from_str(s: &str) -> Result<Self, ConfigError> {
+/// `FromStr` and `Display` of an enumerated option from its words:
+/// `words!(Type, Error, "key", "a|b", "a" => Type::A, "b" => Type::B)`.
+/// An unknown word is an [`InvalidWord`], converted into `Error`.
+macro_rules! words {
+    ($ty:ty, $err:ty, $key:literal, $allowed:literal, $($word:literal => $variant:expr),+ $(,)?) => {
+        impl ::std::str::FromStr for $ty {
+            type Err = $err;
+
+            fn from_str(s: &str) -> Result<Self, $err> {
                 match s {
                     $($word => Ok($variant),)+
-                    _ => Err(ConfigError::InvalidWord {
-                        value: s.to_string(),
+                    _ => Err($crate::config::InvalidWord {
+                        key: $key,
+                        value: s.chars().take(32).collect(),
                         allowed: $allowed,
-                    }),
+                    }
+                    .into()),
                 }
             }
         }
 
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 $(if *self == $variant {
                     return f.write_str($word);
                 })+
@@ -197,10 +208,11 @@ macro_rules! words {
         }
     };
 }
+pub(crate) use words;
 
-words!(SeaSources, "per_vcpu|shared", "per_vcpu" => SeaSources::PerVcpu, "shared" => SeaSources::Shared);
-words!(AsyncMode, "gpio|polled|off", "gpio" => AsyncMode::Gpio, "polled" => AsyncMode::Polled, "off" => AsyncMode::Off);
-words!(NoGpaPolicy, "inject|stop", "inject" => NoGpaPolicy::Inject, "stop" => NoGpaPolicy::Stop);
+words!(SeaSources, ConfigError, "sea_sources", "per_vcpu|shared", "per_vcpu" => SeaSources::PerVcpu, "shared" => SeaSources::Shared);
+words!(AsyncMode, ConfigError, "async", "gpio|polled|off", "gpio" => AsyncMode::Gpio, "polled" => AsyncMode::Polled, "off" => AsyncMode::Off);
+words!(NoGpaPolicy, ConfigError, "no_gpa", "inject|stop", "inject" => NoGpaPolicy::Inject, "stop" => NoGpaPolicy::Stop);
 
 impl RasConfig {
     /// Checks ranges and cross-field rules (for a configuration parsed by
@@ -310,33 +322,37 @@ mod tests {
         }
         assert_eq!(
             "Gpio".parse::<AsyncMode>(),
-            Err(ConfigError::InvalidWord {
+            Err(ConfigError::InvalidWord(InvalidWord {
+                key: "async",
                 value: "Gpio".to_string(),
                 allowed: "gpio|polled|off"
-            })
+            }))
         );
         assert_eq!(
             "".parse::<NoGpaPolicy>(),
-            Err(ConfigError::InvalidWord {
+            Err(ConfigError::InvalidWord(InvalidWord {
+                key: "no_gpa",
                 value: String::new(),
                 allowed: "inject|stop"
-            })
+            }))
         );
         // The words use '_', never '-'.
         assert_eq!(
             "per-vcpu".parse::<SeaSources>(),
-            Err(ConfigError::InvalidWord {
+            Err(ConfigError::InvalidWord(InvalidWord {
+                key: "sea_sources",
                 value: "per-vcpu".to_string(),
                 allowed: "per_vcpu|shared"
-            })
+            }))
         );
         assert_eq!(
-            ConfigError::InvalidWord {
+            ConfigError::InvalidWord(InvalidWord {
+                key: "async",
                 value: "x".to_string(),
                 allowed: "gpio|polled|off"
-            }
+            })
             .to_string(),
-            "Invalid value 'x' (allowed: gpio|polled|off)"
+            "Invalid value 'x' for 'async' (allowed: gpio|polled|off)"
         );
     }
 

@@ -26,7 +26,6 @@
 //! testing the guest's kernel-mode handling (real hardware can do that to
 //! it too).
 
-use std::fmt;
 use std::mem::take;
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -36,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use vm_memory::GuestAddress;
 
+use crate::config::{InvalidWord, words};
 use crate::cper::{
     ArmErrorTypes, ArmProcessorSection, DataEntry, EntryFlags, Guid, MemoryErrorSection,
     RawSection, Section, Severity,
@@ -51,35 +51,6 @@ pub const MAX_RAW_DATA: usize = 4096;
 /// Default granule of a memory injection (4 KiB).
 pub const DEFAULT_GRANULE: u64 = 1 << MIN_GRANULE_SHIFT;
 
-/// The words of an enumerated field, for `FromStr`/`Display`.
-macro_rules! words {
-    ($ty:ty, $field:literal, $allowed:literal, $($word:literal => $variant:expr),+ $(,)?) => {
-        impl FromStr for $ty {
-            type Err = InjectError;
-
-            fn from_str(s: &str) -> Result<Self, InjectError> {
-                match s {
-                    $($word => Ok($variant),)+
-                    _ => Err(InjectError::InvalidWord {
-                        key: $field,
-                        value: s.chars().take(32).collect(),
-                        allowed: $allowed,
-                    }),
-                }
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                $(if *self == $variant {
-                    return f.write_str($word);
-                })+
-                Ok(())
-            }
-        }
-    };
-}
-
 /// What kind of error section to report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,7 +63,7 @@ pub enum InjectKind {
     /// Any section: `section_type` and the hex-encoded body `data`.
     Raw,
 }
-words!(InjectKind, "type", "memory|arm_processor|raw",
+words!(InjectKind, InjectError, "type", "memory|arm_processor|raw",
     "memory" => InjectKind::Memory, "arm_processor" => InjectKind::ArmProcessor, "raw" => InjectKind::Raw);
 
 /// Which kind of error source reports it.
@@ -107,7 +78,7 @@ pub enum InjectSource {
     /// data abort as if it had consumed the error.
     Sync,
 }
-words!(InjectSource, "source", "async|sync", "async" => InjectSource::Async, "sync" => InjectSource::Sync);
+words!(InjectSource, InjectError, "source", "async|sync", "async" => InjectSource::Async, "sync" => InjectSource::Sync);
 
 /// Where the vCPU of a synchronous injection may be when it takes it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -122,7 +93,7 @@ pub enum VcpuMode {
     /// hardware (Linux dies).
     Any,
 }
-words!(VcpuMode, "vcpu_mode", "user|any", "user" => VcpuMode::User, "any" => VcpuMode::Any);
+words!(VcpuMode, InjectError, "vcpu_mode", "user|any", "user" => VcpuMode::User, "any" => VcpuMode::Any);
 
 /// ARM error-information type (one bit of the UEFI 2.10 N.2.4.4.1 bitmap).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -138,7 +109,7 @@ pub enum InjectArmError {
     /// Micro-architectural error.
     MicroArch,
 }
-words!(InjectArmError, "arm_error", "cache|tlb|bus|micro_arch",
+words!(InjectArmError, InjectError, "arm_error", "cache|tlb|bus|micro_arch",
     "cache" => InjectArmError::Cache, "tlb" => InjectArmError::Tlb,
     "bus" => InjectArmError::Bus, "micro_arch" => InjectArmError::MicroArch);
 
@@ -234,15 +205,8 @@ pub enum InjectError {
     #[error("Invalid number '{0}' (decimal, or hexadecimal after 0x)")]
     InvalidNumber(String),
     /// A value that is not one of the allowed words.
-    #[error("Invalid value '{value}' for inject-error '{key}' (allowed: {allowed})")]
-    InvalidWord {
-        /// Field name.
-        key: &'static str,
-        /// Offending value.
-        value: String,
-        /// The allowed words, `|`-separated.
-        allowed: &'static str,
-    },
+    #[error(transparent)]
+    InvalidWord(#[from] InvalidWord),
     /// A field required by the kind is missing.
     #[error("Inject-error type={kind} needs '{key}'")]
     Missing {

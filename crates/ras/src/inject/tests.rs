@@ -6,6 +6,7 @@
 //! report), of the command-line number and word syntax, and of the queue
 //! of synchronous injections waiting for their vCPUs.
 
+use std::fmt::{Debug, Display};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::{hint, thread};
@@ -544,7 +545,7 @@ fn numbers_are_decimal_or_0x_hex() {
 fn words_parse_and_print_both_ways() {
     fn check<T>(field: &'static str, allowed: &'static str, words: &[(&str, T)])
     where
-        T: FromStr<Err = InjectError> + fmt::Display + fmt::Debug + PartialEq + Copy,
+        T: FromStr<Err = InjectError> + Display + Debug + PartialEq + Copy,
     {
         for (word, value) in words {
             assert_eq!(word.parse::<T>(), Ok(*value), "{word}");
@@ -554,11 +555,11 @@ fn words_parse_and_print_both_ways() {
         for bad in ["", "x", "Memory", "ANY"] {
             assert_eq!(
                 bad.parse::<T>(),
-                Err(InjectError::InvalidWord {
+                Err(InjectError::InvalidWord(InvalidWord {
                     key: field,
                     value: bad.to_string(),
                     allowed,
-                }),
+                })),
                 "{bad}"
             );
         }
@@ -605,15 +606,15 @@ fn words_parse_and_print_both_ways() {
     let long = "z".repeat(50);
     assert_eq!(
         long.parse::<InjectKind>(),
-        Err(InjectError::InvalidWord {
+        Err(InjectError::InvalidWord(InvalidWord {
             key: "type",
             value: "z".repeat(32),
             allowed: "memory|arm_processor|raw",
-        })
+        }))
     );
     assert_eq!(
         "disk".parse::<InjectKind>().unwrap_err().to_string(),
-        "Invalid value 'disk' for inject-error 'type' (allowed: memory|arm_processor|raw)"
+        "Invalid value 'disk' for 'type' (allowed: memory|arm_processor|raw)"
     );
 }
 
