@@ -226,26 +226,33 @@ impl RasConfig {
     /// `async=polled`, `early_kill` with `async=off`) are accepted: the
     /// asynchronous source also carries injected errors.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let check = |key: &'static str, v: u32, (min, max): (u64, u64)| {
-            let v = u64::from(v);
-            if (min..=max).contains(&v) {
-                Ok(())
-            } else {
-                Err(ConfigError::OutOfRange {
+        for (key, value, (min, max)) in [
+            (
+                "poll_interval_ms",
+                self.poll_interval_ms,
+                limits::POLL_INTERVAL_MS,
+            ),
+            ("queue_depth", self.queue_depth, limits::QUEUE_DEPTH),
+            ("block_size", self.block_size, limits::BLOCK_SIZE),
+            ("storm_limit", self.storm_limit, limits::STORM_LIMIT),
+            (
+                "storm_window_ms",
+                self.storm_window_ms,
+                limits::STORM_WINDOW_MS,
+            ),
+            ("rate_limit", self.rate_limit, limits::RATE_LIMIT),
+            ("max_poisoned", self.max_poisoned, limits::MAX_POISONED),
+        ] {
+            let value = u64::from(value);
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::OutOfRange {
                     key,
-                    value: v,
+                    value,
                     min,
                     max,
-                })
+                });
             }
-        };
-        check(
-            "poll_interval_ms",
-            self.poll_interval_ms,
-            limits::POLL_INTERVAL_MS,
-        )?;
-        check("queue_depth", self.queue_depth, limits::QUEUE_DEPTH)?;
-        check("block_size", self.block_size, limits::BLOCK_SIZE)?;
+        }
         if !u64::from(self.block_size).is_multiple_of(limits::BLOCK_SIZE_MULTIPLE) {
             return Err(ConfigError::NotMultiple {
                 key: "block_size",
@@ -253,14 +260,6 @@ impl RasConfig {
                 multiple: limits::BLOCK_SIZE_MULTIPLE,
             });
         }
-        check("storm_limit", self.storm_limit, limits::STORM_LIMIT)?;
-        check(
-            "storm_window_ms",
-            self.storm_window_ms,
-            limits::STORM_WINDOW_MS,
-        )?;
-        check("rate_limit", self.rate_limit, limits::RATE_LIMIT)?;
-        check("max_poisoned", self.max_poisoned, limits::MAX_POISONED)?;
         if self.storm_limit != 0 && self.rate_limit != 0 && self.rate_limit < self.storm_limit {
             return Err(ConfigError::Inconsistent(
                 "rate_limit must be 0 or at least storm_limit",
@@ -314,38 +313,29 @@ mod tests {
             assert_eq!(word.parse::<NoGpaPolicy>(), Ok(v));
             assert_eq!(v.to_string(), word);
         }
+        fn invalid(key: &'static str, value: &str, allowed: &'static str) -> ConfigError {
+            let value = value.to_string();
+            ConfigError::InvalidWord(InvalidWord {
+                key,
+                value,
+                allowed,
+            })
+        }
         assert_eq!(
             "Gpio".parse::<AsyncMode>(),
-            Err(ConfigError::InvalidWord(InvalidWord {
-                key: "async",
-                value: "Gpio".to_string(),
-                allowed: "gpio|polled|off"
-            }))
+            Err(invalid("async", "Gpio", "gpio|polled|off"))
         );
         assert_eq!(
             "".parse::<NoGpaPolicy>(),
-            Err(ConfigError::InvalidWord(InvalidWord {
-                key: "no_gpa",
-                value: String::new(),
-                allowed: "inject|stop"
-            }))
+            Err(invalid("no_gpa", "", "inject|stop"))
         );
         // The words use '_', never '-'.
         assert_eq!(
             "per-vcpu".parse::<SeaSources>(),
-            Err(ConfigError::InvalidWord(InvalidWord {
-                key: "sea_sources",
-                value: "per-vcpu".to_string(),
-                allowed: "per_vcpu|shared"
-            }))
+            Err(invalid("sea_sources", "per-vcpu", "per_vcpu|shared"))
         );
         assert_eq!(
-            ConfigError::InvalidWord(InvalidWord {
-                key: "async",
-                value: "x".to_string(),
-                allowed: "gpio|polled|off"
-            })
-            .to_string(),
+            invalid("async", "x", "gpio|polled|off").to_string(),
             "Invalid value 'x' for 'async' (allowed: gpio|polled|off)"
         );
     }

@@ -131,6 +131,12 @@ fn run(
     decide(report, &PolicyState { poison, storm }, cfg)
 }
 
+/// [`run`] with no storm history and the default limits (16 per granule,
+/// 1024 per window): where only the poison registry matters.
+fn run_calm(report: &ErrorReport, poison: &PoisonRegistry) -> Decision {
+    run(report, poison, &StormTracker::new(), &config(16, 1024))
+}
+
 fn config(storm_limit: u32, rate_limit: u32) -> PolicyConfig {
     PolicyConfig {
         no_gpa: NoGpaPolicy::Inject,
@@ -583,12 +589,7 @@ fn injected_all_combinations() {
 #[test]
 fn rule_consumption_with_address() {
     let lost = g(0x4020_3000, 12);
-    let d = run(
-        &report(consumed(1, Some(lost))),
-        &PoisonRegistry::new(8),
-        &StormTracker::new(),
-        &config(16, 1024),
-    );
+    let d = run_calm(&report(consumed(1, Some(lost))), &PoisonRegistry::new(8));
     assert_eq!(
         d.actions,
         vec![
@@ -623,12 +624,7 @@ fn rule_consumption_with_address() {
 fn rule_consumption_inside_known_poison_reports_the_known_granule() {
     let mut poison = PoisonRegistry::new(8);
     poison.insert(g(0x4020_0000, 21)).unwrap();
-    let d = run(
-        &report(consumed(1, Some(g(0x4020_5000, 12)))),
-        &poison,
-        &StormTracker::new(),
-        &config(16, 1024),
-    );
+    let d = run_calm(&report(consumed(1, Some(g(0x4020_5000, 12)))), &poison);
     assert_eq!(
         d.actions,
         vec![
@@ -641,12 +637,7 @@ fn rule_consumption_inside_known_poison_reports_the_known_granule() {
         Some(StormKey::Granule(g(0x4020_0000, 21)))
     );
     // A larger granule than the known one is new poison (it absorbs it).
-    let d = run(
-        &report(consumed(1, Some(g(0x4000_0000, 30)))),
-        &poison,
-        &StormTracker::new(),
-        &config(16, 1024),
-    );
+    let d = run_calm(&report(consumed(1, Some(g(0x4000_0000, 30)))), &poison);
     assert_eq!(
         d.actions,
         vec![
@@ -1092,12 +1083,7 @@ fn rule_consumption_names_the_accessed_page() {
         page: Some(touched),
         gva: None,
     });
-    let d = run(
-        &r,
-        &PoisonRegistry::new(8),
-        &StormTracker::new(),
-        &config(16, 1024),
-    );
+    let d = run_calm(&r, &PoisonRegistry::new(8));
     assert_eq!(
         d.actions,
         vec![
@@ -1120,12 +1106,7 @@ fn rule_consumption_names_the_accessed_page() {
         page: Some(g(0x4060_0000, 12)),
         gva: None,
     });
-    let d = run(
-        &r,
-        &PoisonRegistry::new(8),
-        &StormTracker::new(),
-        &config(16, 1024),
-    );
+    let d = run_calm(&r, &PoisonRegistry::new(8));
     assert_eq!(
         d.actions[0],
         memory_record(SourceTarget::Sync { vcpu: 1 }, lost)
