@@ -328,14 +328,7 @@ fn async_source_is_signalled_only_when_a_record_is_written() {
     assert_eq!(
         e.handle(&ao(a, 0), &mem).unwrap(),
         Outcome {
-            events: vec![
-                RasEvent::Announced {
-                    granule: a,
-                    found_by: FoundBy::HostSignal
-                },
-                written(1, SourceTarget::Async, a),
-                poisoned(a),
-            ],
+            events: announced_and_written(a),
             notify_async: true,
             ..Outcome::default()
         }
@@ -345,18 +338,7 @@ fn async_source_is_signalled_only_when_a_record_is_written() {
     assert_eq!(
         e.handle(&ao(b, 1), &mem).unwrap(),
         Outcome {
-            events: vec![
-                RasEvent::Announced {
-                    granule: b,
-                    found_by: FoundBy::HostSignal
-                },
-                RasEvent::RecordQueued {
-                    source: SourceId(1),
-                    target: SourceTarget::Async,
-                    depth: 1,
-                },
-                poisoned(b),
-            ],
+            events: vec![announced_event(b), queued_async(1), poisoned(b),],
             queued: true,
             ..Outcome::default()
         }
@@ -366,9 +348,7 @@ fn async_source_is_signalled_only_when_a_record_is_written() {
     assert_eq!(
         e.service(&mem, 0).unwrap(),
         Outcome {
-            events: vec![RasEvent::QueuedRecordWritten {
-                source: SourceId(1)
-            }],
+            events: vec![queued_async_written()],
             notify_async: true,
             ..Outcome::default()
         }
@@ -383,18 +363,9 @@ fn async_source_is_signalled_only_when_a_record_is_written() {
         e.handle(&ao(d, 3), &mem).unwrap(),
         Outcome {
             events: vec![
-                RasEvent::Announced {
-                    granule: d,
-                    found_by: FoundBy::HostSignal
-                },
-                RasEvent::QueuedRecordWritten {
-                    source: SourceId(1)
-                },
-                RasEvent::RecordQueued {
-                    source: SourceId(1),
-                    target: SourceTarget::Async,
-                    depth: 1,
-                },
+                announced_event(d),
+                queued_async_written(),
+                queued_async(1),
                 poisoned(d),
             ],
             notify_async: true,
@@ -410,16 +381,11 @@ fn async_source_is_signalled_only_when_a_record_is_written() {
         e.handle(&ao(a, 4), &mem).unwrap(),
         Outcome {
             events: vec![
-                RasEvent::Announced {
-                    granule: a,
-                    found_by: FoundBy::HostSignal
-                },
+                announced_event(a),
                 RasEvent::Ignored {
                     reason: IgnoreReason::AlreadyPoisoned { granule: a }
                 },
-                RasEvent::QueuedRecordWritten {
-                    source: SourceId(1)
-                },
+                queued_async_written(),
             ],
             notify_async: true,
             ..Outcome::default()
@@ -441,14 +407,7 @@ fn polled_and_disabled_async_sources_are_never_signalled() {
     assert_eq!(
         e.handle(&ao(a, 0), &mem).unwrap(),
         Outcome {
-            events: vec![
-                RasEvent::Announced {
-                    granule: a,
-                    found_by: FoundBy::HostSignal
-                },
-                written(1, SourceTarget::Async, a),
-                poisoned(a),
-            ],
+            events: announced_and_written(a),
             ..Outcome::default()
         }
     );
@@ -456,12 +415,7 @@ fn polled_and_disabled_async_sources_are_never_signalled() {
     e.handle(&ao(g(RAM + 0x1000, 12), 1), &mem).unwrap();
     guest_ack(&mem, 2, 1);
     let out = e.service(&mem, 0).unwrap();
-    assert_eq!(
-        out.events,
-        [RasEvent::QueuedRecordWritten {
-            source: SourceId(1)
-        }]
-    );
+    assert_eq!(out.events, [queued_async_written()]);
     assert!(!out.notify_async);
 
     let mem = memory();
@@ -470,13 +424,7 @@ fn polled_and_disabled_async_sources_are_never_signalled() {
     assert_eq!(
         e.handle(&ao(a, 0), &mem).unwrap(),
         Outcome {
-            events: vec![
-                RasEvent::Announced {
-                    granule: a,
-                    found_by: FoundBy::HostSignal
-                },
-                poisoned(a)
-            ],
+            events: vec![announced_event(a), poisoned(a)],
             ..Outcome::default()
         }
     );
@@ -496,10 +444,7 @@ fn a_record_is_dropped_when_the_queue_is_full() {
         e.handle(&ao(c, 2), &mem).unwrap(),
         Outcome {
             events: vec![
-                RasEvent::Announced {
-                    granule: c,
-                    found_by: FoundBy::HostSignal
-                },
+                announced_event(c),
                 RasEvent::RecordDropped {
                     source: SourceId(1),
                     target: SourceTarget::Async,

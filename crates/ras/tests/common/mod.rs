@@ -206,6 +206,14 @@ pub fn injected(target: SourceTarget, entry: DataEntry) -> ErrorReport {
     at(ErrorCause::Injected { target, entry }, 0)
 }
 
+/// The event of [`ao`]'s report.
+pub fn announced_event(granule: GpaGranule) -> RasEvent {
+    RasEvent::Announced {
+        granule,
+        found_by: FoundBy::HostSignal,
+    }
+}
+
 pub fn consumed_event(vcpu: u32, granule: GpaGranule) -> RasEvent {
     RasEvent::Consumed {
         vcpu,
@@ -221,6 +229,32 @@ pub fn written(source: u16, target: SourceTarget, granule: GpaGranule) -> RasEve
         target,
         granule: Some(granule),
         severity: Severity::Recoverable,
+    }
+}
+
+/// The events of [`ao`]'s report when the asynchronous source (source 1
+/// of a one-vCPU VM) is free: announced, written there, marked poisoned.
+pub fn announced_and_written(granule: GpaGranule) -> Vec<RasEvent> {
+    vec![
+        announced_event(granule),
+        written(1, SourceTarget::Async, granule),
+        poisoned(granule),
+    ]
+}
+
+/// A record queued on the asynchronous source (source 1 of a one-vCPU VM).
+pub fn queued_async(depth: usize) -> RasEvent {
+    RasEvent::RecordQueued {
+        source: SourceId(1),
+        target: SourceTarget::Async,
+        depth,
+    }
+}
+
+/// The queued record of the asynchronous source written.
+pub fn queued_async_written() -> RasEvent {
+    RasEvent::QueuedRecordWritten {
+        source: SourceId(1),
     }
 }
 
