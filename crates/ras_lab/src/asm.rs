@@ -171,25 +171,28 @@ pub fn movz(rd: u32, imm16: u32, hw: u32) -> u32 {
 pub fn movk(rd: u32, imm16: u32, hw: u32) -> u32 {
     0xF280_0000 | (hw << 21) | (imm16 << 5) | rd
 }
-/// `ldr xt, [xn, #off]` (off multiple of 8, < 32768)
+/// A load or store with an unsigned, scaled 12-bit offset (Arm ARM C6.2,
+/// "LDR (immediate)", unsigned offset form): `op` the opcode, `scale` the
+/// access size in bytes; `off` must be a multiple of it, below 4096 * it.
+fn ldst_uimm(op: u32, scale: u32, rt: u32, rn: u32, off: u32) -> u32 {
+    assert!(off.is_multiple_of(scale) && off / scale < 4096);
+    op | ((off / scale) << 10) | (rn << 5) | rt
+}
+/// `ldr xt, [xn, #off]`
 pub fn ldr_x(rt: u32, rn: u32, off: u32) -> u32 {
-    assert!(off.is_multiple_of(8) && off < 32768);
-    0xF940_0000 | ((off / 8) << 10) | (rn << 5) | rt
+    ldst_uimm(0xF940_0000, 8, rt, rn, off)
 }
 /// `str xt, [xn, #off]`
 pub fn str_x(rt: u32, rn: u32, off: u32) -> u32 {
-    assert!(off.is_multiple_of(8) && off < 32768);
-    0xF900_0000 | ((off / 8) << 10) | (rn << 5) | rt
+    ldst_uimm(0xF900_0000, 8, rt, rn, off)
 }
-/// `ldr wt, [xn, #off]` (off multiple of 4)
+/// `ldr wt, [xn, #off]`
 pub fn ldr_w(rt: u32, rn: u32, off: u32) -> u32 {
-    assert!(off.is_multiple_of(4) && off < 16384);
-    0xB940_0000 | ((off / 4) << 10) | (rn << 5) | rt
+    ldst_uimm(0xB940_0000, 4, rt, rn, off)
 }
 /// `str wt, [xn, #off]`
 pub fn str_w(rt: u32, rn: u32, off: u32) -> u32 {
-    assert!(off.is_multiple_of(4) && off < 16384);
-    0xB900_0000 | ((off / 4) << 10) | (rn << 5) | rt
+    ldst_uimm(0xB900_0000, 4, rt, rn, off)
 }
 /// `add xd, xn, #imm12`
 pub fn add_imm(rd: u32, rn: u32, imm: u32) -> u32 {
