@@ -10,7 +10,7 @@
 //! [`Display`](std::fmt::Display) forms of its type here
 //! (`per_vcpu|shared`, `gpio|polled|off`, `inject|stop`), so there is one
 //! spelling for the command line, the API and the documentation. The
-//! `inject-error` fields ([`crate::inject`]) use the same `words!`
+//! `inject-error` fields (the `inject` module) use the same `option_words!`
 //! macro, so an unknown word reads the same there ([`InvalidWord`]).
 
 use serde::{Deserialize, Serialize};
@@ -178,9 +178,13 @@ pub struct InvalidWord {
 }
 
 /// `FromStr` and `Display` of an enumerated option from its words:
-/// `words!(Type, Error, "key", "a|b", "a" => Type::A, "b" => Type::B)`.
-/// An unknown word is an [`InvalidWord`], converted into `Error`.
-macro_rules! words {
+/// `option_words!(Type, Error, "key", "a|b", "a" => Type::A, "b" => Type::B)`.
+/// An unknown word is an [`InvalidWord`], converted into `Error`. Used by
+/// this module and `inject` only (exported so that the engine's
+/// modules reach it by path; not an interface of the crate).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! option_words {
     ($ty:ty, $err:ty, $key:literal, $allowed:literal, $($word:literal => $variant:expr),+ $(,)?) => {
         impl ::std::str::FromStr for $ty {
             type Err = $err;
@@ -208,11 +212,10 @@ macro_rules! words {
         }
     };
 }
-pub(crate) use words;
 
-words!(SeaSources, ConfigError, "sea_sources", "per_vcpu|shared", "per_vcpu" => SeaSources::PerVcpu, "shared" => SeaSources::Shared);
-words!(AsyncMode, ConfigError, "async", "gpio|polled|off", "gpio" => AsyncMode::Gpio, "polled" => AsyncMode::Polled, "off" => AsyncMode::Off);
-words!(NoGpaPolicy, ConfigError, "no_gpa", "inject|stop", "inject" => NoGpaPolicy::Inject, "stop" => NoGpaPolicy::Stop);
+crate::option_words!(SeaSources, ConfigError, "sea_sources", "per_vcpu|shared", "per_vcpu" => SeaSources::PerVcpu, "shared" => SeaSources::Shared);
+crate::option_words!(AsyncMode, ConfigError, "async", "gpio|polled|off", "gpio" => AsyncMode::Gpio, "polled" => AsyncMode::Polled, "off" => AsyncMode::Off);
+crate::option_words!(NoGpaPolicy, ConfigError, "no_gpa", "inject|stop", "inject" => NoGpaPolicy::Inject, "stop" => NoGpaPolicy::Stop);
 
 impl RasConfig {
     /// Checks ranges and cross-field rules (for a configuration parsed by

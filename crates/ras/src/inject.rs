@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use vm_memory::GuestAddress;
 
-use crate::config::{InvalidWord, words};
+use crate::config::InvalidWord;
 use crate::cper::{
     ArmErrorTypes, ArmProcessorSection, DataEntry, EntryFlags, Guid, MemoryErrorSection,
     RawSection, Section, Severity,
@@ -63,7 +63,7 @@ pub enum InjectKind {
     /// Any section: `section_type` and the hex-encoded body `data`.
     Raw,
 }
-words!(InjectKind, InjectError, "type", "memory|arm_processor|raw",
+crate::option_words!(InjectKind, InjectError, "type", "memory|arm_processor|raw",
     "memory" => InjectKind::Memory, "arm_processor" => InjectKind::ArmProcessor, "raw" => InjectKind::Raw);
 
 /// Which kind of error source reports it.
@@ -78,7 +78,7 @@ pub enum InjectSource {
     /// data abort as if it had consumed the error.
     Sync,
 }
-words!(InjectSource, InjectError, "source", "async|sync", "async" => InjectSource::Async, "sync" => InjectSource::Sync);
+crate::option_words!(InjectSource, InjectError, "source", "async|sync", "async" => InjectSource::Async, "sync" => InjectSource::Sync);
 
 /// Where the vCPU of a synchronous injection may be when it takes it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -93,7 +93,7 @@ pub enum VcpuMode {
     /// hardware (Linux dies).
     Any,
 }
-words!(VcpuMode, InjectError, "vcpu_mode", "user|any", "user" => VcpuMode::User, "any" => VcpuMode::Any);
+crate::option_words!(VcpuMode, InjectError, "vcpu_mode", "user|any", "user" => VcpuMode::User, "any" => VcpuMode::Any);
 
 /// ARM error-information type (one bit of the UEFI 2.10 N.2.4.4.1 bitmap).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -109,7 +109,7 @@ pub enum InjectArmError {
     /// Micro-architectural error.
     MicroArch,
 }
-words!(InjectArmError, InjectError, "arm_error", "cache|tlb|bus|micro_arch",
+crate::option_words!(InjectArmError, InjectError, "arm_error", "cache|tlb|bus|micro_arch",
     "cache" => InjectArmError::Cache, "tlb" => InjectArmError::Tlb,
     "bus" => InjectArmError::Bus, "micro_arch" => InjectArmError::MicroArch);
 
