@@ -48,6 +48,23 @@ fn reset_returns_the_poison_and_reinitializes_the_region() {
     assert_block(&mem, block(2, 0), &recoverable(RAM + 0x20_0000, MASK_2M));
 }
 
+/// The rest of a lost huge page waits for the guest's memory-failure
+/// queue (`engine_flow.rs`); a reset forgets it: the rebooted guest hears
+/// of the page when it consumes it.
+#[test]
+fn reset_forgets_the_rest_of_a_lost_page() {
+    let mem = memory();
+    let mut e = engine(RasConfig::default(), 1, &mem);
+    assert!(
+        e.handle(&sigbus(0, g(RAM + 0x20_0000, 21), 0), &mem)
+            .unwrap()
+            .queued
+    );
+    e.reset(&mem).unwrap();
+    let out = e.service(&mem, 10_000).unwrap();
+    assert!(out.events.is_empty() && !out.queued, "{out:?}");
+}
+
 #[test]
 fn snapshot_restore_redelivers_the_unacknowledged_record() {
     let mem = memory();
