@@ -112,6 +112,11 @@ fn put(t: &mut [u8], off: usize, bytes: &[u8]) {
     t[off..off + bytes.len()].copy_from_slice(bytes);
 }
 
+/// The good table with `change` is refused with exactly `expected`.
+fn refuses(change: impl FnOnce(&mut Vec<u8>), expected: &HestParseError) {
+    assert_eq!(&refused(&damaged(change)), expected);
+}
+
 /// The refusal, after checking its message reads as a sentence.
 fn refused(t: &[u8]) -> HestParseError {
     let e = parse(t).unwrap_err();
@@ -167,87 +172,80 @@ fn header_damage() {
 
 #[test]
 fn duplicate_source_id() {
-    let t = damaged(|t| t[E1 + SOURCE_ID] = 0);
-    assert_eq!(
-        refused(&t),
-        HestParseError::DuplicateSourceId {
+    refuses(
+        |t| t[E1 + SOURCE_ID] = 0,
+        &HestParseError::DuplicateSourceId {
             source_id: 0,
             first: E0,
             second: E1,
-        }
+        },
     );
 }
 
 #[test]
 fn count_larger_than_the_entries_present() {
-    let t = damaged(|t| t[36] = 3);
-    assert_eq!(
-        refused(&t),
-        HestParseError::CountExceedsEntries {
+    refuses(
+        |t| t[36] = 3,
+        &HestParseError::CountExceedsEntries {
             count: 3,
-            present: 2
-        }
+            present: 2,
+        },
     );
 }
 
 #[test]
 fn count_smaller_than_the_entries_present() {
-    let t = damaged(|t| t[36] = 1);
-    assert_eq!(
-        refused(&t),
-        HestParseError::TrailingBytes {
+    refuses(
+        |t| t[36] = 1,
+        &HestParseError::TrailingBytes {
             count: 1,
             offset: E1,
-            len: 92
-        }
+            len: 92,
+        },
     );
 }
 
 #[test]
 fn truncated_entry() {
     // Drop the last 10 bytes and fix the header length (offset 4).
-    let mut t = good();
-    t.truncate(214);
-    put(&mut t, 4, &214u32.to_le_bytes());
-    fix_checksum(&mut t);
-    assert_eq!(
-        refused(&t),
-        HestParseError::TruncatedEntry {
+    refuses(
+        |t| {
+            t.truncate(214);
+            put(t, 4, &214u32.to_le_bytes());
+        },
+        &HestParseError::TruncatedEntry {
             index: 1,
             offset: E1,
             need: 92,
-            have: 82
-        }
+            have: 82,
+        },
     );
     // Not even the 4-byte entry header left.
-    let mut t = good();
-    t.truncate(E1 + 3);
-    put(&mut t, 4, &((E1 + 3) as u32).to_le_bytes());
-    fix_checksum(&mut t);
-    assert_eq!(
-        refused(&t),
-        HestParseError::TruncatedEntry {
+    refuses(
+        |t| {
+            t.truncate(E1 + 3);
+            put(t, 4, &((E1 + 3) as u32).to_le_bytes());
+        },
+        &HestParseError::TruncatedEntry {
             index: 1,
             offset: E1,
             need: 4,
-            have: 3
-        }
+            have: 3,
+        },
     );
 }
 
 #[test]
 fn unknown_and_unused_entry_types() {
     for kind in [3u16, 4, 5, 12, 0xffff] {
-        let t = damaged(|t| put(t, E1 + TYPE, &kind.to_le_bytes()));
-        assert_eq!(
-            refused(&t),
-            HestParseError::UnknownType {
+        refuses(
+            |t| put(t, E1 + TYPE, &kind.to_le_bytes()),
+            &HestParseError::UnknownType {
                 index: 1,
                 offset: E1,
                 kind,
-                source_id: 1
+                source_id: 1,
             },
-            "type {kind}"
         );
     }
 }
@@ -256,79 +254,73 @@ fn unknown_and_unused_entry_types() {
 
 #[test]
 fn zero_error_status_address() {
-    let t = damaged(|t| put(t, E0 + ESA_ADDRESS, &[0; 8]));
-    assert_eq!(
-        refused(&t),
-        HestParseError::ZeroAddress {
+    refuses(
+        |t| put(t, E0 + ESA_ADDRESS, &[0; 8]),
+        &HestParseError::ZeroAddress {
             source_id: 0,
-            register: Register::ErrorStatusAddress
-        }
+            register: Register::ErrorStatusAddress,
+        },
     );
 }
 
 #[test]
 fn zero_read_ack_address() {
-    let t = damaged(|t| put(t, E1 + ACK_ADDRESS, &[0; 8]));
-    assert_eq!(
-        refused(&t),
-        HestParseError::ZeroAddress {
+    refuses(
+        |t| put(t, E1 + ACK_ADDRESS, &[0; 8]),
+        &HestParseError::ZeroAddress {
             source_id: 1,
-            register: Register::ReadAck
-        }
+            register: Register::ReadAck,
+        },
     );
 }
 
 #[test]
 fn access_size_outside_byte_to_qword() {
     for size in [0u8, 5, 0xff] {
-        let t = damaged(|t| t[E0 + ESA_ACCESS_SIZE] = size);
-        assert_eq!(
-            refused(&t),
-            HestParseError::BadAccessSize {
+        refuses(
+            |t| t[E0 + ESA_ACCESS_SIZE] = size,
+            &HestParseError::BadAccessSize {
                 source_id: 0,
                 register: Register::ErrorStatusAddress,
-                access_size: size
-            }
+                access_size: size,
+            },
         );
     }
-    let t = damaged(|t| t[E1 + ACK_ACCESS_SIZE] = 0);
-    assert_eq!(
-        refused(&t),
-        HestParseError::BadAccessSize {
+    refuses(
+        |t| t[E1 + ACK_ACCESS_SIZE] = 0,
+        &HestParseError::BadAccessSize {
             source_id: 1,
             register: Register::ReadAck,
-            access_size: 0
-        }
+            access_size: 0,
+        },
     );
 }
 
 #[test]
 fn address_space_other_than_memory_or_port_io() {
     // 2: PCI configuration space (ACPI 6.5 Table 5.1).
-    let t = damaged(|t| t[E0 + ESA_SPACE] = 2);
-    assert_eq!(
-        refused(&t),
-        HestParseError::BadAddressSpace {
+    refuses(
+        |t| t[E0 + ESA_SPACE] = 2,
+        &HestParseError::BadAddressSpace {
             source_id: 0,
             register: Register::ErrorStatusAddress,
-            space_id: 2
-        }
+            space_id: 2,
+        },
     );
 }
 
 #[test]
 fn bit_width_plus_offset_beyond_the_access() {
     // 64 bits at bit offset 8 in a qword access: 72 > 64.
-    let t = damaged(|t| t[E0 + ESA_BIT_OFFSET] = 8);
-    assert_eq!(
-        refused(&t),
-        HestParseError::BitWidthOverflow {
+    refuses(
+        |t| t[E0 + ESA_BIT_OFFSET] = 8,
+        &HestParseError::BitWidthOverflow {
             source_id: 0,
             register: Register::ErrorStatusAddress,
             bit_width: 64,
             bit_offset: 8,
-            access_bits: 64
-        }
+            access_bits: 64,
+        },
     );
     // 64 bits with byte access at an address that is not 8-byte aligned:
     // no fix-up, 64 > 8.
@@ -350,25 +342,23 @@ fn bit_width_plus_offset_beyond_the_access() {
 
 #[test]
 fn zero_bit_width_in_system_memory() {
-    let t = damaged(|t| t[E0 + ESA_BIT_WIDTH] = 0);
-    assert_eq!(
-        refused(&t),
-        HestParseError::ZeroBitWidth {
+    refuses(
+        |t| t[E0 + ESA_BIT_WIDTH] = 0,
+        &HestParseError::ZeroBitWidth {
             source_id: 0,
-            register: Register::ErrorStatusAddress
-        }
+            register: Register::ErrorStatusAddress,
+        },
     );
 }
 
 #[test]
 fn block_length_below_the_block_header() {
-    let t = damaged(|t| put(t, E0 + BLOCK_LEN, &19u32.to_le_bytes()));
-    assert_eq!(
-        refused(&t),
-        HestParseError::BlockTooShort {
+    refuses(
+        |t| put(t, E0 + BLOCK_LEN, &19u32.to_le_bytes()),
+        &HestParseError::BlockTooShort {
             source_id: 0,
-            len: 19
-        }
+            len: 19,
+        },
     );
     // 20 bytes, the header alone, is the smallest Linux accepts.
     let t = damaged(|t| put(t, E0 + BLOCK_LEN, &20u32.to_le_bytes()));
@@ -378,10 +368,9 @@ fn block_length_below_the_block_header() {
 #[test]
 fn notification_types_outside_the_spec() {
     for kind in [12u8, 13, 0xff] {
-        let t = damaged(|t| t[E0 + NOTIFY_TYPE] = kind);
-        assert_eq!(
-            refused(&t),
-            HestParseError::ReservedNotification { source_id: 0, kind }
+        refuses(
+            |t| t[E0 + NOTIFY_TYPE] = kind,
+            &HestParseError::ReservedNotification { source_id: 0, kind },
         );
     }
 }
@@ -390,20 +379,18 @@ fn notification_types_outside_the_spec() {
 fn notification_types_linux_never_binds() {
     // 2 local interrupt, 5 CMCI, 6 MCE, 9 SEI.
     for kind in [2u8, 5, 6, 9] {
-        let t = damaged(|t| t[E0 + NOTIFY_TYPE] = kind);
-        assert_eq!(
-            refused(&t),
-            HestParseError::UnsupportedNotification { source_id: 0, kind }
+        refuses(
+            |t| t[E0 + NOTIFY_TYPE] = kind,
+            &HestParseError::UnsupportedNotification { source_id: 0, kind },
         );
     }
 }
 
 #[test]
 fn polled_with_interval_zero() {
-    let t = damaged(|t| put(t, E1 + POLL_INTERVAL, &[0; 4]));
-    assert_eq!(
-        refused(&t),
-        HestParseError::ZeroPollInterval { source_id: 1 }
+    refuses(
+        |t| put(t, E1 + POLL_INTERVAL, &[0; 4]),
+        &HestParseError::ZeroPollInterval { source_id: 1 },
     );
     // The same zero interval on a GPIO source is not used: accepted.
     let t = damaged(|t| t[E1 + NOTIFY_TYPE] = 7);
@@ -418,19 +405,17 @@ fn polled_with_interval_zero() {
 
 #[test]
 fn records_to_preallocate_zero() {
-    let t = damaged(|t| put(t, E0 + RECORDS, &[0; 4]));
-    assert_eq!(
-        refused(&t),
-        HestParseError::ZeroRecordsToPreallocate { source_id: 0 }
+    refuses(
+        |t| put(t, E0 + RECORDS, &[0; 4]),
+        &HestParseError::ZeroRecordsToPreallocate { source_id: 0 },
     );
 }
 
 #[test]
 fn max_sections_per_record_zero() {
-    let t = damaged(|t| put(t, E1 + SECTIONS, &[0; 4]));
-    assert_eq!(
-        refused(&t),
-        HestParseError::ZeroMaxSections { source_id: 1 }
+    refuses(
+        |t| put(t, E1 + SECTIONS, &[0; 4]),
+        &HestParseError::ZeroMaxSections { source_id: 1 },
     );
 }
 
