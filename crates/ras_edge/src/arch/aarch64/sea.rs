@@ -515,41 +515,28 @@ mod tests {
 
     #[test]
     fn esr_values_match_kvm_and_qemu() {
-        // KVM's ext_dabt from EL0 / EL1 (seen in the lab: 0x96000010).
-        assert_eq!(
-            ExceptionEntry::esr(AbortClass::Data, true, true),
-            0x9200_0010
-        );
-        assert_eq!(
-            ExceptionEntry::esr(AbortClass::Data, false, true),
-            0x9600_0010
-        );
-        // QEMU's syn_data_abort_no_iss(same_el, FnV=1, fsc=0x10).
-        assert_eq!(
-            ExceptionEntry::esr(AbortClass::Data, true, false),
-            0x9200_0410
-        );
-        assert_eq!(
-            ExceptionEntry::esr(AbortClass::Data, false, false),
-            0x9600_0410
-        );
-        // EC 0x20/0x21 << 26 | IL | FSC (| FnV).
-        assert_eq!(
-            ExceptionEntry::esr(AbortClass::Instruction, true, true),
-            0x8200_0010
-        );
-        assert_eq!(
-            ExceptionEntry::esr(AbortClass::Instruction, false, true),
-            0x8600_0010
-        );
-        assert_eq!(
-            ExceptionEntry::esr(AbortClass::Instruction, true, false),
-            0x8200_0410
-        );
-        assert_eq!(
-            ExceptionEntry::esr(AbortClass::Instruction, false, false),
-            0x8600_0410
-        );
+        use AbortClass::{Data, Instruction};
+        // (class, from a lower EL, FAR valid, ESR_EL1).
+        let known = [
+            // KVM's ext_dabt from EL0 / EL1 (seen in the lab: 0x96000010).
+            (Data, true, true, 0x9200_0010),
+            (Data, false, true, 0x9600_0010),
+            // QEMU's syn_data_abort_no_iss(same_el, FnV=1, fsc=0x10).
+            (Data, true, false, 0x9200_0410),
+            (Data, false, false, 0x9600_0410),
+            // EC 0x20/0x21 << 26 | IL | FSC (| FnV).
+            (Instruction, true, true, 0x8200_0010),
+            (Instruction, false, true, 0x8600_0010),
+            (Instruction, true, false, 0x8200_0410),
+            (Instruction, false, false, 0x8600_0410),
+        ];
+        for (class, lower, far_valid, esr) in known {
+            assert_eq!(
+                ExceptionEntry::esr(class, lower, far_valid),
+                esr,
+                "{class:?} lower={lower} far_valid={far_valid}"
+            );
+        }
     }
 
     #[test]
