@@ -24,6 +24,8 @@
 //! Files refer to each other with `crate::arch::...` (hypervisor files)
 //! or `super::...` (host files) only, so they compile in both places.
 
+#![deny(missing_docs)]
+
 pub mod arch {
     //! Architecture definitions (Cloud Hypervisor: `hypervisor::arch`).
     pub mod aarch64 {

@@ -22,11 +22,10 @@
 
 use std::io;
 
-use kvm_bindings::{KVM_CAP_ARM_INJECT_EXT_DABT, KVMIO, kvm_enable_cap, kvm_run, kvm_vcpu_events};
+use kvm_bindings::{KVM_CAP_ARM_INJECT_EXT_DABT, kvm_enable_cap, kvm_run, kvm_vcpu_events};
 use kvm_ioctls::{Cap, VcpuFd, VmFd};
 use thiserror::Error;
 use vmm_sys_util::ioctl::ioctl_with_ref;
-use vmm_sys_util::ioctl_iow_nr;
 
 use crate::arch::aarch64::sea::{
     ExceptionEntry, Injected, InjectionMethod, SeaAbort, SeaError, SeaExit, VcpuState,
@@ -38,7 +37,15 @@ pub const KVM_EXIT_ARM_SEA: u32 = 41;
 /// `KVM_CAP_ARM_SEA_TO_USER` VM capability.
 pub const KVM_CAP_ARM_SEA_TO_USER: u32 = 245;
 
-ioctl_iow_nr!(KVM_ENABLE_CAP, KVMIO, 0xa3, kvm_enable_cap);
+mod ioctl {
+    //! `KVM_ENABLE_CAP` on a VM fd (kvm-ioctls offers no way to enable a
+    //! capability it does not know on aarch64).
+    use kvm_bindings::{KVMIO, kvm_enable_cap};
+    use vmm_sys_util::ioctl_iow_nr;
+
+    ioctl_iow_nr!(KVM_ENABLE_CAP, KVMIO, 0xa3, kvm_enable_cap);
+}
+use ioctl::KVM_ENABLE_CAP;
 
 /// Errors of this module.
 #[derive(Debug, Error)]
