@@ -232,6 +232,34 @@ fn check_run(c: &mut Checks, id: u64, rep: &VcpuReport) {
     );
 }
 
+/// Runs vCPU 0 over `loads` (`defer`: the guest acks its records at the
+/// end) and makes the checks every such scenario makes: the guest ran to
+/// completion and `errors` memory errors were handled on the vCPU thread,
+/// each told as a story.
+fn run_vcpu0(
+    lab: &Lab,
+    loads: &[u64],
+    defer: bool,
+    errors: usize,
+) -> Result<(VcpuReport, Checks), LabError> {
+    let mut vcpu = lab.vcpu(0, loads, defer)?;
+    let base = Lab::baseline_set_events(&vcpu)?;
+    let rep = lab.run(&mut vcpu, 0, LIMIT);
+    let mut c = Checks::new();
+    check_run(&mut c, 0, &rep);
+    c.check(
+        rep.handled.len() == errors,
+        format!(
+            "{errors} memory error(s) handled on the vCPU thread (got {})",
+            rep.handled.len()
+        ),
+    );
+    for h in &rep.handled {
+        describe_handled(lab, h, base);
+    }
+    Ok((rep, c))
+}
+
 /// One vCPU data load from a poisoned page; the common checks.
 #[allow(clippy::too_many_arguments)]
 fn check_dabt(
@@ -322,20 +350,8 @@ fn sync_with(by_pfn: bool) -> Result<Verdict, LabError> {
     } else {
         poison(&lab, DATA, "one guest page")?;
     }
-    let mut vcpu = lab.vcpu(0, &[load], false)?;
-    let base = Lab::baseline_set_events(&vcpu)?;
-    let rep = lab.run(&mut vcpu, 0, LIMIT);
-    let mut c = Checks::new();
-    check_run(&mut c, 0, &rep);
-    c.check(
-        rep.handled.len() == 1,
-        format!(
-            "one memory error handled on the vCPU thread (got {})",
-            rep.handled.len()
-        ),
-    );
+    let (rep, mut c) = run_vcpu0(&lab, &[load], false, 1)?;
     if let Some(h) = rep.handled.first() {
-        describe_handled(&lab, h, base);
         let hva = lab.hva(DATA)?;
         c.check(
             h.hva == Hva(hva) && h.lsb == 12,
@@ -385,18 +401,7 @@ fn second() -> Result<Verdict, LabError> {
     // defer: the guest records the first abort but acks only at the end,
     // so the second error arrives while A's record is unacknowledged. The
     // engine queues B's record behind it and writes it once A is acked.
-    let mut vcpu = lab.vcpu(0, &[a + 0x80, b + 0x80], true)?;
-    let base = Lab::baseline_set_events(&vcpu)?;
-    let rep = lab.run(&mut vcpu, 0, LIMIT);
-    let mut c = Checks::new();
-    check_run(&mut c, 0, &rep);
-    c.check(
-        rep.handled.len() == 2,
-        format!("two memory errors handled (got {})", rep.handled.len()),
-    );
-    for h in &rep.handled {
-        describe_handled(&lab, h, base);
-    }
+    let (rep, mut c) = run_vcpu0(&lab, &[a + 0x80, b + 0x80], true, 2)?;
     check_dabt(&mut c, &lab, 0, 0, a + 0x80, a, !0xfff, false);
     let r1 = rec(&lab, 0, 1);
     println!("    guest vCPU0 abort #1: {}", lab.describe_record(0, 1));
@@ -477,17 +482,8 @@ fn huge() -> Result<Verdict, LabError> {
         guest::HUGE_BASE + 0x1_2000,
         "one 4 KiB piece of a 2 MiB hugetlb guest page",
     )?;
-    let mut vcpu = lab.vcpu(0, &[load], false)?;
-    let base = Lab::baseline_set_events(&vcpu)?;
-    let rep = lab.run(&mut vcpu, 0, LIMIT);
-    let mut c = Checks::new();
-    check_run(&mut c, 0, &rep);
-    c.check(
-        rep.handled.len() == 1,
-        format!("one error handled (got {})", rep.handled.len()),
-    );
+    let (rep, mut c) = run_vcpu0(&lab, &[load], false, 1)?;
     if let Some(h) = rep.handled.first() {
-        describe_handled(&lab, h, base);
         c.check(h.lsb == 21, format!("SIGBUS lsb 21 (got {})", h.lsb));
         let accessed = lab.hva(load & !0xfff)?;
         c.check(
