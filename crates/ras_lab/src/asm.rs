@@ -16,6 +16,15 @@ pub const XZR: u32 = 31;
 #[derive(Clone, Copy, Debug)]
 pub struct SysReg(pub u32, pub u32, pub u32, pub u32, pub u32);
 
+impl SysReg {
+    /// The register's fields in an MRS/MSR (register) word: o0 = op0 - 2
+    /// at bit 19, op1 at 16, CRn at 12, CRm at 8, op2 at 5 (Arm ARM C5.2).
+    fn fields(self) -> u32 {
+        let SysReg(op0, op1, crn, crm, op2) = self;
+        ((op0 - 2) << 19) | (op1 << 16) | (crn << 12) | (crm << 8) | (op2 << 5)
+    }
+}
+
 pub const ESR_EL1: SysReg = SysReg(3, 0, 5, 2, 0);
 pub const FAR_EL1: SysReg = SysReg(3, 0, 6, 0, 0);
 pub const ELR_EL1: SysReg = SysReg(3, 0, 4, 0, 1);
@@ -241,29 +250,13 @@ pub fn ubfx(rd: u32, rn: u32, lsb: u32, width: u32) -> u32 {
 pub fn blr(rn: u32) -> u32 {
     0xD63F_0000 | (rn << 5)
 }
-/// `mrs xt, <sysreg>`
+/// `mrs xt, <sysreg>` (L = 1).
 pub fn mrs(rt: u32, r: SysReg) -> u32 {
-    let SysReg(op0, op1, crn, crm, op2) = r;
-    0xD520_0000
-        | ((op0 - 2) << 19)
-        | (1 << 20)
-        | (op1 << 16)
-        | (crn << 12)
-        | (crm << 8)
-        | (op2 << 5)
-        | rt
+    0xD530_0000 | r.fields() | rt
 }
-/// `msr <sysreg>, xt`
+/// `msr <sysreg>, xt` (L = 0).
 pub fn msr(r: SysReg, rt: u32) -> u32 {
-    let SysReg(op0, op1, crn, crm, op2) = r;
-    0xD500_0000
-        | ((op0 - 2) << 19)
-        | (1 << 20)
-        | (op1 << 16)
-        | (crn << 12)
-        | (crm << 8)
-        | (op2 << 5)
-        | rt
+    0xD510_0000 | r.fields() | rt
 }
 
 #[cfg(test)]
