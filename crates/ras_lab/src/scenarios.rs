@@ -20,11 +20,11 @@ use ras_edge::host::guest_ram::Hva;
 use ras_edge::host::retire::{quarantine, retire};
 use ras_edge::host::sigbus::{self, SigbusRecord, VcpuSigbusGuard};
 use ras_edge::kvm::aarch64::sea::{self as kvm_sea, AbortInjector, KVM_CAP_ARM_SEA_TO_USER};
-use ras_lab_runner::Checks;
 pub use ras_lab_runner::Verdict;
 use ras_lab_runner::hwpoison::{
     CORRUPT_PFN, HELPER_ID, PAGE, kernel_release, pfn_of, poison_madvise, with_hugetlb,
 };
+use ras_lab_runner::{Checks, poll_until};
 use vm_memory::{Address, Bytes, GuestAddress};
 
 use crate::guest::{self, DATA};
@@ -611,10 +611,10 @@ fn ao() -> Result<Verdict, LabError> {
         t.elapsed()
     ));
     let mut got = Vec::new();
-    while t.elapsed() < Duration::from_secs(3) && got.is_empty() {
+    poll_until(Duration::from_secs(3), || {
         got = sigbus::drain_action_optional();
-        thread::sleep(Duration::from_millis(1));
-    }
+        !got.is_empty()
+    });
     c.check(
         got.len() == 1,
         format!("one action-optional SIGBUS captured (got {got:?})"),

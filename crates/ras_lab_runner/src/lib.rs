@@ -34,6 +34,22 @@ const EXIT_SKIP: i32 = 77;
 /// How long one scenario's child may run before it is killed and failed.
 const CHILD_LIMIT: Duration = Duration::from_secs(90);
 
+/// Polls `done` every millisecond until it holds or `limit` has passed;
+/// returns whether it held and how long that took. For the host side of a
+/// scenario waiting on its vCPU thread, the kernel or the engine.
+pub fn poll_until(limit: Duration, mut done: impl FnMut() -> bool) -> (bool, Duration) {
+    let t = Instant::now();
+    loop {
+        if done() {
+            return (true, t.elapsed());
+        }
+        if t.elapsed() >= limit {
+            return (false, t.elapsed());
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// What a scenario concluded, with the evidence printed after it.
 #[derive(Debug)]
 pub enum Verdict {

@@ -22,11 +22,11 @@ use ras_edge::host::guest_ram::{self, Hva};
 use ras_edge::host::sigbus::{self, SigbusRecord};
 use ras_edge::kvm::x86_64::mce as kvm_mce;
 use ras_edge::kvm::x86_64::mce::KvmMceError;
-use ras_lab_runner::Checks;
 pub use ras_lab_runner::Verdict;
 use ras_lab_runner::hwpoison::{
     CORRUPT_PFN, PAGE, kernel_release, pfn_of, poison_madvise, with_hugetlb,
 };
+use ras_lab_runner::{Checks, poll_until};
 
 use crate::guest::{self, DATA};
 use crate::vmm::{Event, Flow, LabError, McSeen, Run, Vm, edge, gettid};
@@ -651,16 +651,12 @@ fn sigbus_ao() -> Result<Verdict, LabError> {
                 Ok(Flow::Continue)
             })
         });
-        let t = Instant::now();
-        while !polling.load(Ordering::SeqCst) && t.elapsed() < LIMIT {
-            thread::sleep(Duration::from_millis(1));
-        }
+        poll_until(LIMIT, || polling.load(Ordering::SeqCst));
         let r = corrupt_pfn(pfn);
-        let t = Instant::now();
-        while ao_probe::COUNT.load(Ordering::SeqCst) == 0 && t.elapsed() < Duration::from_secs(3) {
-            thread::sleep(Duration::from_millis(1));
-        }
-        waited = t.elapsed();
+        waited = poll_until(Duration::from_secs(3), || {
+            ao_probe::COUNT.load(Ordering::SeqCst) != 0
+        })
+        .1;
         vm.param(guest::P_STOP, 1);
         let run = h.join().unwrap_or_default();
         (helper, wrote) = r?;
@@ -1318,16 +1314,12 @@ fn chain_ao() -> Result<Verdict, LabError> {
                     Ok(Flow::Continue)
                 })
             });
-            let t = Instant::now();
-            while !polling.load(Ordering::SeqCst) && t.elapsed() < LIMIT {
-                thread::sleep(Duration::from_millis(1));
-            }
+            poll_until(LIMIT, || polling.load(Ordering::SeqCst));
             let r = corrupt_pfn(pfn);
-            let t = Instant::now();
-            while captured.is_empty() && t.elapsed() < Duration::from_secs(3) {
+            poll_until(Duration::from_secs(3), || {
                 captured = sigbus::drain_action_optional();
-                thread::sleep(Duration::from_millis(1));
-            }
+                !captured.is_empty()
+            });
             // The VMM thread: AO -> GPA -> values for the guest's vendor.
             let mut err = None;
             if let Some(rec @ SigbusRecord::ActionOptional { hva, lsb }) = captured.first().copied()
@@ -1352,10 +1344,7 @@ fn chain_ao() -> Result<Verdict, LabError> {
                     Err(e) => err = Some(e),
                 }
             }
-            let t = Instant::now();
-            while !injected.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(3) {
-                thread::sleep(Duration::from_millis(1));
-            }
+            poll_until(Duration::from_secs(3), || injected.load(Ordering::SeqCst));
             // An AMD deferred error raises no #MC: stop the guest's loop so
             // it dumps its banks (what its poller would find).
             thread::sleep(Duration::from_millis(20));
