@@ -16,6 +16,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 use vm_memory::{Address, GuestAddress};
 
 /// Smallest granule (4 KiB, the smallest page on every host).
@@ -55,15 +56,29 @@ impl From<GpaGranule> for GranuleFields {
     }
 }
 
-impl TryFrom<GranuleFields> for GpaGranule {
-    type Error = String;
+/// A serialized granule that is not one: a size outside
+/// [`MIN_GRANULE_SHIFT`]..=[`MAX_GRANULE_SHIFT`] or a base not aligned to it.
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+#[error("{base:#x} is not a granule of 2^{shift} bytes")]
+pub struct NotAGranule {
+    /// The base read.
+    pub base: u64,
+    /// The size read, as a power of two.
+    pub shift: u8,
+}
 
-    fn try_from(f: GranuleFields) -> Result<Self, String> {
+impl TryFrom<GranuleFields> for GpaGranule {
+    type Error = NotAGranule;
+
+    fn try_from(f: GranuleFields) -> Result<Self, NotAGranule> {
         GpaGranule::from_range(
             GuestAddress(f.base),
             1u64.checked_shl(f.shift.into()).unwrap_or(0),
         )
-        .ok_or_else(|| format!("{:#x} is not a granule of 2^{} bytes", f.base, f.shift))
+        .ok_or(NotAGranule {
+            base: f.base,
+            shift: f.shift,
+        })
     }
 }
 
@@ -178,6 +193,12 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<GpaGranule>(bad).is_err(), "{bad}");
         }
+        let e = serde_json::from_str::<GpaGranule>(r#"{"base":4096,"shift":21}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("0x1000 is not a granule of 2^21 bytes"),
+            "{e}"
+        );
     }
 
     #[test]
