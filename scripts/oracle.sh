@@ -10,103 +10,112 @@
 #   scripts/oracle.sh run [ARGS] only run (ARGS go to ras_oracle)
 #
 # Needs root for apt-get (setup). Never uses /dev/kvm (-accel tcg).
-# Everything is cached under .lab/oracle/ (gitignored).
+# Everything is cached under .lab/oracle/ (gitignored). The package
+# installation, downloads and initramfs assembly are the labs' own
+# (scripts/lib/lab-common.sh); ras_oracle boots QEMU and reads the verdicts.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LAB="${ORACLE_LAB:-$ROOT/.lab/oracle}"
+LAB_DIR="${ORACLE_LAB:-$ROOT/.lab/oracle}"
 # Pinned guest kernel (bookworm). "already poisoned" messages differ between
 # 6.1 and 6.12: the scenarios match the 6.1 wording.
 KERNEL_PKG="${ORACLE_KERNEL_PKG:-linux-image-6.1.0-50-amd64}"
 KERNEL_VER="${ORACLE_KERNEL_VER:-6.1.176-1}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/h-oracle}"
 
-log() { printf 'oracle.sh: %s\n' "$*" >&2; }
-
-. "$ROOT/scripts/lib/debian-archive.sh"
+LAB_LOG_PREFIX=oracle
+. "$ROOT/scripts/lib/lab-common.sh"
 
 # Packages come through a private APT configuration: the machine's own
 # debian.sources plus bookworm-backports (scripts/lib/debian-archive.sh).
-setup_packages() {
-	local conf
-	conf=$(host_backports_apt "$LAB/apt") || { log "no Debian archive URI in $DEBIAN_SOURCES"; return 1; }
-	APT_OPTS=(-c "$conf")
-	local need=()
-	command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-	command -v cpio >/dev/null || need+=(cpio)
-	command -v gcc >/dev/null || need+=(gcc libc6-dev)
-	[[ -e /usr/lib/x86_64-linux-gnu/libc.a ]] || need+=(libc6-dev)
-	# The lists are updated once: by the install when there is one (it
-	# updates first), else here; the kernel downloads below read them.
-	if ((${#need[@]})); then
-		log "installing ${need[*]} (qemu-system-x86 from bookworm-backports)"
-		install_from_backports "$conf" "${need[@]}" || { log "could not install ${need[*]}"; return 1; }
-		touch "$LAB/apt/.updated"
-	elif [[ ! -e "$LAB/apt/.updated" ]]; then
-		log "apt-get update"
-		apt-get "${APT_OPTS[@]}" update -qq
-		touch "$LAB/apt/.updated"
-	fi
-	mkdir -p "$LAB/debs"
-	if [[ ! -e "$LAB/kernel/vmlinuz" ]]; then
-		log "downloading $KERNEL_PKG"
-		(cd "$LAB/debs" && apt-get "${APT_OPTS[@]}" download -qq "$KERNEL_PKG=$KERNEL_VER")
-		rm -rf "$LAB/kernel.x" && mkdir -p "$LAB/kernel.x" "$LAB/kernel"
-		dpkg -x "$LAB"/debs/"${KERNEL_PKG}"_*.deb "$LAB/kernel.x"
-		cp "$LAB"/kernel.x/boot/vmlinuz-* "$LAB/kernel/vmlinuz"
-		cp "$LAB"/kernel.x/boot/config-* "$LAB/kernel/config"
-		rm -rf "$LAB/kernel.x"
-		echo "$KERNEL_PKG" >"$LAB/kernel/PACKAGE"
-	fi
-	if [[ ! -e "$LAB/busybox" ]]; then
-		log "downloading busybox-static"
-		(cd "$LAB/debs" && apt-get "${APT_OPTS[@]}" download -qq busybox-static)
-		rm -rf "$LAB/bb.x" && mkdir -p "$LAB/bb.x"
-		dpkg -x "$LAB"/debs/busybox-static_*.deb "$LAB/bb.x"
-		cp "$LAB/bb.x/bin/busybox" "$LAB/busybox"
-		rm -rf "$LAB/bb.x"
-	fi
+apt_conf() { host_backports_apt "$LAB_DIR/apt"; }
+
+install_host_tools() {
+    local need=()
+    command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+    command -v cpio >/dev/null || need+=(cpio)
+    command -v gcc >/dev/null || need+=(gcc)
+    [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+    [ ${#need[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        lab_skip "missing ${need[*]} and cannot install them (needs root and apt-get)"
+    fi
+    local conf st=0
+    conf=$(apt_conf) || lab_skip "no Debian archive URI in $DEBIAN_SOURCES"
+    lab_log "installing ${need[*]} (qemu-system-x86 from bookworm-backports)"
+    install_from_backports "$conf" "${need[@]}" || st=$?
+    [ "$st" = 0 ] && return 0
+    [ "$st" = 2 ] && lab_skip "cannot reach the Debian archive"
+    lab_die "could not install ${need[*]}"
 }
 
-setup_initramfs() {
-	local src="$ROOT/tests/oracle"
-	local out="$LAB/initramfs.cpio.gz"
-	if [[ -e "$out" && "$out" -nt "$src/workload.c" && "$out" -nt "$src/init" && "$out" -nt "$LAB/busybox" ]]; then
-		return 0
-	fi
-	log "building initramfs"
-	local d="$LAB/initramfs"
-	rm -rf "$d" && mkdir -p "$d"/{bin,sbin,proc,sys,dev,tmp}
-	cp "$LAB/busybox" "$d/bin/busybox"
-	ln -s busybox "$d/bin/sh"
-	mknod "$d/dev/console" c 5 1 2>/dev/null || true
-	gcc -static -O2 -Wall -o "$d/bin/workload" "$src/workload.c"
-	cp "$src/init" "$d/init"
-	chmod +x "$d/init"
-	(cd "$d" && find . | cpio -o -H newc --quiet | gzip -1) >"$out.tmp"
-	mv "$out.tmp" "$out"
+# fetch_guest: $LAB_DIR/kernel/{vmlinuz,config,PACKAGE} of the pinned
+# kernel, and $LAB_DIR/busybox.
+fetch_guest() {
+    local conf debs x=$LAB_DIR/x
+    if [ -s "$LAB_DIR/kernel/vmlinuz" ] && [ -s "$LAB_DIR/busybox" ]; then return 0; fi
+    conf=$(apt_conf) || lab_skip "no Debian archive URI in $DEBIAN_SOURCES"
+    lab_apt_update "$conf" || lab_skip "cannot reach the Debian archive (apt-get update failed)"
+    if [ ! -s "$LAB_DIR/kernel/vmlinuz" ]; then
+        lab_log "downloading $KERNEL_PKG $KERNEL_VER"
+        debs=$(fetch_debs "$conf" "$LAB_DIR/debs" bookworm amd64 "$KERNEL_PKG=$KERNEL_VER") ||
+            lab_die "cannot download $KERNEL_PKG $KERNEL_VER"
+        rm -rf "$x" "$LAB_DIR/kernel" && mkdir -p "$LAB_DIR/kernel"
+        deb_extract $debs "$x"
+        cp "$(kernel_image "$x")" "$LAB_DIR/kernel/vmlinuz"
+        cp "$x"/boot/config-* "$LAB_DIR/kernel/config"
+        echo "$KERNEL_PKG" >"$LAB_DIR/kernel/PACKAGE"
+        rm -rf "$x"
+    fi
+    if [ ! -s "$LAB_DIR/busybox" ]; then
+        lab_log "downloading busybox-static"
+        debs=$(fetch_debs "$conf" "$LAB_DIR/debs" bookworm amd64 busybox-static) ||
+            lab_die "cannot download busybox-static"
+        rm -rf "$x" && deb_extract $debs "$x"
+        cp "$x/bin/busybox" "$LAB_DIR/busybox"
+        rm -rf "$x"
+    fi
+}
+
+# build_initramfs: busybox, /init (tests/oracle/init) and the workload,
+# rebuilt when one of them is newer than the archive.
+build_initramfs() {
+    local src=$ROOT/tests/oracle out=$LAB_DIR/initramfs.cpio.gz d=$LAB_DIR/initramfs
+    lab_static_c "$src/workload.c" "$LAB_DIR/workload" || lab_die "cannot build $src/workload.c"
+    if [ -e "$out" ] && [ "$out" -nt "$LAB_DIR/workload" ] && [ "$out" -nt "$src/init" ] &&
+        [ "$out" -nt "$LAB_DIR/busybox" ]; then
+        return 0
+    fi
+    lab_log "building initramfs"
+    initramfs_skeleton "$d" "$LAB_DIR/busybox" "$src/init"
+    mkdir -p "$d/proc" "$d/sys" "$d/dev" "$d/tmp"
+    mknod "$d/dev/console" c 5 1 2>/dev/null || true
+    cp "$LAB_DIR/workload" "$d/bin/workload"
+    initramfs_build "$d" "$out"
+    rm -rf "$d"
 }
 
 cmd_setup() {
-	mkdir -p "$LAB"
-	setup_packages
-	setup_initramfs
-	log "building ras_oracle"
-	(cd "$ROOT" && nice cargo build -q -p ras_oracle)
+    mkdir -p "$LAB_DIR"
+    install_host_tools
+    fetch_guest
+    build_initramfs
+    lab_log "building ras_oracle"
+    (cd "$ROOT" && nice cargo build -q -p ras_oracle)
 }
 
 cmd_run() {
-	# timeout signals its whole process group: QEMU goes down with the test.
-	timeout "${ORACLE_TIMEOUT:-900}" "$CARGO_TARGET_DIR/debug/ras_oracle" \
-		--qemu "$(command -v qemu-system-x86_64)" \
-		--kernel "$LAB/kernel/vmlinuz" \
-		--initrd "$LAB/initramfs.cpio.gz" \
-		--work "$LAB/run" "$@"
+    # timeout signals its whole process group: QEMU goes down with the test.
+    timeout "${ORACLE_TIMEOUT:-900}" "$CARGO_TARGET_DIR/debug/ras_oracle" \
+        --qemu "$(command -v qemu-system-x86_64)" \
+        --kernel "$LAB_DIR/kernel/vmlinuz" \
+        --initrd "$LAB_DIR/initramfs.cpio.gz" \
+        --work "$LAB_DIR/run" "$@"
 }
 
 case "${1:-all}" in
-setup) cmd_setup ;;
-run) shift; cmd_run "$@" ;;
-all) shift || true; cmd_setup; cmd_run "$@" ;;
-*) log "usage: $0 [setup|run|all] [ras_oracle args]"; exit 2 ;;
+    setup) cmd_setup ;;
+    run) shift; cmd_run "$@" ;;
+    all) shift || true; cmd_setup; cmd_run "$@" ;;
+    *) lab_log "usage: $0 [setup|run|all] [ras_oracle args]"; exit 2 ;;
 esac

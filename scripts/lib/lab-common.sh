@@ -64,18 +64,29 @@ deb_image_of() {
 }
 
 # fetch_debs APT_CONF DEST SUITE ARCH PKG...: downloads each package (its
-# candidate in SUITE) into DEST unless a .deb of it is already there;
-# prints the path of each .deb, one a line.
+# candidate in SUITE; PKG=VERSION for that version exactly) into DEST
+# unless a .deb of it is already there; prints the path of each .deb, one
+# a line.
 fetch_debs() {
-    local conf=$1 dest=$2 suite=$3 arch=$4 pkg d
+    local conf=$1 dest=$2 suite=$3 arch=$4 pkg name ver d
     shift 4
     mkdir -p "$dest"
+    _fd_find() {
+        if [ -n "$ver" ]; then
+            ls "$dest/${name}_${ver}_$arch.deb" 2>/dev/null || true
+        else
+            ls "$dest/${name}_"*"_$arch.deb" 2>/dev/null | head -n1 || true
+        fi
+    }
     for pkg in "$@"; do
-        d=$(ls "$dest/${pkg}_"*"_$arch.deb" 2>/dev/null | head -n1 || true)
+        name=${pkg%%=*}
+        ver=
+        [ "$name" = "$pkg" ] || ver=${pkg#*=}
+        d=$(_fd_find)
         if [ -z "$d" ]; then
-            (cd "$dest" && APT_CONFIG=$conf apt-get -q download -t "$suite" "$pkg:$arch" >&2) ||
+            (cd "$dest" && APT_CONFIG=$conf apt-get -qq download -t "$suite" "$name:$arch${ver:+=$ver}" >&2) ||
                 return 1
-            d=$(ls "$dest/${pkg}_"*"_$arch.deb" 2>/dev/null | head -n1 || true)
+            d=$(_fd_find)
             [ -n "$d" ] || return 1
         fi
         echo "$d"

@@ -124,7 +124,7 @@ static void touch_all(volatile char *p, size_t len)
 	sa.sa_flags = SA_NODEFER;
 	sigaction(SIGBUS, &sa, NULL);
 	volatile long ok = 0, bus = 0, first = -1;
-	for (size_t off = 0; off < len; off += 4096) {
+	for (volatile size_t off = 0; off < len; off += 4096) {
 		if (sigsetjmp(touch_env, 1) == 0) {
 			(void)p[off];
 			ok++;
