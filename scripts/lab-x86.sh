@@ -50,17 +50,7 @@ install_host_tools() {
     command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
     command -v cpio >/dev/null || need+=(cpio)
     command -v xz >/dev/null || need+=(xz-utils)
-    [ ${#need[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        lab_skip "missing ${need[*]} and cannot install them (needs root and apt-get)"
-    fi
-    local conf st=0
-    conf=$(host_backports_apt "$LAB_DIR/apt-host") || lab_skip "no Debian archive URI in $DEBIAN_SOURCES"
-    lab_log "installing ${need[*]} (qemu-system-x86 from bookworm-backports)"
-    install_from_backports "$conf" "${need[@]}" || st=$?
-    [ "$st" = 0 ] && return 0
-    [ "$st" = 2 ] && lab_skip "cannot reach the Debian archive"
-    lab_skip "could not install ${need[*]}"
+    lab_install_missing "$LAB_DIR/apt-host" "${need[@]}"
 }
 
 # fetch_kernel SUITE: $LAB_DIR/k-SUITE/{vmlinuz,version,modules/}.

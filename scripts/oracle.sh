@@ -36,17 +36,7 @@ install_host_tools() {
     command -v cpio >/dev/null || need+=(cpio)
     command -v gcc >/dev/null || need+=(gcc)
     [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
-    [ ${#need[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        lab_skip "missing ${need[*]} and cannot install them (needs root and apt-get)"
-    fi
-    local conf st=0
-    conf=$(apt_conf) || lab_skip "no Debian archive URI in $DEBIAN_SOURCES"
-    lab_log "installing ${need[*]} (qemu-system-x86 from bookworm-backports)"
-    install_from_backports "$conf" "${need[@]}" || st=$?
-    [ "$st" = 0 ] && return 0
-    [ "$st" = 2 ] && lab_skip "cannot reach the Debian archive"
-    lab_die "could not install ${need[*]}"
+    lab_install_missing "$LAB_DIR/apt" "${need[@]}"
 }
 
 # fetch_guest: $LAB_DIR/kernel/{vmlinuz,config,PACKAGE} of the pinned

@@ -54,6 +54,26 @@ lab_apt_update() {
     touch "$stamp"
 }
 
+# lab_install_missing APT_DIR PKG...: installs the host packages a suite
+# lacks (qemu-system-x86 from bookworm-backports) through a private APT
+# configuration in APT_DIR; nothing to do without PKG. The suite is
+# skipped (status 77) when it cannot install them: not root, no apt-get,
+# no archive; a failed install stops it (status 1).
+lab_install_missing() {
+    local dir=$1 conf st=0
+    shift
+    [ $# -eq 0 ] && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        lab_skip "missing $* and cannot install them (needs root and apt-get)"
+    fi
+    conf=$(host_backports_apt "$dir") || lab_skip "no Debian archive URI in $DEBIAN_SOURCES"
+    lab_log "installing $* (qemu-system-x86 from bookworm-backports)"
+    install_from_backports "$conf" "$@" || st=$?
+    [ "$st" = 0 ] && return 0
+    [ "$st" = 2 ] && lab_skip "cannot reach the Debian archive"
+    lab_die "could not install $*"
+}
+
 # deb_image_of APT_CONF META SUITE [ARCH]: the versioned kernel image
 # package a meta package (linux-image-amd64, linux-image-arm64) depends on
 # in SUITE, e.g. linux-image-6.1.0-50-amd64.
