@@ -91,14 +91,11 @@ fetch_kernel() {
 
 fetch_busybox() {
     [ -s "$LAB_DIR/busybox" ] && return 0
-    local conf debs x=$LAB_DIR/x-busybox
+    local conf
     conf=$(apt_conf)
     lab_apt_update "$conf" || lab_skip "cannot reach the Debian archive (apt-get update failed)"
-    debs=$(fetch_debs "$conf" "$LAB_DIR/debs" bookworm amd64 busybox-static) ||
+    lab_busybox "$conf" "$LAB_DIR/debs" amd64 "$LAB_DIR/busybox" ||
         lab_skip "cannot download busybox-static"
-    rm -rf "$x" && deb_extract $debs "$x"
-    cp "$x/bin/busybox" "$LAB_DIR/busybox"
-    rm -rf "$x"
 }
 
 fetch() {

@@ -59,11 +59,8 @@ fetch_guest() {
     fi
     if [ ! -s "$LAB_DIR/busybox" ]; then
         lab_log "downloading busybox-static"
-        debs=$(fetch_debs "$conf" "$LAB_DIR/debs" bookworm amd64 busybox-static) ||
+        lab_busybox "$conf" "$LAB_DIR/debs" amd64 "$LAB_DIR/busybox" ||
             lab_die "cannot download busybox-static"
-        rm -rf "$x" && deb_extract $debs "$x"
-        cp "$x/bin/busybox" "$LAB_DIR/busybox"
-        rm -rf "$x"
     fi
 }
 

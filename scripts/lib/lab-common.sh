@@ -113,6 +113,17 @@ fetch_debs() {
     done
 }
 
+# lab_busybox APT_CONF DEST ARCH OUT: OUT, the static busybox of Debian
+# bookworm for ARCH (busybox-static; its .deb kept in DEST).
+lab_busybox() {
+    local conf=$1 dest=$2 arch=$3 out=$4 debs x st=0
+    debs=$(fetch_debs "$conf" "$dest" bookworm "$arch" busybox-static) || return 1
+    x=$(mktemp -d)
+    deb_extract $debs "$x" && cp "$x/bin/busybox" "$out" || st=1
+    rm -rf "$x"
+    return $st
+}
+
 # deb_extract DEB... DIR: dpkg -x every DEB into DIR.
 deb_extract() {
     local dir=${!#} n=$(($# - 1)) i
