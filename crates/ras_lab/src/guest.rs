@@ -26,6 +26,8 @@
 //! or at the caller (instruction abort: ELR is the unreadable target, so it
 //! returns through x30). Every other vector reports `MMIO_UNEXPECTED`.
 
+use std::fmt;
+
 use crate::asm::{self, Asm, EQ, XZR};
 
 /// Guest RAM (memslot 0).
@@ -76,6 +78,40 @@ pub const R_ACKED: u64 = 56;
 /// The guest's own verdict on the syndrome: 1 when ESR_EL1 is a
 /// synchronous external abort (EC 0x20/0x21/0x24/0x25, FSC 0x10).
 pub const R_ESR_OK: u64 = 64;
+
+/// One abort record as the guest's vector wrote it (the `R_*` fields).
+#[derive(Clone, Copy, Debug)]
+pub struct AbortRecord {
+    pub esr: u64,
+    pub far: u64,
+    pub elr: u64,
+    pub spsr: u64,
+    pub pa: u64,
+    pub mask: u64,
+    pub matched: u64,
+    pub acked: u64,
+    pub esr_ok: u64,
+}
+
+impl fmt::Display for AbortRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ESR_EL1 {:#x} (EC {:#x}, FSC {:#x}) FAR_EL1 {:#x} ELR_EL1 {:#x} SPSR_EL1 {:#x}; status block PA {:#x} mask {:#x}, matched {}, acked {}, guest ESR check {}",
+            self.esr,
+            (self.esr >> 26) & 0x3f,
+            self.esr & 0x3f,
+            self.far,
+            self.elr,
+            self.spsr,
+            self.pa,
+            self.mask,
+            self.matched,
+            self.acked,
+            if self.esr_ok == 1 { "ok" } else { "FAILED" },
+        )
+    }
+}
 
 // HEST / GHESv2 / CPER offsets the guest code follows.
 const HEST_COUNT: u32 = 36;

@@ -191,33 +191,6 @@ fn describe_handled(lab: &Lab, h: &Handled, base: Duration) {
     );
 }
 
-struct Rec {
-    esr: u64,
-    far: u64,
-    elr: u64,
-    spsr: u64,
-    pa: u64,
-    mask: u64,
-    matched: u64,
-    acked: u64,
-    esr_ok: u64,
-}
-
-fn rec(lab: &Lab, id: u64, n: u64) -> Rec {
-    let r = Lab::cb(id) + guest::CB_RECS + guest::REC_LEN * n;
-    Rec {
-        esr: lab.read_u64(r + guest::R_ESR),
-        far: lab.read_u64(r + guest::R_FAR),
-        elr: lab.read_u64(r + guest::R_ELR),
-        spsr: lab.read_u64(r + guest::R_SPSR),
-        pa: lab.read_u64(r + guest::R_PA),
-        mask: lab.read_u64(r + guest::R_MASK),
-        matched: lab.read_u64(r + guest::R_MATCHED),
-        acked: lab.read_u64(r + guest::R_ACKED),
-        esr_ok: lab.read_u64(r + guest::R_ESR_OK),
-    }
-}
-
 fn ec(esr: u64) -> u64 {
     (esr >> 26) & 0x3f
 }
@@ -272,11 +245,8 @@ fn check_dabt(
     mask: u64,
     ack: bool,
 ) {
-    let r = rec(lab, id, n);
-    println!(
-        "    guest vCPU{id} abort #{n}: {}",
-        lab.describe_record(id, n)
-    );
+    let r = lab.abort_record(id, n);
+    println!("    guest vCPU{id} abort #{n}: {r}");
     c.check(
         ec(r.esr) == 0x25 && r.esr & 0x3f == 0x10 && r.esr_ok == 1,
         format!("vCPU{id}#{n}: ESR is a sync external data abort from EL1 (EC 0x25, FSC 0x10; the guest's vector agrees)"),
@@ -403,8 +373,8 @@ fn second() -> Result<Verdict, LabError> {
     // engine queues B's record behind it and writes it once A is acked.
     let (rep, mut c) = run_vcpu0(&lab, &[a + 0x80, b + 0x80], true, 2)?;
     check_dabt(&mut c, &lab, 0, 0, a + 0x80, a, !0xfff, false);
-    let r1 = rec(&lab, 0, 1);
-    println!("    guest vCPU0 abort #1: {}", lab.describe_record(0, 1));
+    let r1 = lab.abort_record(0, 1);
+    println!("    guest vCPU0 abort #1: {r1}");
     c.check(
         ec(r1.esr) == 0x25 && r1.far == b + 0x80,
         "second abort: data abort with FAR in page B",
@@ -508,8 +478,8 @@ fn huge() -> Result<Verdict, LabError> {
             ),
         );
     }
-    let r = rec(&lab, 0, 0);
-    println!("    guest vCPU0 abort #0: {}", lab.describe_record(0, 0));
+    let r = lab.abort_record(0, 0);
+    println!("    guest vCPU0 abort #0: {r}");
     c.check(
         ec(r.esr) == 0x25 && r.far == load && r.elr == lab.prog.load_insn,
         "guest saw the data abort at the load, FAR inside the huge page",
@@ -773,8 +743,8 @@ fn iabt() -> Result<Verdict, LabError> {
             "sea-exit event published",
         );
     }
-    let r = rec(&lab, 0, 0);
-    println!("    guest abort: {}", lab.describe_record(0, 0));
+    let r = lab.abort_record(0, 0);
+    println!("    guest abort: {r}");
     c.check(
         ec(r.esr) == 0x21 && r.esr & 0x3f == 0x10 && r.esr & (1 << 10) == 0 && r.esr_ok == 1,
         "guest saw EC 0x21 (instruction abort, current EL), FSC 0x10, FnV 0 (its vector agrees)",
@@ -876,7 +846,7 @@ fn drill() -> Result<Verdict, LabError> {
             // handler: let it run until the guest has recorded the abort.
             if matches!(answer, Some(Ok(_))) {
                 let t = Instant::now();
-                while rec(&lab, round as u64, 0).esr == 0
+                while lab.abort_record(round as u64, 0).esr == 0
                     && t.elapsed() < Duration::from_secs(5)
                     && !runner.is_finished()
                 {
@@ -911,8 +881,8 @@ fn drill() -> Result<Verdict, LabError> {
                     matches!(&answer, Some(Ok(a)) if a.contains("far=not-valid")),
                     format!("vcpu_mode=any: delivered, data abort with FnV (answer {answer:?})"),
                 );
-                let r = rec(&lab, 1, 0);
-                println!("    guest abort: {}", lab.describe_record(1, 0));
+                let r = lab.abort_record(1, 0);
+                println!("    guest abort: {r}");
                 c.check(
                     ec(r.esr) == 0x25 && r.esr & (1 << 10) != 0 && r.esr & 0x3f == 0x10,
                     "guest saw a data abort from EL1 with FnV set (no stale FAR)",

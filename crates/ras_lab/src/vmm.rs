@@ -6,7 +6,6 @@
 //! the GHESv2 status blocks). Only the glue that applies an
 //! [`ras::engine::Outcome`] is the lab's own, as it is Cloud Hypervisor's.
 
-use std::fmt::Write as _;
 use std::mem::zeroed;
 use std::os::raw::c_char;
 use std::ptr::null_mut;
@@ -570,30 +569,20 @@ impl Lab {
         Ok(v[v.len() / 2])
     }
 
-    /// Describe a guest abort record.
-    pub fn describe_record(&self, id: u64, n: u64) -> String {
+    /// Abort record `n` of vCPU `id`, as its vector wrote it.
+    pub fn abort_record(&self, id: u64, n: u64) -> guest::AbortRecord {
         let r = Self::cb(id) + guest::CB_RECS + guest::REC_LEN * n;
-        let esr = self.read_u64(r + guest::R_ESR);
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            "ESR_EL1 {esr:#x} (EC {:#x}, FSC {:#x}) FAR_EL1 {:#x} ELR_EL1 {:#x} SPSR_EL1 {:#x}; status block PA {:#x} mask {:#x}, matched {}, acked {}, guest ESR check {}",
-            (esr >> 26) & 0x3f,
-            esr & 0x3f,
-            self.read_u64(r + guest::R_FAR),
-            self.read_u64(r + guest::R_ELR),
-            self.read_u64(r + guest::R_SPSR),
-            self.read_u64(r + guest::R_PA),
-            self.read_u64(r + guest::R_MASK),
-            self.read_u64(r + guest::R_MATCHED),
-            self.read_u64(r + guest::R_ACKED),
-            if self.read_u64(r + guest::R_ESR_OK) == 1 {
-                "ok"
-            } else {
-                "FAILED"
-            },
-        );
-        s
+        guest::AbortRecord {
+            esr: self.read_u64(r + guest::R_ESR),
+            far: self.read_u64(r + guest::R_FAR),
+            elr: self.read_u64(r + guest::R_ELR),
+            spsr: self.read_u64(r + guest::R_SPSR),
+            pa: self.read_u64(r + guest::R_PA),
+            mask: self.read_u64(r + guest::R_MASK),
+            matched: self.read_u64(r + guest::R_MATCHED),
+            acked: self.read_u64(r + guest::R_ACKED),
+            esr_ok: self.read_u64(r + guest::R_ESR_OK),
+        }
     }
 }
 
