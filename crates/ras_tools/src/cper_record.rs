@@ -10,7 +10,7 @@
 //! consumers) can read what the guest is given.
 
 use ras::cper::{
-    CperError, DataEntry, EntryFlags, Guid, Section, Severity, StatusBlock, Timestamp,
+    CperError, DataEntry, EntryFlags, Guid, Section, Severity, StatusBlock, Timestamp, read_wire,
 };
 use serde::{Deserialize, Serialize};
 use zerocopy::little_endian::{U16, U32, U64};
@@ -355,12 +355,7 @@ impl Record {
     /// reserved bits, descriptors or sections outside the record, a record
     /// severity that is not the most severe section's, and invalid sections.
     pub fn decode(bytes: &[u8]) -> Result<Self, CperError> {
-        let (h, _) =
-            RecordHeaderWire::read_from_prefix(bytes).map_err(|_| CperError::Truncated {
-                what: "CPER record header",
-                need: RECORD_HEADER_LEN,
-                have: bytes.len(),
-            })?;
+        let (h, _) = read_wire::<RecordHeaderWire>(bytes, "CPER record header")?;
         if h.signature_start != RECORD_SIGNATURE {
             return Err(CperError::BadSignature {
                 what: "CPER record signature",

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use super::{CperError, Guid};
+use super::{CperError, Guid, read_wire};
 
 /// Section type GUID `E19E3D16-BC11-11E4-9CAA-C2051D5D46B0`.
 pub const ARM_PROCESSOR_SECTION_GUID: Guid = Guid::from_fields(
@@ -466,12 +466,7 @@ impl ArmProcessorSection {
     /// the counts must fit in it, every error info must be 32 bytes long and
     /// have a valid type bitmap, and no reserved validation bit may be set.
     pub fn decode(body: &[u8]) -> Result<Self, CperError> {
-        let (h, mut rest) =
-            ArmHeaderWire::read_from_prefix(body).map_err(|_| CperError::Truncated {
-                what: "ARM processor section header",
-                need: ARM_HEADER_LEN,
-                have: body.len(),
-            })?;
+        let (h, mut rest) = read_wire::<ArmHeaderWire>(body, "ARM processor section header")?;
         let declared = h.section_length.get() as usize;
         if declared != body.len() {
             return Err(CperError::LengthMismatch {
@@ -498,12 +493,7 @@ impl ArmProcessorSection {
         }
         let mut error_info = Vec::with_capacity(n_info);
         for _ in 0..n_info {
-            let (w, r) =
-                ArmErrorInfoWire::read_from_prefix(rest).map_err(|_| CperError::Truncated {
-                    what: "ARM error info",
-                    need: ARM_ERROR_INFO_LEN,
-                    have: rest.len(),
-                })?;
+            let (w, r) = read_wire::<ArmErrorInfoWire>(rest, "ARM error info")?;
             rest = r;
             if usize::from(w.length) != ARM_ERROR_INFO_LEN {
                 return Err(CperError::BadSectionLength {
@@ -533,12 +523,7 @@ impl ArmProcessorSection {
         }
         let mut context_info = Vec::with_capacity(n_ctx);
         for _ in 0..n_ctx {
-            let (w, r) =
-                ArmContextHeaderWire::read_from_prefix(rest).map_err(|_| CperError::Truncated {
-                    what: "ARM context info header",
-                    need: ARM_CONTEXT_HEADER_LEN,
-                    have: rest.len(),
-                })?;
+            let (w, r) = read_wire::<ArmContextHeaderWire>(rest, "ARM context info header")?;
             let size = w.register_array_size.get() as usize;
             if size > r.len() {
                 return Err(CperError::Truncated {

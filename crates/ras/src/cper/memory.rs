@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use zerocopy::little_endian::{U16, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use super::{CperError, Guid};
+use super::{CperError, Guid, read_wire};
 use crate::granule::GpaGranule;
 
 /// Section type GUID `A5BC1114-6F64-4EDE-B863-3E83ED7C83B1`.
@@ -284,11 +284,7 @@ impl MemoryErrorSection {
                 found: body.len(),
             });
         }
-        let (w, _) = MemoryErrorWire::read_from_prefix(body).map_err(|_| CperError::Truncated {
-            what: "memory error section",
-            need: MEMORY_ERROR_SECTION_LEN,
-            have: body.len(),
-        })?;
+        let (w, _) = read_wire::<MemoryErrorWire>(body, "memory error section")?;
         let validation_bits = w.validation_bits.get();
         if validation_bits & !validation::ALL != 0 {
             return Err(CperError::ReservedBits {

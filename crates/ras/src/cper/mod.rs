@@ -41,6 +41,7 @@ pub use severity::Severity;
 pub use status_block::StatusBlock;
 use thiserror::Error;
 pub use timestamp::Timestamp;
+use zerocopy::{FromBytes, Immutable, KnownLayout};
 
 /// Errors from encoding or decoding CPER bytes.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -222,4 +223,18 @@ pub enum CperError {
         /// The text (first 64 characters).
         text: String,
     },
+}
+
+/// Reads the wire struct `T` from the start of `bytes` and returns it with
+/// the bytes after it; [`CperError::Truncated`] naming `what` when `bytes`
+/// is shorter than `T` (whose size its `wire_layout!` pins).
+pub fn read_wire<'a, T: FromBytes + KnownLayout + Immutable>(
+    bytes: &'a [u8],
+    what: &'static str,
+) -> Result<(T, &'a [u8]), CperError> {
+    T::read_from_prefix(bytes).map_err(|_| CperError::Truncated {
+        what,
+        need: size_of::<T>(),
+        have: bytes.len(),
+    })
 }

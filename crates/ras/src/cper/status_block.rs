@@ -15,7 +15,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::data_entry::{DataEntry, EntryFlags, Section};
 use super::memory::MemoryErrorSection;
-use super::{CperError, Severity, Timestamp};
+use super::{CperError, Severity, Timestamp, read_wire};
 use crate::granule::GpaGranule;
 
 /// Size of the status block header.
@@ -234,11 +234,7 @@ impl StatusBlock {
     /// directly after the entries; and any invalid entry.
     pub fn decode(bytes: &[u8]) -> Result<Self, CperError> {
         let (h, _) =
-            StatusBlockHeaderWire::read_from_prefix(bytes).map_err(|_| CperError::Truncated {
-                what: "generic error status block header",
-                need: STATUS_BLOCK_HEADER_LEN,
-                have: bytes.len(),
-            })?;
+            read_wire::<StatusBlockHeaderWire>(bytes, "generic error status block header")?;
         let status = h.block_status.get();
         if status & block_status::RESERVED != 0 {
             return Err(CperError::ReservedBits {
