@@ -15,10 +15,11 @@
 #   --series     main (default), v53.0 (the release backport), or both
 #   --from N     check commits N.. only (the earlier ones are applied)
 #   --jobs J     cargo -j J (default: cargo's, the number of CPUs)
-#   --quick      per commit only build-aarch64 and the checks that take
-#                seconds (fmt, gitlint, dco, typos, reuse); every check on
-#                the last commit (its tests: every crate the series
-#                touches); no unit-test suite unless --suite
+#   --quick      per commit only build-aarch64, a build of the tests of
+#                the crates it touches (testbuild-x86_64, not run) and the
+#                checks that take seconds (fmt, gitlint, dco, typos, reuse);
+#                every check on the last commit (its tests: every crate
+#                the series touches); no unit-test suite unless --suite
 #   --matrix     core (default): CH's kvm, mshv and default-features clippy
 #                steps; ci: every clippy and (debug) build step CH's CI runs
 #                for the target
@@ -35,7 +36,7 @@ CHS_LOG_PREFIX=verify
 . "$ROOT/scripts/lib/ch-verify.sh"
 
 usage() {
-    sed -n '8,25p' "$0" >&2
+    sed -n '8,26p' "$0" >&2
     exit 2
 }
 
