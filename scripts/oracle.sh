@@ -39,22 +39,26 @@ install_host_tools() {
     lab_install_missing "$LAB_DIR/apt" "${need[@]}"
 }
 
-# fetch_guest: $LAB_DIR/kernel/{vmlinuz,config,PACKAGE} of the pinned
-# kernel, and $LAB_DIR/busybox.
+# fetch_guest: $LAB_DIR/kernel/{vmlinuz,config} of the pinned kernel
+# (PACKAGE names it: another ORACLE_KERNEL_PKG/_VER fetches again), and
+# $LAB_DIR/busybox.
 fetch_guest() {
-    local conf debs x=$LAB_DIR/x
-    if [ -s "$LAB_DIR/kernel/vmlinuz" ] && [ -s "$LAB_DIR/busybox" ]; then return 0; fi
+    local conf debs x=$LAB_DIR/x want="$KERNEL_PKG=$KERNEL_VER" have_kernel=
+    if [ -s "$LAB_DIR/kernel/vmlinuz" ] && [ "$(cat "$LAB_DIR/kernel/PACKAGE" 2>/dev/null)" = "$want" ]; then
+        have_kernel=1
+    fi
+    if [ -n "$have_kernel" ] && [ -s "$LAB_DIR/busybox" ]; then return 0; fi
     conf=$(apt_conf) || lab_skip "no Debian archive URI in $DEBIAN_SOURCES"
     lab_apt_update "$conf" || lab_skip "cannot reach the Debian archive (apt-get update failed)"
-    if [ ! -s "$LAB_DIR/kernel/vmlinuz" ]; then
+    if [ -z "$have_kernel" ]; then
         lab_log "downloading $KERNEL_PKG $KERNEL_VER"
-        debs=$(fetch_debs "$conf" "$LAB_DIR/debs" bookworm amd64 "$KERNEL_PKG=$KERNEL_VER") ||
-            lab_die "cannot download $KERNEL_PKG $KERNEL_VER"
+        debs=$(fetch_debs "$conf" "$LAB_DIR/debs" bookworm amd64 "$want") ||
+            lab_die "cannot download $KERNEL_PKG $KERNEL_VER (ORACLE_KERNEL_PKG, ORACLE_KERNEL_VER)"
         rm -rf "$x" "$LAB_DIR/kernel" && mkdir -p "$LAB_DIR/kernel"
         deb_extract $debs "$x"
         cp "$(kernel_image "$x")" "$LAB_DIR/kernel/vmlinuz"
         cp "$x"/boot/config-* "$LAB_DIR/kernel/config"
-        echo "$KERNEL_PKG" >"$LAB_DIR/kernel/PACKAGE"
+        echo "$want" >"$LAB_DIR/kernel/PACKAGE"
         rm -rf "$x"
     fi
     if [ ! -s "$LAB_DIR/busybox" ]; then

@@ -55,7 +55,7 @@ lab_apt_update() {
 }
 
 # lab_install_missing APT_DIR PKG...: installs the host packages a suite
-# lacks (qemu-system-x86 from bookworm-backports) through a private APT
+# lacks (bookworm-backports preferred: its qemu-system-x86) through a private APT
 # configuration in APT_DIR; nothing to do without PKG. The suite is
 # skipped (status 77) when it cannot install them: not root, no apt-get,
 # no archive; a failed install stops it (status 1).
@@ -67,7 +67,7 @@ lab_install_missing() {
         lab_skip "missing $* and cannot install them (needs root and apt-get)"
     fi
     conf=$(host_backports_apt "$dir") || lab_skip "no Debian archive URI in $DEBIAN_SOURCES"
-    lab_log "installing $* (qemu-system-x86 from bookworm-backports)"
+    lab_log "installing $* (bookworm-backports preferred)"
     install_from_backports "$conf" "$@" || st=$?
     [ "$st" = 0 ] && return 0
     [ "$st" = 2 ] && lab_skip "cannot reach the Debian archive"
@@ -93,7 +93,8 @@ fetch_debs() {
     mkdir -p "$dest"
     _fd_find() {
         if [ -n "$ver" ]; then
-            ls "$dest/${name}_${ver}_$arch.deb" 2>/dev/null || true
+            # Archive file names encode the epoch colon as %3a.
+            ls "$dest/${name}_${ver//:/%3a}_$arch.deb" 2>/dev/null || true
         else
             ls "$dest/${name}_"*"_$arch.deb" 2>/dev/null | head -n1 || true
         fi
