@@ -238,3 +238,28 @@ pub fn read_wire<'a, T: FromBytes + KnownLayout + Immutable>(
         have: bytes.len(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::status_block::StatusBlockHeaderWire;
+    use super::*;
+
+    #[test]
+    fn read_wire_needs_the_whole_struct_and_returns_the_rest() {
+        // The Generic Error Status Block header is 20 bytes (ACPI 6.5
+        // Table 18.19); block_status is its first dword.
+        let mut bytes = [0u8; 23];
+        bytes[0] = 0x11;
+        let (h, rest) = read_wire::<StatusBlockHeaderWire>(&bytes, "header").unwrap();
+        assert_eq!(h.block_status.get(), 0x11);
+        assert_eq!(rest.len(), 3);
+        assert_eq!(
+            read_wire::<StatusBlockHeaderWire>(&bytes[..19], "header").unwrap_err(),
+            CperError::Truncated {
+                what: "header",
+                need: 20,
+                have: 19,
+            }
+        );
+    }
+}
