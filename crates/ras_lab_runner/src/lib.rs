@@ -250,3 +250,22 @@ fn child_status(exe: &Path, n: &str) -> Option<i32> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_until_stops_when_done_or_at_the_limit() {
+        let mut calls = 0;
+        let (held, _) = poll_until(Duration::from_secs(5), || {
+            calls += 1;
+            calls == 3
+        });
+        assert!(held);
+        assert_eq!(calls, 3);
+        let (held, waited) = poll_until(Duration::from_millis(20), || false);
+        assert!(!held);
+        assert!(waited >= Duration::from_millis(20), "{waited:?}");
+    }
+}
