@@ -241,24 +241,31 @@ pub fn read_wire<'a, T: FromBytes + KnownLayout + Immutable>(
 
 #[cfg(test)]
 mod tests {
-    use super::status_block::StatusBlockHeaderWire;
+    use zerocopy::little_endian::{U16, U32};
+
     use super::*;
+
+    /// Six bytes: a word, then a dword (no padding: packed).
+    #[derive(Debug, FromBytes, KnownLayout, Immutable)]
+    #[repr(C, packed)]
+    struct Pair {
+        a: U16,
+        b: U32,
+    }
+    crate::wire_layout!(Pair = 6; a @ 0, b @ 2);
 
     #[test]
     fn read_wire_needs_the_whole_struct_and_returns_the_rest() {
-        // The Generic Error Status Block header is 20 bytes (ACPI 6.5
-        // Table 18.19); block_status is its first dword.
-        let mut bytes = [0u8; 23];
-        bytes[0] = 0x11;
-        let (h, rest) = read_wire::<StatusBlockHeaderWire>(&bytes, "header").unwrap();
-        assert_eq!(h.block_status.get(), 0x11);
-        assert_eq!(rest.len(), 3);
+        let bytes = [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88];
+        let (p, rest) = read_wire::<Pair>(&bytes, "pair").unwrap();
+        assert_eq!((p.a.get(), p.b.get()), (0x2211, 0x6655_4433));
+        assert_eq!(rest, [0x77, 0x88]);
         assert_eq!(
-            read_wire::<StatusBlockHeaderWire>(&bytes[..19], "header").unwrap_err(),
+            read_wire::<Pair>(&bytes[..5], "pair").unwrap_err(),
             CperError::Truncated {
-                what: "header",
-                need: 20,
-                have: 19,
+                what: "pair",
+                need: 6,
+                have: 5,
             }
         );
     }
