@@ -55,38 +55,10 @@ install_host_tools() {
 
 # fetch_kernel SUITE: $LAB_DIR/k-SUITE/{vmlinuz,version,modules/}.
 fetch_kernel() {
-    local suite=$1 out=$LAB_DIR/k-$1 conf img ver x debs
-    if [ -s "$out/vmlinuz" ] && [ -s "$out/modules/modules.order" ]; then return 0; fi
+    local suite=$1 conf
     conf=$(apt_conf)
-    lab_apt_update "$conf" || lab_skip "cannot reach the Debian archive (apt-get update failed)"
-    img=$(deb_image_of "$conf" linux-image-amd64 "$suite" amd64)
-    [ -n "$img" ] || lab_skip "no linux-image-amd64 in $suite"
-    ver=${img#linux-image-}
-    ver=${ver%-unsigned}
-    lab_log "$suite: $img ($ver)"
-    x=$LAB_DIR/x-$suite
-    rm -rf "$x" "$out" && mkdir -p "$x" "$out"
-    debs=$(fetch_debs "$conf" "$LAB_DIR/debs" "$suite" amd64 "$img") || lab_skip "cannot download $img"
-    deb_extract $debs "$x"
-    # Newer kernels split the image: vmlinuz in linux-binary-<ver>, the
-    # modules in linux-modules-<ver>.
-    if [ -z "$(kernel_image "$x")" ]; then
-        debs=$(fetch_debs "$conf" "$LAB_DIR/debs" "$suite" amd64 "linux-binary-$ver") ||
-            lab_skip "cannot download linux-binary-$ver"
-        deb_extract $debs "$x"
-    fi
-    if [ -z "$(module_path "$x" kvm-amd)" ]; then
-        debs=$(fetch_debs "$conf" "$LAB_DIR/debs" "$suite" amd64 "linux-modules-$ver") ||
-            lab_skip "cannot download linux-modules-$ver"
-        deb_extract $debs "$x"
-    fi
-    cp "$(kernel_image "$x")" "$out/vmlinuz"
-    modules_install "$x" "$out/modules" $MODULES
-    echo "$ver" >"$out/version"
-    rm -rf "$x"
-    # The .debs are large (modules ~100 MB): keep only what the lab uses.
-    rm -f "$LAB_DIR"/debs/linux-*
-    lab_log "$suite: $(cat "$out/version"), modules $(tr '\n' ' ' <"$out/modules/modules.order")"
+    lab_kernel "$conf" "$LAB_DIR/debs" "$suite" amd64 "$LAB_DIR/k-$suite" $MODULES ||
+        lab_skip "cannot fetch the $suite kernel (above)"
 }
 
 fetch_busybox() {

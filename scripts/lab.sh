@@ -64,7 +64,7 @@ initramfs() {
     local k=$1 d=$LAB_DIR/initramfs-$1
     initramfs_skeleton "$d" "$LAB_DIR/busybox" "$ROOT/scripts/lab/init.sh"
     cp "$CARGO_TARGET_DIR/$TARGET/release/ras_lab" "$d/ras_lab"
-    cp "$LAB_DIR/$k/hwpoison-inject.ko" "$d/hwpoison-inject.ko"
+    cp "$LAB_DIR/$k/modules/hwpoison-inject.ko" "$d/hwpoison-inject.ko"
     initramfs_build "$d" "$LAB_DIR/initramfs-$k.cpio.gz"
     rm -rf "$d"
 }

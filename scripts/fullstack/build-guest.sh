@@ -22,7 +22,6 @@
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/inputs.sh"
-. "$FS_ROOT/scripts/lib/debian-rootfs.sh"
 
 # efi=debug: the kernel prints the UEFI memory map (scenario 9 checks the
 # entry of the RAS error-source region).
@@ -38,20 +37,10 @@ aarch64-linux-gnu-gcc -static -O2 -Wall -Wextra -o "$FS_DIR/rastest" "$FS_ROOT/t
 aarch64-linux-gnu-strip "$FS_DIR/rastest"
 
 # virtio_blk is a module in Debian's kernel: scenario 15's data disk needs
-# it (/lib/virtio_blk.ko in the guest; no dependencies). From the kernel's
-# linux-modules package (cached in $FS_DIR/debs, removed once unpacked).
-VBLK=$FS_DIR/virtio_blk.ko
-KVER_FILE=$(dirname "$GUEST_KERNEL")/version
-if [ ! -s "$VBLK" ] && [ -s "$KVER_FILE" ]; then
-    fs_apt_config
-    if deb=$(fs_download_arm64 "linux-modules-$(cat "$KVER_FILE")" trixie-backports) && [ -s "$deb" ]; then
-        dpkg-deb --fsys-tarfile "$deb" | tar -xO --wildcards '*/drivers/block/virtio_blk.ko.xz' | xz -dc >"$VBLK.tmp" &&
-            mv "$VBLK.tmp" "$VBLK" || { rm -f "$VBLK.tmp"; fs_log "warning: no virtio_blk.ko (scenario 15 will fail)"; }
-        rm -f "$deb"
-    else
-        fs_log "warning: no linux-modules package for the guest kernel (scenario 15 will fail)"
-    fi
-fi
+# it (/lib/virtio_blk.ko in the guest; no dependencies). The lab's fetcher
+# keeps it next to the kernel (<kernel dir>/modules/virtio_blk.ko).
+VBLK=$(dirname "$GUEST_KERNEL")/modules/virtio_blk.ko
+[ -s "$VBLK" ] || fs_log "warning: no $VBLK (scenario 15 will fail)"
 
 # 2. The guest initramfs.
 R=$G/root

@@ -12,10 +12,12 @@ FS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FS_DIR=${FS_DIR:-$FS_ROOT/.lab/fullstack}
 FS_APT=$FS_DIR/apt
 
+LAB_LOG_PREFIX=fullstack
 fs_log() { echo "fullstack: $*" >&2; }
 fs_die() { echo "fullstack: ERROR: $*" >&2; exit 1; }
 
-. "$FS_ROOT/scripts/lib/debian-archive.sh"
+. "$FS_ROOT/scripts/lib/lab-common.sh"
+. "$FS_ROOT/scripts/lib/debian-rootfs.sh"
 
 # Private APT config: deb for bookworm/bookworm-backports/trixie/
 # trixie-backports (arm64 downloads) and deb-src for trixie (edk2 source).
@@ -25,37 +27,8 @@ fs_apt_config() {
 }
 fs_apt() { APT_CONFIG="$FS_APT/apt.conf" "$@"; }
 fs_apt_update() {
-    if [ ! -e "$FS_APT/.updated" ]; then
-        fs_log "apt-get update (private lists in $FS_APT)"
-        fs_apt apt-get -q update >/dev/null
-        touch "$FS_APT/.updated"
-    fi
+    lab_apt_update "$FS_APT/apt.conf" || fs_die "cannot reach the Debian archive (apt-get update failed)"
 }
 
 # Host tools (installed with the system's own apt sources).
-fs_need_host() {
-    local need=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
-    done
-    [ ${#need[@]} -eq 0 ] && return 0
-    fs_log "installing host packages: ${need[*]}"
-    [ "$(id -u)" -eq 0 ] || fs_die "need root to install ${need[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends "${need[@]}" >/dev/null 2>&1 || {
-        apt-get -q update >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends "${need[@]}" >/dev/null
-    }
-}
-
-# fs_download_arm64 <pkg> [suite] -> path of the .deb (cached)
-fs_download_arm64() {
-    local pkg=$1 suite=${2:-} d
-    mkdir -p "$FS_DIR/debs"
-    d=$(ls "$FS_DIR/debs/${pkg}_"*_arm64.deb 2>/dev/null | head -n1 || true)
-    if [ -z "$d" ]; then
-        fs_apt_update
-        (cd "$FS_DIR/debs" && fs_apt apt-get -q download ${suite:+-t "$suite"} "$pkg:arm64" >&2)
-        d=$(ls "$FS_DIR/debs/${pkg}_"*_arm64.deb | head -n1)
-    fi
-    echo "$d"
-}
+fs_need_host() { need_host_packages "$@" || fs_die "cannot install $*"; }

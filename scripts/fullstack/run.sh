@@ -27,7 +27,6 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/common.sh"
-. "$FS_ROOT/scripts/lib/lab-common.sh"
 . "$FS_ROOT/scripts/lib/fullstack-host.sh"
 
 CH_BIN=

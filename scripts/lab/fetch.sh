@@ -1,39 +1,37 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# Fetch everything the arm64 lab needs from the Debian archive, reusing the
-# URIs of the machine's own /etc/apt/sources.list.d/debian.sources (no host
+# Fetch everything the arm64 lab needs from the Debian archive, through
+# scripts/lib/lab-common.sh (the archive URI is the machine's own: no host
 # name is written into any file of this repository).
 #
-#   - qemu-system-arm (and, in host-tools mode, qemu-user-static) (amd64,
-#     installed) from <codename>-backports
-#   - linux-image-arm64 (7.x) from trixie-backports and bookworm's 6.1 arm64
-#     kernel, busybox-static:arm64: downloaded and unpacked with dpkg -x
+#   - host tools: qemu-system-arm (and, in host-tools mode,
+#     qemu-user-static) from bookworm-backports when missing, cpio, xz, the
+#     aarch64 cross compiler and static libc
+#   - the arm64 kernels of LAB_KERNELS (default "k73 k61": linux-image-arm64
+#     of trixie-backports, 7.x, and of bookworm, 6.1) with the modules the
+#     lab and the full stack load, and busybox-static:arm64
 #
-# Output: $LAB_DIR/{k73,k61}/vmlinuz, .../hwpoison-inject.ko,
+# Output: $LAB_DIR/<kernel>/{vmlinuz,version,modules/} (modules/ holds
+#         hwpoison-inject.ko, virtio_blk.ko and modules.order),
 #         $LAB_DIR/busybox
 #
-# `fetch.sh host-tools` only installs the host's tools (QEMU system and
-# user, the aarch64 cross compiler and static libc, cpio, xz): what
-# building and checking Cloud Hypervisor for the lab needs (lab.sh
-# --ch-src); nothing is installed when they are all there.
+# `fetch.sh host-tools` only installs the host's tools: what building and
+# checking Cloud Hypervisor for the lab needs (lab.sh --ch-src); nothing is
+# installed when they are all there.
+#
+# Exit status: 0, 1 on a failure, 77 (`SKIP: <why>`) when the tools cannot
+# be installed or the archive cannot be reached.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LAB_DIR=${LAB_DIR:-$ROOT/.lab/lab}
-APT_DIR=$LAB_DIR/apt
-log() { echo "lab-fetch: $*" >&2; }
-
-mkdir -p "$APT_DIR"/{lists/partial,archives/partial} "$LAB_DIR/debs"
-
-. "$ROOT/scripts/lib/debian-archive.sh"
-
-write_apt_config() {
-    log "archive URI (from $DEBIAN_SOURCES): $(archive_uri)"
-    # arm64 downloads (kernels, busybox) and the amd64 QEMU.
-    private_apt "$APT_DIR" "bookworm bookworm-backports trixie trixie-backports" || exit 1
-}
-apt_arm64() { APT_CONFIG="$APT_DIR/apt.conf" "$@"; }
+LAB_KERNELS=${LAB_KERNELS:-k73 k61}
+LAB_LOG_PREFIX=lab-fetch
+. "$ROOT/scripts/lib/lab-common.sh"
+# What L1 loads: hwpoison-inject (the lab), virtio_blk (the full stack's
+# guest, scenario 15's data disk).
+MODULES="hwpoison-inject virtio_blk"
 
 install_host_tools() {
     local need=()
@@ -47,74 +45,16 @@ install_host_tools() {
     command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
     [ -e /usr/aarch64-linux-gnu/lib/libc.a ] || need+=(libc6-dev-arm64-cross)
     command -v xz >/dev/null || need+=(xz-utils)
-    [ ${#need[@]} -eq 0 ] && return 0
-    log "installing ${need[*]} (QEMU from bookworm-backports)"
-    local conf
-    conf=$(host_backports_apt "$APT_DIR/host") || return 1
-    install_from_backports "$conf" "${need[@]}"
+    lab_install_missing "$LAB_DIR/apt-host" "${need[@]}"
 }
 
-# download <pkg>:arm64 [suite] -> path of the .deb in $LAB_DIR/debs
-download() {
-    local pkg=$1 suite=${2:-} d
-    d=$(ls "$LAB_DIR/debs/${pkg}_"*_arm64.deb 2>/dev/null | head -n1 || true)
-    if [ -z "$d" ]; then
-        (cd "$LAB_DIR/debs" && apt_arm64 apt-get -q download ${suite:+-t "$suite"} "$pkg:arm64" >&2)
-        d=$(ls "$LAB_DIR/debs/${pkg}_"*_arm64.deb | head -n1)
-    fi
-    echo "$d"
-}
-
-# The versioned image package a meta package depends on.
-image_of() {
-    local meta=$1 suite=$2
-    apt_arm64 apt-cache depends -t "$suite" "$meta:arm64" 2>/dev/null |
-        awk '/Depends: linux-image-[0-9]/ { sub(/:arm64$/, "", $2); print $2; exit }'
-}
-
-fetch_kernel() {
-    local name=$1 meta=$2 suite=$3 out=$LAB_DIR/$1
-    if [ -s "$out/vmlinuz" ] && [ -s "$out/hwpoison-inject.ko" ]; then return 0; fi
-    local img ver x
-    img=$(image_of "$meta" "$suite")
-    [ -n "$img" ] || { log "cannot resolve $meta in $suite"; exit 1; }
-    ver=${img#linux-image-}
-    ver=${ver%-unsigned}
-    log "$name: $img ($ver)"
-    x=$LAB_DIR/x-$name
-    rm -rf "$x" && mkdir -p "$x" "$out"
-    dpkg -x "$(download "$img" "$suite")" "$x"
-    # 7.x splits the image: vmlinuz + config live in linux-binary-<ver>.
-    if [ -z "$(find "$x" \( -path '*/boot/vmlinuz-*' -o -path '*/modules/*/vmlinuz' \) -print -quit)" ]; then
-        dpkg -x "$(download "linux-binary-$ver" "$suite")" "$x"
-    fi
-    if [ -z "$(find "$x" -name 'hwpoison-inject.ko*' -print -quit)" ]; then
-        dpkg -x "$(download "linux-modules-$ver" "$suite")" "$x"
-    fi
-    local vm
-    vm=$(find "$x" \( -path '*/boot/vmlinuz-*' -o -path '*/modules/*/vmlinuz' \) -print -quit)
-    cp "$vm" "$out/vmlinuz"
-    local ko
-    ko=$(find "$x" -name 'hwpoison-inject.ko*' -print -quit)
-    case "$ko" in
-        *.xz) xz -dc "$ko" >"$out/hwpoison-inject.ko" ;;
-        *.zst) zstd -dc "$ko" >"$out/hwpoison-inject.ko" ;;
-        *) cp "$ko" "$out/hwpoison-inject.ko" ;;
+# suite_of KERNEL: the suite whose linux-image-arm64 a lab kernel is.
+suite_of() {
+    case $1 in
+        k73) echo trixie-backports ;;
+        k61) echo bookworm ;;
+        *) lab_die "unknown lab kernel '$1' in LAB_KERNELS (allowed: k73 k61)" ;;
     esac
-    echo "$ver" >"$out/version"
-    rm -rf "$x"
-    # The .debs are large (the modules package is ~100 MB): keep only what
-    # the lab uses.
-    rm -f "$LAB_DIR"/debs/linux-*
-}
-
-fetch_busybox() {
-    [ -s "$LAB_DIR/busybox" ] && return 0
-    local x=$LAB_DIR/x-busybox
-    rm -rf "$x" && mkdir -p "$x"
-    dpkg -x "$(download busybox-static bookworm)" "$x"
-    cp "$x/bin/busybox" "$LAB_DIR/busybox"
-    rm -rf "$x"
 }
 
 MODE=${1:-all}
@@ -122,14 +62,17 @@ case $MODE in
     all | host-tools) ;;
     *) echo "usage: $0 [all|host-tools]" >&2; exit 2 ;;
 esac
+for k in $LAB_KERNELS; do suite_of "$k" >/dev/null; done
 install_host_tools
 [ "$MODE" = host-tools ] && exit 0
-write_apt_config
-if [ ! -s "$LAB_DIR/k73/vmlinuz" ] || [ ! -s "$LAB_DIR/k61/vmlinuz" ] || [ ! -s "$LAB_DIR/busybox" ]; then
-    log "updating private package lists"
-    apt_arm64 apt-get -q update >/dev/null
+conf=$(lab_apt_config "$LAB_DIR/apt" "bookworm bookworm-backports trixie trixie-backports") ||
+    lab_skip "no Debian archive URI in $DEBIAN_SOURCES"
+if [ ! -s "$LAB_DIR/busybox" ]; then
+    lab_apt_update "$conf" || lab_skip "cannot reach the Debian archive (apt-get update failed)"
+    lab_busybox "$conf" "$LAB_DIR/debs" arm64 "$LAB_DIR/busybox" || lab_skip "cannot download busybox-static"
 fi
-fetch_busybox
-fetch_kernel k73 linux-image-arm64 trixie-backports
-fetch_kernel k61 linux-image-arm64 bookworm
-log "done: $(cat "$LAB_DIR/k73/version") and $(cat "$LAB_DIR/k61/version")"
+for k in $LAB_KERNELS; do
+    lab_kernel "$conf" "$LAB_DIR/debs" "$(suite_of "$k")" arm64 "$LAB_DIR/$k" $MODULES ||
+        lab_skip "cannot fetch the $k kernel (above)"
+done
+lab_log "done: $(for k in $LAB_KERNELS; do printf '%s=%s ' "$k" "$(cat "$LAB_DIR/$k/version")"; done)"

@@ -204,6 +204,59 @@ modules_install() {
     done
 }
 
+# lab_kernel APT_CONF DEBS SUITE ARCH OUT MODULE...: the kernel that
+# linux-image-ARCH depends on in SUITE, as OUT/vmlinuz, OUT/version (its
+# ABI, e.g. 6.1.0-50-amd64) and the closure of MODULE... in OUT/modules
+# (modules_install). Split packages (7.x: vmlinuz in linux-binary-<ver>,
+# modules in linux-modules-<ver>) are followed. Nothing to do when OUT has
+# them all already (then without touching the network; a change of
+# MODULE... fetches again). Package lists are updated as lab_apt_update
+# does. The .debs pass through DEBS and are removed (the modules package
+# is ~100 MB). Status 1, the reason logged and OUT as it was, when the
+# archive cannot be reached or lacks something.
+lab_kernel() {
+    local conf=$1 debs=$2 suite=$3 arch=$4 out=$5 img ver x o files
+    shift 5
+    _lk_has() {
+        local m
+        [ -s "$out/vmlinuz" ] && [ -s "$out/version" ] && [ -e "$out/modules/modules.order" ] || return 1
+        for m in "$@"; do [ -s "$out/modules/$m.ko" ] || return 1; done
+    }
+    _lk_has "$@" && return 0
+    lab_apt_update "$conf" || { lab_log "cannot reach the Debian archive (apt-get update failed)"; return 1; }
+    img=$(deb_image_of "$conf" "linux-image-$arch" "$suite" "$arch")
+    [ -n "$img" ] || { lab_log "no linux-image-$arch in $suite"; return 1; }
+    ver=${img#linux-image-}
+    ver=${ver%-unsigned}
+    lab_log "$suite: $img ($ver)"
+    # Unpacked in X, assembled in O next to OUT, which O replaces only
+    # when everything is there.
+    mkdir -p "$(dirname "$out")"
+    x=$(mktemp -d "$out.x-XXXXXX")
+    o=$(mktemp -d "$out.new-XXXXXX") && chmod 755 "$o"
+    _lk_unpack() {
+        files=$(fetch_debs "$conf" "$debs" "$suite" "$arch" "$1") || { lab_log "cannot download $1"; return 1; }
+        deb_extract $files "$x"
+    }
+    _lk_modules_unpacked() {
+        local m
+        for m in "$@"; do [ -n "$(module_path "$x" "$m")" ] || return 1; done
+    }
+    if _lk_unpack "$img" &&
+        { [ -n "$(kernel_image "$x")" ] || _lk_unpack "linux-binary-$ver"; } &&
+        { _lk_modules_unpacked "$@" || _lk_unpack "linux-modules-$ver"; } &&
+        cp "$(kernel_image "$x")" "$o/vmlinuz" &&
+        modules_install "$x" "$o/modules" "$@" &&
+        echo "$ver" >"$o/version" &&
+        rm -rf "$out" && mv "$o" "$out"; then
+        rm -rf "$x" "$debs"/linux-*
+        lab_log "$suite: $ver, modules $(tr '\n' ' ' <"$out/modules/modules.order")"
+        return 0
+    fi
+    rm -rf "$x" "$o" "$debs"/linux-*
+    return 1
+}
+
 # ---- initramfs, boot, verdict -------------------------------------------
 
 # initramfs_build DIR OUT: a newc cpio of DIR (sorted, owned by root),
