@@ -12,6 +12,8 @@
 //! spelling for the command line, the API and the documentation. The
 //! `inject-error` fields (the `inject` module) use the same `option_words!`
 //! macro, so an unknown word reads the same there ([`InvalidWord`]).
+//! Numbers, in both, are [`parse_number`]'s: decimal, or hexadecimal after
+//! `0x` ([`InvalidNumber`] otherwise, naming the option).
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -137,6 +139,9 @@ pub enum ConfigError {
     /// A value that is not one of the allowed words.
     #[error(transparent)]
     InvalidWord(#[from] InvalidWord),
+    /// A value that is not a number of its option.
+    #[error(transparent)]
+    InvalidNumber(#[from] InvalidNumber),
     /// Fields that are valid alone but not together.
     #[error("Inconsistent --ras options: {0}")]
     Inconsistent(&'static str),
@@ -162,6 +167,42 @@ pub mod limits {
     pub const RATE_LIMIT: (u64, u64) = (0, 1_000_000);
     /// `max_poisoned`.
     pub const MAX_POISONED: (u64, u64) = (1, 1 << 20);
+}
+
+/// A value that is not a number of its option ([`parse_number`]); `--ras`
+/// and `inject-error` report it alike.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error(
+    "Invalid number '{value}' for '{key}' (decimal, or hexadecimal after 0x, of at most {bits} bits)"
+)]
+pub struct InvalidNumber {
+    /// Option or field name.
+    pub key: &'static str,
+    /// Offending value, cut at 32 characters.
+    pub value: String,
+    /// Width of the option's type.
+    pub bits: u32,
+}
+
+/// The number `text` of option `key`: decimal digits, or hexadecimal
+/// digits (either case) after `0x` or `0X`; no sign, no separator, no
+/// space; the value must fit `T`.
+pub fn parse_number<T: TryFrom<u64>>(key: &'static str, text: &str) -> Result<T, InvalidNumber> {
+    let invalid = || InvalidNumber {
+        key,
+        value: text.chars().take(32).collect(),
+        bits: u32::try_from(size_of::<T>() * 8).unwrap_or(u32::MAX),
+    };
+    let (digits, radix) = match text.strip_prefix("0x").or(text.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None => (text, 10),
+    };
+    // from_str_radix accepts a leading '+': check the digits first.
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(invalid());
+    }
+    let value = u64::from_str_radix(digits, radix).map_err(|_| invalid())?;
+    T::try_from(value).map_err(|_| invalid())
 }
 
 /// A value that is not one of an enumerated option's words; `--ras` and
@@ -340,6 +381,79 @@ mod tests {
         assert_eq!(
             invalid("async", "x", "gpio|polled|off").to_string(),
             "Invalid value 'x' for 'async' (allowed: gpio|polled|off)"
+        );
+    }
+
+    #[test]
+    fn numbers_are_decimal_or_0x_hex_and_fit_their_type() {
+        for (text, value) in [
+            ("0", 0u64),
+            ("4096", 4096),
+            ("0x1000", 0x1000),
+            ("0X1000", 0x1000),
+            ("0xDEADbeef", 0xdead_beef),
+            ("007", 7),
+            ("0x0", 0),
+            ("18446744073709551615", u64::MAX),
+            ("0xffffffffffffffff", u64::MAX),
+        ] {
+            assert_eq!(parse_number::<u64>("gpa", text), Ok(value), "{text}");
+        }
+        let invalid = |key, value: &str, bits| InvalidNumber {
+            key,
+            value: value.to_string(),
+            bits,
+        };
+        for text in [
+            "",
+            "0x",
+            "0X",
+            "+5",
+            "-1",
+            " 1",
+            "1 ",
+            "1_000",
+            "0x+5",
+            "0x-1",
+            "0x 1",
+            "1e3",
+            "0b101",
+            "0o7",
+            "ff",
+            "0xg",
+            "18446744073709551616",
+            "0x10000000000000000",
+        ] {
+            assert_eq!(
+                parse_number::<u64>("gpa", text),
+                Err(invalid("gpa", text, 64)),
+                "{text:?}"
+            );
+        }
+        // The type's width: 2^32 - 1 fits a u32, 2^32 does not.
+        assert_eq!(
+            parse_number::<u32>("queue_depth", "4294967295"),
+            Ok(u32::MAX)
+        );
+        assert_eq!(
+            parse_number::<u32>("queue_depth", "0xffffffff"),
+            Ok(u32::MAX)
+        );
+        for text in ["4294967296", "0x100000000"] {
+            assert_eq!(
+                parse_number::<u32>("queue_depth", text),
+                Err(invalid("queue_depth", text, 32)),
+                "{text}"
+            );
+        }
+        let long = "9".repeat(40);
+        assert_eq!(
+            parse_number::<u64>("va", &long),
+            Err(invalid("va", &"9".repeat(32), 64))
+        );
+        assert_eq!(
+            ConfigError::from(invalid("rate_limit", "0x", 32)).to_string(),
+            "Invalid number '0x' for 'rate_limit' (decimal, or hexadecimal after 0x, of at most 32 bits)"
         );
     }
 

@@ -8,8 +8,9 @@
 //! for the thread of its vCPU.
 //!
 //! The command-line form (`ch-remote inject-error type=memory,gpa=...`)
-//! uses the same field names and words ([`FromStr`] of each field's type);
-//! numbers there are decimal or `0x` hexadecimal ([`Number`]).
+//! uses the same field names and words ([`FromStr`](std::str::FromStr) of each field's type)
+//! and numbers ([`parse_number`](crate::config::parse_number): decimal or
+//! `0x` hexadecimal) as `--ras`.
 //!
 //! Injected errors are simulations: the engine reports them to the guest
 //! exactly as asked and never marks memory poisoned.
@@ -27,7 +28,6 @@
 //! it too).
 
 use std::mem::take;
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use vm_memory::GuestAddress;
 
-use crate::config::InvalidWord;
+use crate::config::{InvalidNumber, InvalidWord};
 use crate::cper::{
     ArmErrorTypes, ArmProcessorSection, DataEntry, EntryFlags, Guid, MemoryErrorSection,
     RawSection, Section, Severity,
@@ -124,28 +124,6 @@ impl From<InjectArmError> for ArmErrorTypes {
     }
 }
 
-/// A number on the command line: decimal, or hexadecimal after `0x`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Number(pub u64);
-
-impl FromStr for Number {
-    type Err = InjectError;
-
-    fn from_str(s: &str) -> Result<Self, InjectError> {
-        let (digits, radix) = match s.strip_prefix("0x").or(s.strip_prefix("0X")) {
-            Some(hex) => (hex, 16),
-            None => (s, 10),
-        };
-        // from_str_radix accepts a leading '+': check the digits first.
-        if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-            return Err(InjectError::InvalidNumber(s.chars().take(32).collect()));
-        }
-        u64::from_str_radix(digits, radix)
-            .map(Number)
-            .map_err(|_| InjectError::InvalidNumber(s.chars().take(32).collect()))
-    }
-}
-
 /// An error to inject, as an operator or a test asks for it. Fields that
 /// do not apply to `type` or `source` must be absent
 /// ([`InjectRequest::to_report`] refuses them rather than ignore them).
@@ -201,9 +179,9 @@ pub struct InjectRequest {
 /// Why an injection request is refused.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum InjectError {
-    /// A value that is not a number (decimal or `0x` hex).
-    #[error("Invalid number '{0}' (decimal, or hexadecimal after 0x)")]
-    InvalidNumber(String),
+    /// A value that is not a number of its field.
+    #[error(transparent)]
+    InvalidNumber(#[from] InvalidNumber),
     /// A value that is not one of the allowed words.
     #[error(transparent)]
     InvalidWord(#[from] InvalidWord),

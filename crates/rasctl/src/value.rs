@@ -3,17 +3,18 @@
 
 use std::str::FromStr;
 
+use ras::config::parse_number;
 use ras::cper::{Guid, Severity};
 use ras::granule::{MAX_GRANULE_SHIFT, MIN_GRANULE_SHIFT};
-use ras::inject::{self, InjectArmError, Number};
+use ras::inject::{self, InjectArmError};
 
-/// Parses a u64 written in decimal or with a `0x` prefix (the injection
-/// API's [`Number`] syntax), `_` separators allowed.
+/// Parses a u64 written in decimal or with a `0x` prefix (the number
+/// syntax of `--ras` and `inject-error`, [`parse_number`]), `_` separators
+/// allowed.
 pub fn parse_u64(s: &str) -> Result<u64, String> {
-    s.replace('_', "")
-        .parse::<Number>()
-        .map(|n| n.0)
-        .map_err(|e| e.to_string())
+    parse_number("number", &s.replace('_', "")).map_err(|_| {
+        format!("'{s}' is not a number (decimal, or hexadecimal after 0x; '_' separators allowed)")
+    })
 }
 
 /// Parses an ARM error type: cache, tlb, bus, micro_arch.
