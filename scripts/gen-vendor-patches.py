@@ -35,7 +35,7 @@ never downloads anything):
   check               without Cloud Hypervisor: both series list only
                       existing patches, apply owned files exactly as
                       crates/ has them (intermediate lib.rs included), and
-                      name no package registry.
+                      name no package registry (nor do backport/ patches).
   fix-lock CH [BASE]  restore the `source` lines of Cargo.lock entries that
                       a local, uncommitted [patch] (micro_http) removed.
 
@@ -529,6 +529,13 @@ def cmd_check():
                 print(f"{key}: {path} is never created")
                 ok = False
         print(f"vendor-patches {key}: {len(ps)} patches, {len(final)} owned files checked")
+    # The backport glue is committed too: it may not name the registry
+    # either (a `git format-patch` of a release commit keeps Cargo.lock
+    # context that export would have trimmed).
+    for p in sorted((VP / "backport").glob("*.patch")):
+        if "registry+" in p.read_text():
+            print(f"backport: {p.name} names the package registry (trim its Cargo.lock context)")
+            ok = False
     if not ok:
         print("vendor-patches: OUT OF SYNC: scripts/gen-vendor-patches.py regen <CH checkout>")
         return 1
