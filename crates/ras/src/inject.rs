@@ -8,9 +8,10 @@
 //! for the thread of its vCPU.
 //!
 //! The command-line form (`ch-remote inject-error type=memory,gpa=...`)
-//! uses the same field names and words ([`FromStr`](std::str::FromStr) of each field's type)
-//! and numbers ([`parse_number`](crate::config::parse_number): decimal or
-//! `0x` hexadecimal) as `--ras`.
+//! uses the same field names, words ([`FromStr`](std::str::FromStr) of
+//! each field's type) and numbers as `--ras`
+//! ([`parse_number`](crate::config::parse_number): decimal or `0x`
+//! hexadecimal).
 //!
 //! Injected errors are simulations: the engine reports them to the guest
 //! exactly as asked and never marks memory poisoned.

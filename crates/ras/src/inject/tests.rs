@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::{hint, thread};
 
 use super::*;
+use crate::config::parse_number;
 use crate::cper::MEMORY_ERROR_SECTION_GUID;
 use crate::cper::arm::{info_validation, validation};
 
@@ -564,6 +565,11 @@ fn words_parse_and_print_both_ways() {
     assert_eq!(
         "disk".parse::<InjectKind>().unwrap_err().to_string(),
         "Invalid value 'disk' for 'type' (allowed: memory|arm_processor|raw)"
+    );
+    // A field's number error reads as --ras's (crate::config::parse_number).
+    assert_eq!(
+        InjectError::from(parse_number::<u32>("vcpu", "-1").unwrap_err()).to_string(),
+        "Invalid number '-1' for 'vcpu' (decimal, or hexadecimal after 0x, of at most 32 bits)"
     );
 }
 
