@@ -38,7 +38,7 @@ TARGET=aarch64-unknown-linux-gnu
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/h-lab}
 LAB_SCENARIOS=${LAB_SCENARIOS:-all}
 LAB_SCENARIOS_61=${LAB_SCENARIOS_61:-all}
-LAB_KERNELS=${LAB_KERNELS:-k73 k61}
+export LAB_KERNELS=${LAB_KERNELS:-k73 k61}
 LAB_TIMEOUT=${LAB_TIMEOUT:-600}
 log() { echo "lab: $*" >&2; }
 . "$ROOT/scripts/lib/ch-series.sh"
@@ -60,12 +60,14 @@ build() {
         --target "$TARGET" --release
 }
 
+# initramfs KERNEL: its initramfs, or status 1 (run() is called in an
+# && list, where `set -e` does not stop a failed step: each is checked).
 initramfs() {
     local k=$1 d=$LAB_DIR/initramfs-$1
-    initramfs_skeleton "$d" "$LAB_DIR/busybox" "$ROOT/scripts/lab/init.sh"
-    cp "$CARGO_TARGET_DIR/$TARGET/release/ras_lab" "$d/ras_lab"
-    cp "$LAB_DIR/$k/modules/hwpoison-inject.ko" "$d/hwpoison-inject.ko"
-    initramfs_build "$d" "$LAB_DIR/initramfs-$k.cpio.gz"
+    initramfs_skeleton "$d" "$LAB_DIR/busybox" "$ROOT/scripts/lab/init.sh" &&
+        cp "$CARGO_TARGET_DIR/$TARGET/release/ras_lab" "$d/ras_lab" &&
+        cp "$LAB_DIR/$k/modules/hwpoison-inject.ko" "$d/hwpoison-inject.ko" &&
+        initramfs_build "$d" "$LAB_DIR/initramfs-$k.cpio.gz" || return 1
     rm -rf "$d"
 }
 
@@ -97,12 +99,20 @@ verdict() {
 
 run() {
     local k scen fail=0 t0=$SECONDS summary=()
+    # A kernel not fetched, or fetched before its modules moved to
+    # <kernel>/modules/, is a SKIP naming the step to run, not a cp error
+    # halfway through.
+    for k in $LAB_KERNELS; do
+        [ -s "$LAB_DIR/$k/vmlinuz" ] && [ -s "$LAB_DIR/$k/modules/hwpoison-inject.ko" ] ||
+            lab_skip "kernel $k not fetched into $LAB_DIR (run: scripts/lab.sh fetch)"
+    done
+    [ -s "$LAB_DIR/busybox" ] || lab_skip "busybox not fetched into $LAB_DIR (run: scripts/lab.sh fetch)"
     for k in $LAB_KERNELS; do
         case $k in
             k61) scen=$LAB_SCENARIOS_61 ;;
             *) scen=$LAB_SCENARIOS ;;
         esac
-        initramfs "$k"
+        initramfs "$k" || lab_die "cannot build the initramfs of $k (above)"
         boot "$k" "$scen"
         if s=$(verdict "$k"); then summary+=("PASS $s"); else summary+=("FAIL $s"); fail=1; fi
     done

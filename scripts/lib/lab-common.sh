@@ -274,11 +274,11 @@ initramfs_build() {
 # (scripts/lab/init-common.sh) as /lib/lab-init.sh.
 initramfs_skeleton() {
     local dir=$1
-    rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/lib"
-    cp "$2" "$dir/bin/busybox"
-    ln -s busybox "$dir/bin/sh"
-    install -m 0755 "$3" "$dir/init"
-    install -m 0644 "$LAB_COMMON_DIR/../lab/init-common.sh" "$dir/lib/lab-init.sh"
+    rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/lib" &&
+        cp "$2" "$dir/bin/busybox" &&
+        ln -s busybox "$dir/bin/sh" &&
+        install -m 0755 "$3" "$dir/init" &&
+        install -m 0644 "$LAB_COMMON_DIR/../lab/init-common.sh" "$dir/lib/lab-init.sh"
 }
 
 # qemu_boot TIMEOUT LOG QEMU ARG...: runs QEMU with a time limit, serial
