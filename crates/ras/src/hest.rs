@@ -191,7 +191,7 @@ pub struct AcpiTableHeader {
     pub creator_revision: U32<LE>,
 }
 crate::wire_layout!(AcpiTableHeader = HEADER_LEN;
-    length @ 4, revision @ 8, checksum @ CHECKSUM_OFFSET, oem_id @ 10, oem_table_id @ 16,
+    signature @ 0, length @ 4, revision @ 8, checksum @ CHECKSUM_OFFSET, oem_id @ 10, oem_table_id @ 16,
     oem_revision @ 24, creator_id @ 28, creator_revision @ 32);
 
 /// Generic Address Structure (ACPI 6.5 §5.2.3.2, Table 5.1).
@@ -209,7 +209,9 @@ pub struct GenericAddress {
     /// Address.
     pub address: U64<LE>,
 }
-crate::wire_layout!(GenericAddress = 12; address @ 4);
+crate::wire_layout!(GenericAddress = 12;
+    address_space_id @ 0, register_bit_width @ 1, register_bit_offset @ 2, access_size @ 3,
+    address @ 4);
 
 impl GenericAddress {
     /// A 64-bit system-memory register accessed as a qword.
@@ -248,7 +250,7 @@ pub struct HardwareErrorNotification {
     pub error_threshold_window: U32<LE>,
 }
 crate::wire_layout!(HardwareErrorNotification = 28;
-    length @ 1, config_write_enable @ 2, poll_interval @ 4, vector @ 8,
+    kind @ 0, length @ 1, config_write_enable @ 2, poll_interval @ 4, vector @ 8,
     switch_to_polling_threshold_value @ 12, switch_to_polling_threshold_window @ 16,
     error_threshold_value @ 20, error_threshold_window @ 24);
 

@@ -124,7 +124,7 @@ pub struct RecordHeaderWire {
     pub reserved: [u8; 12],
 }
 ras::wire_layout!(RecordHeaderWire = RECORD_HEADER_LEN;
-    revision @ 4, signature_end @ 6, section_count @ 10, error_severity @ 12, validation_bits @ 16,
+    signature_start @ 0, revision @ 4, signature_end @ 6, section_count @ 10, error_severity @ 12, validation_bits @ 16,
     record_length @ 20, timestamp @ 24, platform_id @ 32, partition_id @ 48, creator_id @ 64,
     notification_type @ 80, record_id @ 96, flags @ 104, persistence_info @ 108, reserved @ 116);
 
@@ -154,8 +154,8 @@ pub struct SectionDescriptorWire {
     pub fru_text: [u8; 20],
 }
 ras::wire_layout!(SectionDescriptorWire = SECTION_DESCRIPTOR_LEN;
-    section_length @ 4, revision @ 8, validation_bits @ 10, flags @ 12, section_type @ 16,
-    fru_id @ 32, section_severity @ 48, fru_text @ 52);
+    section_offset @ 0, section_length @ 4, revision @ 8, validation_bits @ 10, reserved @ 11,
+    flags @ 12, section_type @ 16, fru_id @ 32, section_severity @ 48, fru_text @ 52);
 
 /// A CPER record. Its sections are [`DataEntry`]s whose `timestamp` is not
 /// used (a record has one timestamp, [`Record::timestamp`]): encoding ignores

@@ -172,7 +172,7 @@ pub struct ArmContextHeaderWire {
     pub register_array_size: U32,
 }
 crate::wire_layout!(ArmContextHeaderWire = ARM_CONTEXT_HEADER_LEN;
-    register_context_type @ 2, register_array_size @ 4);
+    version @ 0, register_context_type @ 2, register_array_size @ 4);
 
 /// Error information `type`: the UEFI 2.10 bitmap (see the module docs).
 ///

@@ -154,7 +154,7 @@ pub struct MemoryErrorWire {
     /// Offset 78.
     pub module_handle: U16,
 }
-crate::wire_layout!(MemoryErrorWire = 80;
+crate::wire_layout!(MemoryErrorWire = MEMORY_ERROR_SECTION_LEN;
     validation_bits @ 0, error_status @ 8, physical_address @ 16, physical_address_mask @ 24,
     node @ 32, card @ 34, module @ 36, bank @ 38, device @ 40, row @ 42, column @ 44,
     bit_position @ 46, requestor_id @ 48, responder_id @ 56, target_id @ 64, error_type @ 72,
