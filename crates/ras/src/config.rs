@@ -8,10 +8,14 @@
 //! The VMM parses the option string with its own option parser; the words
 //! of each enumerated option are the [`FromStr`](std::str::FromStr) and
 //! [`Display`](std::fmt::Display) forms of its type here
-//! (`per_vcpu|shared`, `gpio|polled|off`, `inject|stop`), so there is one
-//! spelling for the command line, the API and the documentation. The
-//! `inject-error` fields (the `inject` module) use the same `option_words!`
-//! macro, so an unknown word reads the same there ([`InvalidWord`]).
+//! (`per_vcpu|shared`, `gpio|polled|off`, `inject|stop`), so the command
+//! line and the documentation spell them alike. The API's JSON (the `ras`
+//! object of Cloud Hypervisor's `VmConfig`, also kept in snapshots) has the
+//! serde forms instead, as every enumerated field of `VmConfig` does: the
+//! variant names (`PerVcpu`, `Polled`, `Stop`) and `async_mode` for
+//! `async`. The `inject-error` fields (the `inject` module) use the same
+//! `option_words!` macro, so an unknown word reads the same there
+//! ([`InvalidWord`]); its request body is new and uses the words.
 //! Numbers, in both, are [`parse_number`]'s: decimal, or hexadecimal after
 //! `0x` ([`InvalidNumber`] otherwise, naming the option).
 
