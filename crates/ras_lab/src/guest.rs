@@ -93,14 +93,32 @@ pub struct AbortRecord {
     pub esr_ok: u64,
 }
 
+impl AbortRecord {
+    /// ESR_EL1's exception class (bits 31:26).
+    pub fn ec(&self) -> u64 {
+        (self.esr >> 26) & 0x3f
+    }
+
+    /// ESR_EL1's fault status code (bits 5:0; 0x10: synchronous external
+    /// abort).
+    pub fn fsc(&self) -> u64 {
+        self.esr & 0x3f
+    }
+
+    /// ESR_EL1's FnV bit (10): the FAR is not valid.
+    pub fn far_not_valid(&self) -> bool {
+        self.esr & (1 << 10) != 0
+    }
+}
+
 impl fmt::Display for AbortRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "ESR_EL1 {:#x} (EC {:#x}, FSC {:#x}) FAR_EL1 {:#x} ELR_EL1 {:#x} SPSR_EL1 {:#x}; status block PA {:#x} mask {:#x}, matched {}, acked {}, guest ESR check {}",
             self.esr,
-            (self.esr >> 26) & 0x3f,
-            self.esr & 0x3f,
+            self.ec(),
+            self.fsc(),
             self.far,
             self.elr,
             self.spsr,
