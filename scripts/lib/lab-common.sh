@@ -238,13 +238,15 @@ lab_kernel() {
         files=$(fetch_debs "$conf" "$debs" "$suite" "$arch" "$1") || { lab_log "cannot download $1"; return 1; }
         deb_extract $files "$x"
     }
-    _lk_modules_unpacked() {
-        local m
-        for m in "$@"; do [ -n "$(module_path "$x" "$m")" ] || return 1; done
+    # Split packages (7.x) leave the module tree (<modules>/<ver>/kernel/)
+    # to linux-modules-<ver>; a module missing from a whole tree is named
+    # by modules_install, not hidden behind a download error.
+    _lk_module_tree() {
+        [ -n "$(find "$x" -path '*/modules/*' -name kernel -type d -print -quit)" ]
     }
     if _lk_unpack "$img" &&
         { [ -n "$(kernel_image "$x")" ] || _lk_unpack "linux-binary-$ver"; } &&
-        { _lk_modules_unpacked "$@" || _lk_unpack "linux-modules-$ver"; } &&
+        { [ $# -eq 0 ] || _lk_module_tree || _lk_unpack "linux-modules-$ver"; } &&
         cp "$(kernel_image "$x")" "$o/vmlinuz" &&
         modules_install "$x" "$o/modules" "$@" &&
         echo "$ver" >"$o/version" &&
