@@ -17,7 +17,12 @@
 //! `option_words!` macro, so an unknown word reads the same there
 //! ([`InvalidWord`]); its request body is new and uses the words.
 //! Numbers, in both, are [`parse_number`]'s: decimal, or hexadecimal after
-//! `0x` ([`InvalidNumber`] otherwise, naming the option).
+//! `0x` ([`InvalidNumber`] otherwise, naming the option); sizes (`--ras
+//! block_size`, `inject-error granule`) are [`parse_size`]'s: such a number,
+//! then optionally `K`, `M` or `G` (KiB, MiB, GiB), as Cloud Hypervisor's
+//! other sizes are written (`size=512M`).
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -173,12 +178,28 @@ pub mod limits {
     pub const MAX_POISONED: (u64, u64) = (1, 1 << 20);
 }
 
-/// A value that is not a number of its option ([`parse_number`]); `--ras`
-/// and `inject-error` report it alike.
+/// The syntax a number was expected in, named by its error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumberSyntax {
+    /// [`parse_number`]: a count, an address, a time.
+    Number,
+    /// [`parse_size`]: bytes, with an optional binary unit.
+    Size,
+}
+
+impl fmt::Display for NumberSyntax {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NumberSyntax::Number => "decimal, or hexadecimal after 0x",
+            NumberSyntax::Size => "decimal, or hexadecimal after 0x, then optionally K, M or G",
+        })
+    }
+}
+
+/// A value that is not a number of its option ([`parse_number`],
+/// [`parse_size`]); `--ras` and `inject-error` report it alike.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
-#[error(
-    "Invalid number '{value}' for '{key}' (decimal, or hexadecimal after 0x, of at most {bits} bits)"
-)]
+#[error("Invalid number '{value}' for '{key}' ({syntax}, of at most {bits} bits)")]
 pub struct InvalidNumber {
     /// Option or field name.
     pub key: &'static str,
@@ -186,27 +207,58 @@ pub struct InvalidNumber {
     pub value: String,
     /// Width of the option's type.
     pub bits: u32,
+    /// What the option takes.
+    pub syntax: NumberSyntax,
 }
 
-/// The number `text` of option `key`: decimal digits, or hexadecimal
-/// digits (either case) after `0x` or `0X`; no sign, no separator, no
-/// space; the value must fit `T`.
-pub fn parse_number<T: TryFrom<u64>>(key: &'static str, text: &str) -> Result<T, InvalidNumber> {
-    let invalid = || InvalidNumber {
-        key,
-        value: text.chars().take(32).collect(),
-        bits: u32::try_from(size_of::<T>() * 8).unwrap_or(u32::MAX),
-    };
+impl InvalidNumber {
+    fn new<T>(key: &'static str, text: &str, syntax: NumberSyntax) -> Self {
+        InvalidNumber {
+            key,
+            value: text.chars().take(32).collect(),
+            bits: u32::try_from(size_of::<T>() * 8).unwrap_or(u32::MAX),
+            syntax,
+        }
+    }
+}
+
+/// Decimal digits, or hexadecimal digits (either case) after `0x` or `0X`;
+/// no sign, no separator, no space.
+fn digits(text: &str) -> Option<u64> {
     let (digits, radix) = match text.strip_prefix("0x").or(text.strip_prefix("0X")) {
         Some(hex) => (hex, 16),
         None => (text, 10),
     };
     // from_str_radix accepts a leading '+': check the digits first.
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return Err(invalid());
+        return None;
     }
-    let value = u64::from_str_radix(digits, radix).map_err(|_| invalid())?;
-    T::try_from(value).map_err(|_| invalid())
+    u64::from_str_radix(digits, radix).ok()
+}
+
+/// The number `text` of option `key`: decimal digits, or hexadecimal
+/// digits (either case) after `0x` or `0X`; no sign, no separator, no
+/// space; the value must fit `T`.
+pub fn parse_number<T: TryFrom<u64>>(key: &'static str, text: &str) -> Result<T, InvalidNumber> {
+    digits(text)
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or_else(|| InvalidNumber::new::<T>(key, text, NumberSyntax::Number))
+}
+
+/// The size in bytes `text` of option `key`: a [`parse_number`] number,
+/// then optionally `K`, `M` or `G` (times 2^10, 2^20, 2^30; upper case, as
+/// Cloud Hypervisor's `ByteSized`); the bytes must fit `T`.
+pub fn parse_size<T: TryFrom<u64>>(key: &'static str, text: &str) -> Result<T, InvalidNumber> {
+    let (number, shift) = match text.as_bytes().last() {
+        Some(b'K') => (&text[..text.len() - 1], 10),
+        Some(b'M') => (&text[..text.len() - 1], 20),
+        Some(b'G') => (&text[..text.len() - 1], 30),
+        _ => (text, 0),
+    };
+    digits(number)
+        .and_then(|v| v.checked_mul(1 << shift))
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or_else(|| InvalidNumber::new::<T>(key, text, NumberSyntax::Size))
 }
 
 /// A value that is not one of an enumerated option's words; `--ras` and
@@ -407,6 +459,7 @@ mod tests {
             key,
             value: value.to_string(),
             bits,
+            syntax: NumberSyntax::Number,
         };
         for text in [
             "",
@@ -458,6 +511,69 @@ mod tests {
         assert_eq!(
             ConfigError::from(invalid("rate_limit", "0x", 32)).to_string(),
             "Invalid number '0x' for 'rate_limit' (decimal, or hexadecimal after 0x, of at most 32 bits)"
+        );
+    }
+
+    #[test]
+    fn sizes_are_numbers_with_an_optional_binary_unit() {
+        // K, M, G: 2^10, 2^20, 2^30 bytes (Cloud Hypervisor's ByteSized).
+        for (text, value) in [
+            ("0", 0u64),
+            ("1024", 1024),
+            ("0x400", 1024),
+            ("4K", 4096),
+            ("0x10K", 16 * 1024),
+            ("2M", 0x20_0000),
+            ("1G", 0x4000_0000),
+            ("16G", 0x4_0000_0000),
+            ("0K", 0),
+            ("17179869183G", 0xffff_ffff_c000_0000),
+        ] {
+            assert_eq!(parse_size::<u64>("granule", text), Ok(value), "{text}");
+        }
+        let invalid = |key, value: &str, bits| InvalidNumber {
+            key,
+            value: value.to_string(),
+            bits,
+            syntax: NumberSyntax::Size,
+        };
+        for text in [
+            "",
+            "K",
+            "0xK",
+            "1k",
+            "1m",
+            "1KB",
+            "1KiB",
+            "1T",
+            " 1K",
+            "1K ",
+            "1 K",
+            "-1K",
+            "+1K",
+            "1.5M",
+            "KM",
+            "1KK",
+            "M1",
+            "0x",
+            "17179869184G",
+        ] {
+            assert_eq!(
+                parse_size::<u64>("granule", text),
+                Err(invalid("granule", text, 64)),
+                "{text:?}"
+            );
+        }
+        // The type's width: 4G - 1 fits a u32, 4G does not.
+        assert_eq!(parse_size::<u32>("block_size", "4294967295"), Ok(u32::MAX));
+        assert_eq!(
+            parse_size::<u32>("block_size", "4G"),
+            Err(invalid("block_size", "4G", 32))
+        );
+        assert_eq!(
+            ConfigError::from(invalid("block_size", "4k", 32)).to_string(),
+            "Invalid number '4k' for 'block_size' (decimal, or hexadecimal after 0x, then \
+             optionally K, M or G, of at most 32 bits)"
         );
     }
 

@@ -9,9 +9,10 @@
 //!
 //! The command-line form (`ch-remote inject-error type=memory,gpa=...`)
 //! uses the same field names, words ([`FromStr`](std::str::FromStr) of
-//! each field's type) and numbers as `--ras`
+//! each field's type, [`parse_severity`]), numbers and sizes as `--ras`
 //! ([`parse_number`](crate::config::parse_number): decimal or `0x`
-//! hexadecimal).
+//! hexadecimal; [`parse_size`](crate::config::parse_size) for `granule`:
+//! such a number, then optionally `K`, `M` or `G`).
 //!
 //! Injected errors are simulations: the engine reports them to the guest
 //! exactly as asked and never marks memory poisoned.
@@ -175,6 +176,23 @@ pub struct InjectRequest {
     /// Raw: section body, hex digits (two per byte).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+}
+
+/// The words of the `severity` field: [`Severity`]'s names.
+pub const SEVERITY_WORDS: &str = "recoverable|fatal|corrected|informational";
+
+/// The `severity` field's word, refused like the other fields' words
+/// ([`InvalidWord`] naming the field; [`Severity`]'s own error, from the
+/// CPER module, does not know the field).
+pub fn parse_severity(text: &str) -> Result<Severity, InjectError> {
+    text.parse().map_err(|_| {
+        InvalidWord {
+            key: "severity",
+            value: text.chars().take(32).collect(),
+            allowed: SEVERITY_WORDS,
+        }
+        .into()
+    })
 }
 
 /// Why an injection request is refused.

@@ -574,6 +574,36 @@ fn words_parse_and_print_both_ways() {
 }
 
 #[test]
+fn severity_words_are_the_cper_names_refused_like_a_field() {
+    // UEFI 2.10 N.2.1: 0 recoverable, 1 fatal, 2 corrected, 3 informational.
+    for (word, severity) in [
+        ("recoverable", Severity::Recoverable),
+        ("fatal", Severity::Fatal),
+        ("corrected", Severity::Corrected),
+        ("informational", Severity::Informational),
+    ] {
+        assert_eq!(parse_severity(word), Ok(severity), "{word}");
+        assert!(SEVERITY_WORDS.split('|').any(|w| w == word), "{word}");
+    }
+    assert_eq!(SEVERITY_WORDS.split('|').count(), Severity::ALL.len());
+    for bad in ["", "Fatal", "uncorrected", "fatal "] {
+        assert_eq!(
+            parse_severity(bad),
+            Err(InjectError::InvalidWord(InvalidWord {
+                key: "severity",
+                value: bad.to_string(),
+                allowed: SEVERITY_WORDS,
+            })),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        parse_severity("bad").unwrap_err().to_string(),
+        "Invalid value 'bad' for 'severity' (allowed: recoverable|fatal|corrected|informational)"
+    );
+}
+
+#[test]
 fn memory_granule_is_the_range_to_check() {
     let g = |base: u64, shift: u8| GpaGranule::containing(GuestAddress(base), shift);
     let req = json(r#"{"type":"memory","gpa":1207959843}"#);
