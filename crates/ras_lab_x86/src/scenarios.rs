@@ -463,7 +463,8 @@ fn sigbus_ar_huge() -> Result<Verdict, LabError> {
                 if let Event::Sigbus(SigbusRecord::ActionRequired { hva, lsb, .. }) = ev {
                     // The edge's HVA -> GPA granule (the guest RAM table):
                     // the whole host page is lost, whatever lsb says.
-                    let g = guest_ram::granule(*hva, *lsb).map_err(edge)?;
+                    let loss = guest_ram::loss(*hva, *lsb).map_err(edge)?;
+                    let g = loss.granule;
                     lost.lock().unwrap().push((g.base().0, g.shift()));
                     // A granule above a page cannot be told by #MC (a
                     // Linux guest would ignore the address): the product
@@ -477,7 +478,7 @@ fn sigbus_ar_huge() -> Result<Verdict, LabError> {
                     ) {
                         refused.lock().unwrap().push(e);
                     }
-                    let p = guest_ram::page(*hva).map_err(edge)?;
+                    let p = loss.page;
                     let e = McaMemoryError::new(
                         McaErrorKind::ActionRequired,
                         p.base().0,

@@ -164,30 +164,44 @@ pub fn translate(hva: Hva) -> Option<GuestAddress> {
     find(hva).map(|r| r.gpa.unchecked_add(hva.0 - r.hva.0))
 }
 
-/// The guest-physical granule lost at `hva` with `si_addr_lsb` = `lsb`,
-/// raised to the range's host page size ([`RamRange::page_shift`]: the
-/// kernel loses whole host pages, and x86 KVM says 12 for a huge one) and
-/// to 12 (the kernel reports at least a page). `hva` lies inside the lost
-/// granule (some kernels give the accessed address, others the huge
+/// What a memory-failure signal at `hva` lost and what it touched, from
+/// one lookup of `hva`'s range (so the two cannot come from different
+/// registrations of a range that hotplug changed in between).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loss {
+    /// The lost granule: `si_addr_lsb` raised to the range's host page
+    /// size ([`RamRange::page_shift`]: the kernel loses whole host pages,
+    /// and x86 KVM says 12 for a huge one) and to 12 (the kernel reports
+    /// at least a page).
+    pub granule: GpaGranule,
+    /// The guest-physical 4 KiB page of `hva` (the page a vCPU accessed).
+    pub page: GpaGranule,
+}
+
+/// The [`Loss`] at `hva` with `si_addr_lsb` = `lsb`. `hva` lies inside the
+/// lost granule (some kernels give the accessed address, others the huge
 /// page's start), so its guest-physical address is rounded down. That is
 /// the lost range as long as guest RAM is mapped at guest-physical
 /// addresses aligned like its host mapping, as Cloud Hypervisor maps
 /// hugetlb-backed RAM.
-pub fn granule(hva: Hva, lsb: u8) -> Result<GpaGranule, GuestRamError> {
+pub fn loss(hva: Hva, lsb: u8) -> Result<Loss, GuestRamError> {
     if lsb > MAX_GRANULE_SHIFT {
         return Err(GuestRamError::GranuleOutOfRange(lsb));
     }
     let r = find(hva).ok_or(GuestRamError::NotGuestRam(hva))?;
-    let lsb = lsb.max(r.page_shift).max(MIN_GRANULE_SHIFT);
     let gpa = r.gpa.unchecked_add(hva.0 - r.hva.0);
-    GpaGranule::containing(gpa, lsb).ok_or(GuestRamError::GranuleOutOfRange(lsb))
+    let within =
+        |shift| GpaGranule::containing(gpa, shift).ok_or(GuestRamError::GranuleOutOfRange(shift));
+    Ok(Loss {
+        granule: within(lsb.max(r.page_shift).max(MIN_GRANULE_SHIFT))?,
+        page: within(MIN_GRANULE_SHIFT)?,
+    })
 }
 
-/// The guest-physical 4 KiB page of `hva` (the page a vCPU accessed).
-pub fn page(hva: Hva) -> Result<GpaGranule, GuestRamError> {
-    let gpa = translate(hva).ok_or(GuestRamError::NotGuestRam(hva))?;
-    GpaGranule::containing(gpa, MIN_GRANULE_SHIFT)
-        .ok_or(GuestRamError::GranuleOutOfRange(MIN_GRANULE_SHIFT))
+/// The lost granule of [`loss`] (an action-optional signal names no
+/// accessed page).
+pub fn granule(hva: Hva, lsb: u8) -> Result<GpaGranule, GuestRamError> {
+    loss(hva, lsb).map(|l| l.granule)
 }
 
 fn validate(r: &RamRange) -> Result<(), GuestRamError> {
@@ -389,10 +403,19 @@ mod tests {
         // arm64 KVM already says 21; an lsb above the page size is kept.
         assert_eq!(granule(accessed, 21).unwrap(), g);
         assert_eq!(granule(accessed, 30).unwrap().shift(), 30);
-        // The accessed page is still the 4 KiB one.
-        let p = page(accessed).unwrap();
-        assert_eq!((p.base(), p.shift()), (GuestAddress(0x4021_5000), 12));
-        assert_eq!(page(Hva(BASE)), Err(GuestRamError::NotGuestRam(Hva(BASE))));
+        // The accessed page is still the 4 KiB one, whatever lsb says.
+        for lsb in [0, 12, 21, 30] {
+            let l = loss(accessed, lsb).unwrap();
+            assert_eq!(l.granule, granule(accessed, lsb).unwrap());
+            assert_eq!(
+                (l.page.base(), l.page.shift()),
+                (GuestAddress(0x4021_5000), 12)
+            );
+        }
+        assert_eq!(
+            loss(Hva(BASE), 12),
+            Err(GuestRamError::NotGuestRam(Hva(BASE)))
+        );
         // ranges() gives the page size back.
         assert_eq!(_ram.ranges()[0].page_shift, 21);
     }

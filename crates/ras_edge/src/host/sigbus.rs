@@ -122,16 +122,19 @@ impl SigbusRecord {
     /// address).
     pub fn report(&self, time: ReportTime) -> Result<ErrorReport, GuestRamError> {
         Ok(time.report(match *self {
-            SigbusRecord::ActionRequired { vcpu, hva, lsb } => ErrorCause::Consumed {
-                vcpu,
-                origin: Origin::Sigbus,
-                granule: Some(guest_ram::granule(hva, lsb)?),
+            SigbusRecord::ActionRequired { vcpu, hva, lsb } => {
                 // si_addr is the accessed address where the kernel gives it
                 // (KVM's stage-2 fault on arm64), the huge page's start
                 // elsewhere: its page either way.
-                page: Some(guest_ram::page(hva)?),
-                gva: None,
-            },
+                let loss = guest_ram::loss(hva, lsb)?;
+                ErrorCause::Consumed {
+                    vcpu,
+                    origin: Origin::Sigbus,
+                    granule: Some(loss.granule),
+                    page: Some(loss.page),
+                    gva: None,
+                }
+            }
             SigbusRecord::ActionOptional { hva, lsb } => ErrorCause::Announced {
                 granule: guest_ram::granule(hva, lsb)?,
                 found_by: FoundBy::HostSignal,
