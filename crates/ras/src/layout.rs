@@ -8,14 +8,18 @@
 //! zerocopy struct whose size and field offsets come from a spec table
 //! (UEFI 2.10 appendix N for CPER, ACPI 6.5 section 18.3 for the HEST).
 //! [`wire_layout!`](crate::wire_layout) states those numbers next to the
-//! struct; a struct that drifts from them does not compile, so no test
-//! run is needed to notice (the style of `acpi_tables`' `assert_same_size!`).
+//! struct; a struct that drifts from them, or has a field the pin does not
+//! name, does not compile, so no test run is needed to notice (the style of
+//! `acpi_tables`' `assert_same_size!`).
 
 /// Pins the size of a wire struct and the offset of each named field at
 /// compile time: `wire_layout!(Type = size; field @ offset, ...)`, the
 /// numbers copied from the spec table that defines the struct (not computed
 /// from the struct). A mismatch is a compile error naming the struct and
-/// the field.
+/// the field. Every field must be named: the sizes of the named fields must
+/// add up to the struct's (a packed struct has no padding), so a field left
+/// out of the pin, or added to the struct and not to the pin, is a compile
+/// error too.
 ///
 /// ```
 /// #[repr(C, packed)]
@@ -47,6 +51,17 @@
 /// }
 /// ras::wire_layout!(Pair = 8; a @ 0, b @ 1);
 /// ```
+///
+/// nor with a field not pinned:
+///
+/// ```compile_fail
+/// #[repr(C, packed)]
+/// struct Pair {
+///     a: u8,
+///     b: u32,
+/// }
+/// ras::wire_layout!(Pair = 5; a @ 0);
+/// ```
 #[macro_export]
 macro_rules! wire_layout {
     ($t:ty = $size:expr; $($field:ident @ $off:expr),+ $(,)?) => {
@@ -64,6 +79,21 @@ macro_rules! wire_layout {
                     ),
                 );
             )+
+            assert!(
+                0 $(+ $crate::layout::field_size(|wire: $t| wire.$field))+
+                    == ::core::mem::size_of::<$t>(),
+                concat!(
+                    "the pin of ", stringify!($t),
+                    " does not name all its fields (their sizes do not add up to its size)"
+                ),
+            );
         };
     };
+}
+
+/// The size of the field `read` returns (by value: a packed struct's field
+/// cannot be borrowed). For [`wire_layout!`](crate::wire_layout).
+#[doc(hidden)]
+pub const fn field_size<T, F>(_read: fn(T) -> F) -> usize {
+    size_of::<F>()
 }
