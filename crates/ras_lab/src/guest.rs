@@ -28,6 +28,8 @@
 
 use std::fmt;
 
+use ras_edge::arch::aarch64::sea::Esr;
+
 use crate::asm::{self, Asm, EQ, XZR};
 
 /// Guest RAM (memslot 0).
@@ -82,7 +84,9 @@ pub const R_ESR_OK: u64 = 64;
 /// One abort record as the guest's vector wrote it (the `R_*` fields).
 #[derive(Clone, Copy, Debug)]
 pub struct AbortRecord {
-    pub esr: u64,
+    /// ESR_EL1 as the guest read it (decoded by the edge's [`Esr`]; the
+    /// scenarios compare its fields with the ARM ARM's values).
+    pub esr: Esr,
     pub far: u64,
     pub elr: u64,
     pub spsr: u64,
@@ -93,32 +97,14 @@ pub struct AbortRecord {
     pub esr_ok: u64,
 }
 
-impl AbortRecord {
-    /// ESR_EL1's exception class (bits 31:26).
-    pub fn ec(&self) -> u64 {
-        (self.esr >> 26) & 0x3f
-    }
-
-    /// ESR_EL1's fault status code (bits 5:0; 0x10: synchronous external
-    /// abort).
-    pub fn fsc(&self) -> u64 {
-        self.esr & 0x3f
-    }
-
-    /// ESR_EL1's FnV bit (10): the FAR is not valid.
-    pub fn far_not_valid(&self) -> bool {
-        self.esr & (1 << 10) != 0
-    }
-}
-
 impl fmt::Display for AbortRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "ESR_EL1 {:#x} (EC {:#x}, FSC {:#x}) FAR_EL1 {:#x} ELR_EL1 {:#x} SPSR_EL1 {:#x}; status block PA {:#x} mask {:#x}, matched {}, acked {}, guest ESR check {}",
-            self.esr,
-            self.ec(),
-            self.fsc(),
+            self.esr.0,
+            self.esr.ec(),
+            self.esr.fsc(),
             self.far,
             self.elr,
             self.spsr,

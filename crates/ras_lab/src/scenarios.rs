@@ -244,7 +244,7 @@ fn check_dabt(
     let r = lab.abort_record(id, n);
     println!("    guest vCPU{id} abort #{n}: {r}");
     c.check(
-        r.ec() == 0x25 && r.fsc() == 0x10 && r.esr_ok == 1,
+        r.esr.ec() == 0x25 && r.esr.fsc() == 0x10 && r.esr_ok == 1,
         format!("vCPU{id}#{n}: ESR is a sync external data abort from EL1 (EC 0x25, FSC 0x10; the guest's vector agrees)"),
     );
     c.check(
@@ -372,7 +372,7 @@ fn second() -> Result<Verdict, LabError> {
     let r1 = lab.abort_record(0, 1);
     println!("    guest vCPU0 abort #1: {r1}");
     c.check(
-        r1.ec() == 0x25 && r1.far == b + 0x80,
+        r1.esr.ec() == 0x25 && r1.far == b + 0x80,
         "second abort: data abort with FAR in page B",
     );
     let queued = rep
@@ -477,7 +477,7 @@ fn huge() -> Result<Verdict, LabError> {
     let r = lab.abort_record(0, 0);
     println!("    guest vCPU0 abort #0: {r}");
     c.check(
-        r.ec() == 0x25 && r.far == load && r.elr == lab.prog.load_insn,
+        r.esr.ec() == 0x25 && r.far == load && r.elr == lab.prog.load_insn,
         "guest saw the data abort at the load, FAR inside the huge page",
     );
     c.check(
@@ -742,7 +742,7 @@ fn iabt() -> Result<Verdict, LabError> {
     let r = lab.abort_record(0, 0);
     println!("    guest abort: {r}");
     c.check(
-        r.ec() == 0x21 && r.fsc() == 0x10 && !r.far_not_valid() && r.esr_ok == 1,
+        r.esr.ec() == 0x21 && r.esr.fsc() == 0x10 && !r.esr.fnv() && r.esr_ok == 1,
         "guest saw EC 0x21 (instruction abort, current EL), FSC 0x10, FnV 0 (its vector agrees)",
     );
     c.check(
@@ -842,7 +842,7 @@ fn drill() -> Result<Verdict, LabError> {
             // handler: let it run until the guest has recorded the abort.
             if matches!(answer, Some(Ok(_))) {
                 poll_until(Duration::from_secs(5), || {
-                    lab.abort_record(round as u64, 0).esr != 0 || runner.is_finished()
+                    lab.abort_record(round as u64, 0).esr.0 != 0 || runner.is_finished()
                 });
             }
             stop.store(true, Ordering::SeqCst);
@@ -876,7 +876,7 @@ fn drill() -> Result<Verdict, LabError> {
                 let r = lab.abort_record(1, 0);
                 println!("    guest abort: {r}");
                 c.check(
-                    r.ec() == 0x25 && r.far_not_valid() && r.fsc() == 0x10,
+                    r.esr.ec() == 0x25 && r.esr.fnv() && r.esr.fsc() == 0x10,
                     "guest saw a data abort from EL1 with FnV set (no stale FAR)",
                 );
                 c.check(

@@ -24,7 +24,7 @@ use ras::event::Counters;
 use ras::granule::GpaGranule;
 use ras::inject::{Pending, PendingInjections, VcpuMode};
 use ras::report::{ErrorCause, ErrorReport, Origin};
-use ras_edge::arch::aarch64::sea::{Injected, SeaAbort, SeaExit};
+use ras_edge::arch::aarch64::sea::{Esr, Injected, SeaAbort, SeaExit};
 use ras_edge::host::clock::ReportTime;
 use ras_edge::host::guest_ram::{GuestRam, Hva};
 use ras_edge::host::sigbus::{SigbusRecord, VcpuSigbusGuard};
@@ -573,7 +573,7 @@ impl Lab {
     pub fn abort_record(&self, id: u64, n: u64) -> guest::AbortRecord {
         let r = Self::cb(id) + guest::CB_RECS + guest::REC_LEN * n;
         guest::AbortRecord {
-            esr: self.read_u64(r + guest::R_ESR),
+            esr: Esr(self.read_u64(r + guest::R_ESR)),
             far: self.read_u64(r + guest::R_FAR),
             elr: self.read_u64(r + guest::R_ELR),
             spsr: self.read_u64(r + guest::R_SPSR),
