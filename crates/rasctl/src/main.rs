@@ -132,7 +132,8 @@ struct MemoryArgs {
     /// Guest-physical address of the lost memory (rounded down to the granule).
     #[arg(long, value_parser = parse_u64)]
     gpa: u64,
-    /// Size of the lost range: 4K, 2M, 1G, ... or shift=N.
+    /// Size of the lost range: 4K, 2M, 1G, 0x200000, ... (a power of two,
+    /// 4K..16G; the syntax of `--ras block_size` and `inject-error granule`).
     #[arg(long, value_parser = parse_granule_shift, default_value = "4K")]
     granule: u8,
     /// Set the threshold-exceeded flag (corrected: Linux soft-offlines).

@@ -3,10 +3,11 @@
 
 use std::str::FromStr;
 
-use ras::config::parse_number;
+use ras::config::{parse_number, parse_size};
 use ras::cper::{Guid, Severity};
-use ras::granule::{MAX_GRANULE_SHIFT, MIN_GRANULE_SHIFT};
+use ras::granule::{GpaGranule, MAX_GRANULE_SHIFT, MIN_GRANULE_SHIFT};
 use ras::inject::{self, InjectArmError};
+use vm_memory::GuestAddress;
 
 /// Parses a u64 written in decimal or with a `0x` prefix (the number
 /// syntax of `--ras` and `inject-error`, [`parse_number`]), `_` separators
@@ -22,39 +23,27 @@ pub fn parse_arm_error(s: &str) -> Result<InjectArmError, String> {
     s.parse().map_err(|e: inject::InjectError| e.to_string())
 }
 
-/// Parses a granule: `4K`, `2M`, `1G` or a shift written `shift=N`.
+/// Parses a granule size, written as `--ras block_size` and `inject-error
+/// granule` are ([`parse_size`]: `4K`, `2M`, `0x200000`): a power of two
+/// from 4 KiB to 16 GiB. Returns its shift.
 pub fn parse_granule_shift(s: &str) -> Result<u8, String> {
-    let shift = match s.to_ascii_uppercase().as_str() {
-        "4K" | "4KIB" => 12,
-        "64K" | "64KIB" => 16,
-        "2M" | "2MIB" => 21,
-        "32M" | "32MIB" => 25,
-        "512M" | "512MIB" => 29,
-        "1G" | "1GIB" => 30,
-        other => match other.strip_prefix("SHIFT=") {
-            Some(n) => n
-                .parse::<u8>()
-                .map_err(|e| format!("'{s}': bad shift ({e})"))?,
-            None => {
-                return Err(format!(
-                    "'{s}': expected 4K, 64K, 2M, 32M, 512M, 1G or shift=N"
-                ));
-            }
-        },
-    };
-    if !(MIN_GRANULE_SHIFT..=MAX_GRANULE_SHIFT).contains(&shift) {
-        return Err(format!(
-            "'{s}': granule shift {shift} outside {MIN_GRANULE_SHIFT}..={MAX_GRANULE_SHIFT}"
-        ));
-    }
-    Ok(shift)
+    let len: u64 = parse_size("granule", s).map_err(|e| e.to_string())?;
+    GpaGranule::from_range(GuestAddress(0), len)
+        .map(|g| g.shift())
+        .ok_or_else(|| {
+            format!(
+                "'{s}': a granule is a power of two from {} to {} bytes",
+                1u64 << MIN_GRANULE_SHIFT,
+                1u64 << MAX_GRANULE_SHIFT
+            )
+        })
 }
 
-/// Parses a CPER severity name ([`Severity::name`]).
+/// Parses a severity word, as `inject-error severity` does
+/// ([`inject::parse_severity`]).
 pub fn parse_severity(s: &str) -> Result<Severity, String> {
-    Severity::from_str(s).map_err(|e| e.to_string())
+    inject::parse_severity(s).map_err(|e| e.to_string())
 }
-
 /// Parses a GUID `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
 pub fn parse_guid(s: &str) -> Result<Guid, String> {
     Guid::from_str(s).map_err(|e| format!("'{s}': {e}"))
@@ -90,21 +79,37 @@ mod tests {
 
     #[test]
     fn granules() {
-        assert_eq!(parse_granule_shift("4K"), Ok(12));
-        assert_eq!(parse_granule_shift("2m"), Ok(21));
-        assert_eq!(parse_granule_shift("1G"), Ok(30));
-        assert_eq!(parse_granule_shift("shift=13"), Ok(13));
-        parse_granule_shift("shift=11").unwrap_err();
-        parse_granule_shift("3M").unwrap_err();
+        // parse_size's syntax; the shift of a power of two from 4K to 16G.
+        for (text, shift) in [
+            ("4K", 12),
+            ("0x2000", 13),
+            ("2M", 21),
+            ("2097152", 21),
+            ("1G", 30),
+            ("16G", 34),
+        ] {
+            assert_eq!(parse_granule_shift(text), Ok(shift), "{text}");
+        }
+        for text in ["2K", "3M", "32G", "0", "2m", "shift=13", ""] {
+            parse_granule_shift(text).unwrap_err();
+        }
+        assert!(
+            parse_granule_shift("2k")
+                .unwrap_err()
+                .contains("Invalid number '2k' for 'granule'")
+        );
+        assert_eq!(
+            parse_granule_shift("3M").unwrap_err(),
+            "'3M': a granule is a power of two from 4096 to 17179869184 bytes"
+        );
     }
 
     #[test]
     fn severity_errors_name_the_choices() {
         assert_eq!(parse_severity("fatal"), Ok(Severity::Fatal));
-        assert!(
-            parse_severity("bad")
-                .unwrap_err()
-                .contains("recoverable|fatal")
+        assert_eq!(
+            parse_severity("bad").unwrap_err(),
+            "Invalid value 'bad' for 'severity' (allowed: recoverable|fatal|corrected|informational)"
         );
     }
 
