@@ -15,14 +15,17 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 gen="$here/gen-vendor-patches.py"
-python3 "$gen" check
+# VENDOR_PATCHES (another vendor-patches directory) is checked, and copied
+# for the self-tests, as by scripts/lib/ch-series.sh.
+vp=${VENDOR_PATCHES:-$here/../vendor-patches}
+VENDOR_PATCHES=$vp python3 "$gen" check
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # refused WHAT EXPECTED: `check` on $tmp/vp fails and prints EXPECTED.
 refused() {
     local out st=0
-    out=$(RAS_VENDOR_PATCHES=$tmp/vp python3 "$gen" check 2>&1) || st=$?
+    out=$(VENDOR_PATCHES=$tmp/vp python3 "$gen" check 2>&1) || st=$?
     if [ "$st" = 0 ] || ! grep -qF -- "$2" <<<"$out"; then
         echo "check-vendor-patches: self-test '$1': check did not refuse it (status $st):"
         echo "$out"
@@ -30,7 +33,7 @@ refused() {
     fi
     echo "self-test: $1 refused ($2)"
 }
-fresh() { rm -rf "$tmp/vp" && cp -r "$here/../vendor-patches" "$tmp/vp"; }
+fresh() { rm -rf "$tmp/vp" && cp -r "$vp" "$tmp/vp"; }
 
 fresh
 p=$(ls "$tmp/vp/main/"0001-*.patch)

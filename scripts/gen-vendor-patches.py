@@ -52,9 +52,10 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# RAS_VENDOR_PATCHES: another copy of vendor-patches/ (the self-test of
-# `check` in scripts/check-vendor-patches.sh damages one).
-VP = Path(os.environ.get("RAS_VENDOR_PATCHES") or REPO / "vendor-patches")
+# VENDOR_PATCHES: another vendor-patches directory (as for
+# scripts/lib/ch-series.sh and verify-series.sh; the self-test of `check`
+# in scripts/check-vendor-patches.sh damages a copy).
+VP = Path(os.environ.get("VENDOR_PATCHES") or REPO / "vendor-patches")
 MANIFEST = VP / "manifest.toml"
 DATE = "Mon, 30 Nov 2026 12:00:00 +0000"
 
