@@ -42,16 +42,21 @@ lab_apt_config() {
 }
 
 # lab_apt_update APT_CONF [MAX_AGE_MIN]: apt-get update unless the lists
-# are younger than MAX_AGE_MIN minutes (default 720).
+# are younger than MAX_AGE_MIN minutes (default 720) and were fetched for
+# the sources the configuration names now (two callers may share a
+# directory with different suites, or one adds deb-src lines: the stamp
+# holds a checksum of APT_CONF and the sources beside it).
 lab_apt_update() {
-    local conf=$1 age=${2:-720} stamp
-    stamp=$(dirname "$conf")/.updated
-    if [ -e "$stamp" ] && [ -n "$(find "$stamp" -mmin "-$age" 2>/dev/null)" ]; then
+    local conf=$1 age=${2:-720} dir stamp sum
+    dir=$(dirname "$conf")
+    stamp=$dir/.updated
+    sum=$(cat "$conf" "$dir"/*.sources "$dir"/sources.d/* 2>/dev/null | sha256sum | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] && [ -n "$(find "$stamp" -mmin "-$age" 2>/dev/null)" ]; then
         return 0
     fi
-    lab_log "updating private package lists ($(dirname "$conf"))"
+    lab_log "updating private package lists ($dir)"
     APT_CONFIG=$conf apt-get -q update >/dev/null || return 1
-    touch "$stamp"
+    echo "$sum" >"$stamp"
 }
 
 # lab_install_missing APT_DIR PKG...: installs the host packages a suite
