@@ -58,7 +58,7 @@ fetch_kernel() {
     local suite=$1 conf
     conf=$(apt_conf)
     lab_kernel "$conf" "$LAB_DIR/debs" "$suite" amd64 "$LAB_DIR/k-$suite" $MODULES ||
-        lab_skip "cannot fetch the $suite kernel (above)"
+        lab_fetch_failed $? "cannot fetch the $suite kernel (above)"
 }
 
 fetch_busybox() {
@@ -67,7 +67,7 @@ fetch_busybox() {
     conf=$(apt_conf)
     lab_apt_update "$conf" || lab_skip "cannot reach the Debian archive (apt-get update failed)"
     lab_busybox "$conf" "$LAB_DIR/debs" amd64 "$LAB_DIR/busybox" ||
-        lab_skip "cannot download busybox-static"
+        lab_fetch_failed $? "cannot fetch busybox-static (above)"
 }
 
 fetch() {

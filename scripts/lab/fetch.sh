@@ -69,10 +69,11 @@ conf=$(lab_apt_config "$LAB_DIR/apt" "bookworm bookworm-backports trixie trixie-
     lab_skip "no Debian archive URI in $DEBIAN_SOURCES"
 if [ ! -s "$LAB_DIR/busybox" ]; then
     lab_apt_update "$conf" || lab_skip "cannot reach the Debian archive (apt-get update failed)"
-    lab_busybox "$conf" "$LAB_DIR/debs" arm64 "$LAB_DIR/busybox" || lab_skip "cannot download busybox-static"
+    lab_busybox "$conf" "$LAB_DIR/debs" arm64 "$LAB_DIR/busybox" ||
+        lab_fetch_failed $? "cannot fetch busybox-static (above)"
 fi
 for k in $LAB_KERNELS; do
     lab_kernel "$conf" "$LAB_DIR/debs" "$(suite_of "$k")" arm64 "$LAB_DIR/$k" $MODULES ||
-        lab_skip "cannot fetch the $k kernel (above)"
+        lab_fetch_failed $? "cannot fetch the $k kernel (above)"
 done
 lab_log "done: $(for k in $LAB_KERNELS; do printf '%s=%s ' "$k" "$(cat "$LAB_DIR/$k/version")"; done)"

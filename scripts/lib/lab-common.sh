@@ -31,6 +31,15 @@ lab_skip() {
     exit 77
 }
 
+# lab_fetch_failed STATUS WHY: after a fetch (lab_kernel, lab_busybox) that
+# returned STATUS: 2, the archive could not be reached or did not have it,
+# skips the suite (77); anything else (a module the kernel does not have,
+# an extraction or a copy that failed) is an error (1).
+lab_fetch_failed() {
+    [ "$1" = 2 ] && lab_skip "$2"
+    lab_die "$2"
+}
+
 # ---- the Debian archive -------------------------------------------------
 
 # lab_apt_config DIR "SUITES": a private APT configuration in DIR (see
@@ -120,10 +129,11 @@ fetch_debs() {
 }
 
 # lab_busybox APT_CONF DEST ARCH OUT: OUT, the static busybox of Debian
-# bookworm for ARCH (busybox-static; its .deb kept in DEST).
+# bookworm for ARCH (busybox-static; its .deb kept in DEST). Status 2 when
+# it cannot be downloaded, 1 when it cannot be unpacked.
 lab_busybox() {
     local conf=$1 dest=$2 arch=$3 out=$4 debs x st=0
-    debs=$(fetch_debs "$conf" "$dest" bookworm "$arch" busybox-static) || return 1
+    debs=$(fetch_debs "$conf" "$dest" bookworm "$arch" busybox-static) || return 2
     x=$(mktemp -d)
     deb_extract $debs "$x" && cp "$x/bin/busybox" "$out" || st=1
     rm -rf "$x"
@@ -217,10 +227,12 @@ modules_install() {
 # them all already (then without touching the network; a change of
 # MODULE... fetches again). Package lists are updated as lab_apt_update
 # does. The .debs pass through DEBS and are removed (the modules package
-# is ~100 MB). Status 1, the reason logged and OUT as it was, when the
-# archive cannot be reached or lacks something.
+# is ~100 MB). On failure the reason is logged and OUT is as it was; the
+# status is 2 when the archive cannot be reached or lacks a package, 1
+# for anything else (a module the kernel does not have, a failed
+# extraction or copy): see lab_fetch_failed.
 lab_kernel() {
-    local conf=$1 debs=$2 suite=$3 arch=$4 out=$5 img ver x o files
+    local conf=$1 debs=$2 suite=$3 arch=$4 out=$5 img ver x o files st=0
     shift 5
     _lk_has() {
         local m
@@ -228,9 +240,9 @@ lab_kernel() {
         for m in "$@"; do [ -s "$out/modules/$m.ko" ] || return 1; done
     }
     _lk_has "$@" && return 0
-    lab_apt_update "$conf" || { lab_log "cannot reach the Debian archive (apt-get update failed)"; return 1; }
+    lab_apt_update "$conf" || { lab_log "cannot reach the Debian archive (apt-get update failed)"; return 2; }
     img=$(deb_image_of "$conf" "linux-image-$arch" "$suite" "$arch")
-    [ -n "$img" ] || { lab_log "no linux-image-$arch in $suite"; return 1; }
+    [ -n "$img" ] || { lab_log "no linux-image-$arch in $suite"; return 2; }
     ver=${img#linux-image-}
     ver=${ver%-unsigned}
     lab_log "$suite: $img ($ver)"
@@ -240,8 +252,8 @@ lab_kernel() {
     x=$(mktemp -d "$out.x-XXXXXX")
     o=$(mktemp -d "$out.new-XXXXXX") && chmod 755 "$o"
     _lk_unpack() {
-        files=$(fetch_debs "$conf" "$debs" "$suite" "$arch" "$1") || { lab_log "cannot download $1"; return 1; }
-        deb_extract $files "$x"
+        files=$(fetch_debs "$conf" "$debs" "$suite" "$arch" "$1") || { lab_log "cannot download $1"; return 2; }
+        deb_extract $files "$x" || { lab_log "cannot unpack $1"; return 1; }
     }
     # Split packages (7.x) leave the module tree (<modules>/<ver>/kernel/)
     # to linux-modules-<ver>; a module missing from a whole tree is named
@@ -249,19 +261,22 @@ lab_kernel() {
     _lk_module_tree() {
         [ -n "$(find "$x" -path '*/modules/*' -name kernel -type d -print -quit)" ]
     }
-    if _lk_unpack "$img" &&
-        { [ -n "$(kernel_image "$x")" ] || _lk_unpack "linux-binary-$ver"; } &&
-        { [ $# -eq 0 ] || _lk_module_tree || _lk_unpack "linux-modules-$ver"; } &&
+    _lk_unpack "$img" || st=$?
+    if [ $st = 0 ] && [ -z "$(kernel_image "$x")" ]; then
+        _lk_unpack "linux-binary-$ver" || st=$?
+    fi
+    if [ $st = 0 ] && [ $# -gt 0 ] && ! _lk_module_tree; then
+        _lk_unpack "linux-modules-$ver" || st=$?
+    fi
+    if [ $st = 0 ]; then
         cp "$(kernel_image "$x")" "$o/vmlinuz" &&
-        modules_install "$x" "$o/modules" "$@" &&
-        echo "$ver" >"$o/version" &&
-        rm -rf "$out" && mv "$o" "$out"; then
-        rm -rf "$x" "$debs"/linux-*
-        lab_log "$suite: $ver, modules $(tr '\n' ' ' <"$out/modules/modules.order")"
-        return 0
+            modules_install "$x" "$o/modules" "$@" &&
+            echo "$ver" >"$o/version" &&
+            rm -rf "$out" && mv "$o" "$out" || st=1
     fi
     rm -rf "$x" "$o" "$debs"/linux-*
-    return 1
+    [ $st = 0 ] || return $st
+    lab_log "$suite: $ver, modules $(tr '\n' ' ' <"$out/modules/modules.order")"
 }
 
 # ---- initramfs, boot, verdict -------------------------------------------
