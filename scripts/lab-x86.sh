@@ -38,6 +38,14 @@ LAB_SCENARIOS=${LAB_SCENARIOS:-all}
 LAB_KERNELS=${LAB_KERNELS:-bookworm trixie-backports}
 LAB_TIMEOUT=${LAB_TIMEOUT:-600}
 SUITES="bookworm bookworm-backports trixie trixie-backports"
+# A suite outside SUITES (the private APT configuration's) cannot be
+# fetched: refused here, not reported as a download that failed (a skip).
+for s in $LAB_KERNELS; do
+    case " $SUITES " in
+        *" $s "*) ;;
+        *) echo "lab-x86: unknown suite '$s' in LAB_KERNELS (allowed: $SUITES)" >&2; exit 2 ;;
+    esac
+done
 # What L1 loads (with their dependencies, from the modules' own
 # .modinfo): kvm-amd -> kvm (-> irqbypass), ccp.
 MODULES="kvm-amd hwpoison-inject"

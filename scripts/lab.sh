@@ -41,6 +41,14 @@ LAB_SCENARIOS_61=${LAB_SCENARIOS_61:-all}
 export LAB_KERNELS=${LAB_KERNELS:-k73 k61}
 LAB_TIMEOUT=${LAB_TIMEOUT:-600}
 log() { echo "lab: $*" >&2; }
+# The kernels scripts/lab/fetch.sh knows (its suite_of): a misspelt one is
+# refused here, not reported as "not fetched" (a skip).
+for k in $LAB_KERNELS; do
+    case $k in
+        k73 | k61) ;;
+        *) echo "lab: unknown kernel '$k' in LAB_KERNELS (allowed: k73 k61)" >&2; exit 2 ;;
+    esac
+done
 . "$ROOT/scripts/lib/ch-series.sh"
 . "$ROOT/scripts/lib/lab-common.sh"
 
