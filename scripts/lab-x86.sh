@@ -100,10 +100,12 @@ build() {
 
 initramfs() {
     local k=$1 d=$LAB_DIR/initramfs-$1
-    initramfs_skeleton "$d" "$LAB_DIR/busybox" "$ROOT/scripts/lab/init-x86.sh"
-    cp "$HARNESS" "$d/ras_lab_x86"
-    cp -r "$LAB_DIR/k-$k/modules" "$d/modules"
-    initramfs_build "$d" "$LAB_DIR/initramfs-$k.cpio.gz"
+    # Chained: run() is called in a condition, where set -e does not stop
+    # a failed step (a stale initramfs would boot the old harness).
+    initramfs_skeleton "$d" "$LAB_DIR/busybox" "$ROOT/scripts/lab/init-x86.sh" &&
+        cp "$HARNESS" "$d/ras_lab_x86" &&
+        cp -r "$LAB_DIR/k-$k/modules" "$d/modules" &&
+        initramfs_build "$d" "$LAB_DIR/initramfs-$k.cpio.gz" || return 1
     rm -rf "$d"
 }
 
@@ -140,7 +142,7 @@ run() {
     command -v qemu-system-x86_64 >/dev/null || lab_skip "no qemu-system-x86_64 (run: scripts/lab-x86.sh fetch)"
     for k in $LAB_KERNELS; do
         [ -s "$LAB_DIR/k-$k/vmlinuz" ] || lab_skip "kernel $k not fetched (run: scripts/lab-x86.sh fetch)"
-        initramfs "$k"
+        initramfs "$k" || lab_die "cannot build the initramfs of $k (above)"
         boot "$k"
         times+=("$(timings "$k" "$BOOT_S")")
         local out=$LAB_DIR/serial-$k.log
