@@ -193,8 +193,10 @@ chv_touched_crates() {
     done | sort -u
 }
 
+# check_test ARCH [no-run]: the tests of the crates the commit touches
+# (with no-run: compiled only).
 check_test() {
-    local arch=$1 triple c d feats=() pkgs=() crates=() rc=0
+    local arch=$1 mode=${2:-run} triple c d feats=() pkgs=() crates=() rc=0
     triple=$(chv_triple "$arch")
     while read -r c d; do
         crates+=("$c")
@@ -206,7 +208,7 @@ check_test() {
     local fa=()
     [ "${#feats[@]}" -eq 0 ] || fa=(--features "$(IFS=,; echo "${feats[*]}")")
     echo "### crates: ${crates[*]}"
-    if [ -n "${CHV_NO_RUN:-}" ]; then
+    if [ "$mode" = no-run ]; then
         chv_cargo "$arch" test --locked --target "$triple" "${pkgs[@]}" "${fa[@]}" \
             --lib --bins --tests --no-run
         return
@@ -224,7 +226,7 @@ check_test() {
 # check_testbuild ARCH: the tests of the crates the commit touches compile
 # (check_test without running them): what --quick checks on each commit,
 # so that no commit's tests lean on a later one.
-check_testbuild() { CHV_NO_RUN=1 check_test "$1"; }
+check_testbuild() { check_test "$1" no-run; }
 
 check_fmt() {
     [ "${#CHV_FMT[@]}" -gt 0 ] || { echo "SKIP: no nightly rustfmt (rustup component add rustfmt --toolchain nightly)"; return 77; }
